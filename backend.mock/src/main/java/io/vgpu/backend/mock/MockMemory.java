@@ -1,0 +1,386 @@
+package io.vgpu.backend.mock;
+
+import io.vgpu.api.CuResult;
+import io.vgpu.api.kernel.DeviceMemory;
+import java.nio.ByteBuffer;
+import java.util.Map;
+import java.util.TreeMap;
+import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.concurrent.locks.ReadWriteLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
+
+/**
+ * One simulated device's memory, built like the real VMM: physical allocations, mapped into the
+ * device address space. Pages materialise on first write, so 80 GiB can be allocated on a machine
+ * with far less RAM; untouched bytes read as zero.
+ */
+final class MockMemory {
+    static final int PAGE = 64 * 1024;
+
+    /** Physical memory; {@code owner} is the client group it belongs to. */
+    static final class Physical {
+        final long size;
+        final long owner;
+        final AtomicReferenceArray<byte[]> pages;
+        int mappings;
+        boolean released;
+
+        Physical(long size, long owner) {
+            this.size = size;
+            this.owner = owner;
+            this.pages = new AtomicReferenceArray<>((int) ((size + PAGE - 1) / PAGE));
+        }
+
+        byte[] page(long index, boolean create) {
+            byte[] p = pages.get((int) index);
+            if (p == null && create) {
+                pages.compareAndSet((int) index, null, new byte[PAGE]);
+                p = pages.get((int) index);
+            }
+            return p;
+        }
+    }
+
+    static final class Mapping {
+        final long address;
+        final long size;
+        final long offset;
+        final Physical physical;
+
+        Mapping(long address, long size, long offset, Physical physical) {
+            this.address = address;
+            this.size = size;
+            this.offset = offset;
+            this.physical = physical;
+        }
+
+        long end() {
+            return address + size;
+        }
+    }
+
+    private final long total;
+    private long allocated;
+    private long materialisedPages;
+    private final TreeMap<Long, Mapping> mappings = new TreeMap<>();
+    private final ReadWriteLock lock = new ReentrantReadWriteLock();
+
+    MockMemory(long total) {
+        this.total = total;
+    }
+
+    long total() {
+        return total;
+    }
+
+    synchronized long allocated() {
+        return allocated;
+    }
+
+    synchronized long free() {
+        return total - allocated;
+    }
+
+    /** Reserves capacity for a new physical allocation; null when the device is full. */
+    synchronized Physical create(long size, long owner) {
+        if (size <= 0 || size > total - allocated) {
+            return null;
+        }
+        allocated += size;
+        return new Physical(size, owner);
+    }
+
+    /** Drops the physical memory once it is released and unmapped, as the driver does. */
+    synchronized void release(Physical p) {
+        p.released = true;
+        maybeFree(p);
+    }
+
+    private void maybeFree(Physical p) {
+        if (p.released && p.mappings == 0 && p.pages.length() > 0) {
+            allocated -= p.size;
+            for (int i = 0; i < p.pages.length(); i++) {
+                if (p.pages.getAndSet(i, null) != null) {
+                    materialisedPages--;
+                }
+            }
+        }
+    }
+
+    int map(long address, long size, long offset, Physical p) {
+        lock.writeLock().lock();
+        try {
+            if (size <= 0 || offset < 0 || offset + size > p.size) {
+                return CuResult.INVALID_VALUE;
+            }
+            Map.Entry<Long, Mapping> prev = mappings.floorEntry(address + size - 1);
+            if (prev != null && prev.getValue().end() > address) {
+                return CuResult.ALREADY_MAPPED;
+            }
+            mappings.put(address, new Mapping(address, size, offset, p));
+            synchronized (this) {
+                p.mappings++;
+            }
+            return CuResult.SUCCESS;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** Removes the mapping that starts at {@code address}; returns it, or null. */
+    Mapping unmap(long address) {
+        lock.writeLock().lock();
+        try {
+            Mapping m = mappings.remove(address);
+            if (m != null) {
+                synchronized (this) {
+                    m.physical.mappings--;
+                    maybeFree(m.physical);
+                }
+            }
+            return m;
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    /** Removes every mapping of the given physical allocations (their context is going away). */
+    void unmapAll(java.util.Collection<Physical> physical) {
+        lock.writeLock().lock();
+        try {
+            java.util.List<Long> doomed = new java.util.ArrayList<>();
+            for (Mapping m : mappings.values()) {
+                if (physical.contains(m.physical)) {
+                    doomed.add(m.address);
+                }
+            }
+            for (long a : doomed) {
+                unmap(a);
+            }
+        } finally {
+            lock.writeLock().unlock();
+        }
+    }
+
+    Mapping mappingAt(long address) {
+        lock.readLock().lock();
+        try {
+            return mappings.get(address);
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    /**
+     * Walks [address, address+length) across contiguous mappings owned by {@code owner}; false if
+     * any byte is unmapped or someone else's.
+     */
+    private boolean walk(long address, long length, long owner, Chunk chunk) {
+        lock.readLock().lock();
+        try {
+            long cursor = address;
+            long end = address + length;
+            while (cursor < end) {
+                Map.Entry<Long, Mapping> e = mappings.floorEntry(cursor);
+                if (e == null || e.getValue().end() <= cursor || e.getValue().physical.owner != owner) {
+                    return false;
+                }
+                Mapping m = e.getValue();
+                long n = Math.min(end, m.end()) - cursor;
+                chunk.apply(m.physical, m.offset + (cursor - m.address), cursor - address, n);
+                cursor += n;
+            }
+            return true;
+        } finally {
+            lock.readLock().unlock();
+        }
+    }
+
+    private boolean covered(long address, long length, long owner) {
+        return walk(address, length, owner, (p, physOffset, bufOffset, n) -> {});
+    }
+
+    @FunctionalInterface
+    private interface Chunk {
+        void apply(Physical p, long physOffset, long bufOffset, long length);
+    }
+
+    int write(long address, ByteBuffer src, long owner) {
+        int length = src.remaining();
+        if (!covered(address, length, owner)) {
+            return CuResult.INVALID_VALUE;
+        }
+        int base = src.position();
+        walk(address, length, owner, (p, off, bufOff, n) -> {
+            long done = 0;
+            while (done < n) {
+                long o = off + done;
+                int inPage = (int) (o % PAGE);
+                int k = (int) Math.min(n - done, PAGE - inPage);
+                byte[] page = page(p, o / PAGE, true);
+                src.get(base + (int) (bufOff + done), page, inPage, k);
+                done += k;
+            }
+        });
+        src.position(base + length);
+        return CuResult.SUCCESS;
+    }
+
+    int read(long address, ByteBuffer dst, long owner) {
+        int length = dst.remaining();
+        if (!covered(address, length, owner)) {
+            return CuResult.INVALID_VALUE;
+        }
+        int base = dst.position();
+        walk(address, length, owner, (p, off, bufOff, n) -> {
+            long done = 0;
+            while (done < n) {
+                long o = off + done;
+                int inPage = (int) (o % PAGE);
+                int k = (int) Math.min(n - done, PAGE - inPage);
+                byte[] page = p.page(o / PAGE, false);
+                int at = base + (int) (bufOff + done);
+                if (page == null) {
+                    for (int i = 0; i < k; i++) {
+                        dst.put(at + i, (byte) 0);
+                    }
+                } else {
+                    dst.put(at, page, inPage, k);
+                }
+                done += k;
+            }
+        });
+        dst.position(base + length);
+        return CuResult.SUCCESS;
+    }
+
+    private byte[] page(Physical p, long index, boolean create) {
+        byte[] before = p.pages.get((int) index);
+        if (before != null || !create) {
+            return before;
+        }
+        byte[] page = p.page(index, true);
+        synchronized (this) {
+            materialisedPages++;
+        }
+        return page;
+    }
+
+    /** Copies within device memory, through a bounded bounce buffer so huge copies need no huge array. */
+    int copy(long dst, long src, long length, long owner) {
+        if (!covered(dst, length, owner) || !covered(src, length, owner)) {
+            return CuResult.INVALID_VALUE;
+        }
+        boolean backwards = dst > src && dst < src + length;
+        ByteBuffer bounce = ByteBuffer.allocate((int) Math.min(length, 4L << 20));
+        long done = 0;
+        while (done < length) {
+            int n = (int) Math.min(bounce.capacity(), length - done);
+            long at = backwards ? length - done - n : done;
+            bounce.clear().limit(n);
+            read(src + at, bounce, owner);
+            bounce.flip();
+            write(dst + at, bounce, owner);
+            done += n;
+        }
+        return CuResult.SUCCESS;
+    }
+
+    int fill(long address, int value, int elementSize, long count, long owner) {
+        long length = count * elementSize;
+        if (!covered(address, length, owner)) {
+            return CuResult.INVALID_VALUE;
+        }
+        if (length == 0) {
+            return CuResult.SUCCESS;
+        }
+        byte[] pattern = new byte[(int) Math.min(length, 1L << 20)];
+        for (int i = 0; i < pattern.length; i++) {
+            pattern[i] = (byte) (value >>> (8 * (i % elementSize)));
+        }
+        long done = 0;
+        while (done < length) {
+            int n = (int) Math.min(pattern.length, length - done);
+            write(address + done, ByteBuffer.wrap(pattern, 0, n), owner);
+            done += n;
+        }
+        return CuResult.SUCCESS;
+    }
+
+    synchronized long materialisedBytes() {
+        return materialisedPages * (long) PAGE;
+    }
+
+    /** The memory a host kernel of {@code owner} may touch. */
+    DeviceMemory view(long owner) {
+        return new View(owner);
+    }
+
+    private final class View implements DeviceMemory {
+        private final long owner;
+
+        View(long owner) {
+            this.owner = owner;
+        }
+
+        private void check(int rc, long address, int length) {
+            if (rc != CuResult.SUCCESS) {
+                throw new AccessException(String.format("%d bytes at 0x%x are not mapped", length, address));
+            }
+        }
+
+        @Override
+        public void read(long address, byte[] dst, int offset, int length) {
+            check(MockMemory.this.read(address, ByteBuffer.wrap(dst, offset, length), owner), address, length);
+        }
+
+        @Override
+        public void write(long address, byte[] src, int offset, int length) {
+            check(MockMemory.this.write(address, ByteBuffer.wrap(src, offset, length), owner), address, length);
+        }
+
+        private ByteBuffer get(long address, int n) {
+            ByteBuffer b = ByteBuffer.allocate(n).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+            check(MockMemory.this.read(address, b, owner), address, n);
+            return b.flip();
+        }
+
+        private void put(long address, ByteBuffer b) {
+            check(MockMemory.this.write(address, b.flip(), owner), address, b.limit());
+        }
+
+        private ByteBuffer buf(int n) {
+            return ByteBuffer.allocate(n).order(java.nio.ByteOrder.LITTLE_ENDIAN);
+        }
+
+        @Override
+        public byte getByte(long address) {
+            return get(address, 1).get(0);
+        }
+
+        @Override
+        public void putByte(long address, byte value) {
+            put(address, buf(1).put(value));
+        }
+
+        @Override
+        public int getInt(long address) {
+            return get(address, 4).getInt(0);
+        }
+
+        @Override
+        public void putInt(long address, int value) {
+            put(address, buf(4).putInt(value));
+        }
+
+        @Override
+        public long getLong(long address) {
+            return get(address, 8).getLong(0);
+        }
+
+        @Override
+        public void putLong(long address, long value) {
+            put(address, buf(8).putLong(value));
+        }
+    }
+}

@@ -1,0 +1,21 @@
+package io.vgpu.api.dto;
+
+/** One launch as a simulated backend recorded it. */
+public class LaunchRecord {
+    public long sequence;
+    public String kernel;
+    public LaunchConfig config;
+    public int paramBytes;
+    /** True when a host kernel ran it; false when it was a recorded no-op. */
+    public boolean executed;
+    /** The launch's result code. */
+    public int result;
+
+    @Override
+    public String toString() {
+        LaunchConfig c = config;
+        return "#" + sequence + " " + kernel + " grid(" + c.gridX + "," + c.gridY + "," + c.gridZ + ") block(" + c.blockX
+                + "," + c.blockY + "," + c.blockZ + ") smem=" + c.sharedMemBytes + " params=" + paramBytes + "B "
+                + (executed ? "executed" : "recorded") + (result != 0 ? " result=" + result : "");
+    }
+}

@@ -1,0 +1,41 @@
+package io.vgpu.api.dto;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A module image as the application handed it over (fatbin, cubin or PTX), together with the
+ * metadata the core parsed from it. Backends with a real driver load {@link #data}; simulated
+ * backends work from the metadata.
+ */
+public class ModuleImage {
+    public enum Format { FATBIN, CUBIN, PTX }
+
+    public Format format;
+    /** The image bytes exactly as received. */
+    public byte[] data;
+    /** SM architecture of the code the metadata came from, e.g. 90; 0 if unknown. */
+    public int arch;
+    public List<KernelInfo> kernels = new ArrayList<>();
+    public List<GlobalInfo> globals = new ArrayList<>();
+    /** Bytes the globals need in total, each aligned to 256. */
+    public long globalsSize;
+
+    public KernelInfo kernel(String name) {
+        for (KernelInfo k : kernels) {
+            if (k.name.equals(name)) {
+                return k;
+            }
+        }
+        return null;
+    }
+
+    public GlobalInfo global(String name) {
+        for (GlobalInfo g : globals) {
+            if (g.name.equals(name)) {
+                return g;
+            }
+        }
+        return null;
+    }
+}

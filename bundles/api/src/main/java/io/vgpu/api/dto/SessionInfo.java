@@ -1,0 +1,19 @@
+package io.vgpu.api.dto;
+
+/** One client process's session, as {@code vgpu:sessions} and {@code vgpu smi} list it. */
+public class SessionInfo {
+    public long id;
+    public int pid;
+    public int uid;
+    public int gid;
+    public String processName;
+    /** The backend the session is bound to, or null. */
+    public String backend;
+    /** BOUND, NO_BACKEND, BACKEND_LOST or CLOSED. */
+    public String status;
+    /** Device memory the session holds on its backend, in bytes. */
+    public long memoryUsed;
+    public int contexts;
+    public long launches;
+    public long openedAtMillis;
+}

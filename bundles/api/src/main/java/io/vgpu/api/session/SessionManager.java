@@ -1,0 +1,31 @@
+package io.vgpu.api.session;
+
+import io.vgpu.api.dto.BackendInfo;
+import io.vgpu.api.dto.LaunchRecord;
+import io.vgpu.api.dto.RouterStatus;
+import io.vgpu.api.dto.SessionInfo;
+import java.util.List;
+import org.osgi.annotation.versioning.ProviderType;
+
+/**
+ * The core's front door: transports (the shim bridge, later remote peers) open one session per
+ * client process here. The router binds each new session to the backend that is active at that
+ * moment.
+ */
+@ProviderType
+public interface SessionManager {
+    /** Never null: without a backend the session exists and answers {@code CUDA_ERROR_NO_DEVICE}. */
+    Session open(ClientInfo client);
+
+    List<SessionInfo> sessions();
+
+    List<BackendInfo> backends();
+
+    RouterStatus status();
+
+    /** Makes {@code backendId} the backend for new sessions (persisted through ConfigAdmin). */
+    void use(String backendId) throws Exception;
+
+    /** The most recent launches a backend recorded, oldest first; empty if it records none. */
+    List<LaunchRecord> launchLog(String backendId, int max);
+}

@@ -1,0 +1,252 @@
+package io.vgpu.core.internal;
+
+import io.vgpu.api.CudaService;
+import io.vgpu.api.dto.BackendInfo;
+import io.vgpu.api.dto.DeviceInfo;
+import io.vgpu.api.dto.LaunchRecord;
+import io.vgpu.api.dto.RouterStatus;
+import io.vgpu.api.dto.SessionInfo;
+import io.vgpu.api.session.ClientInfo;
+import io.vgpu.api.session.Session;
+import io.vgpu.api.session.SessionManager;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.Dictionary;
+import java.util.Hashtable;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicLong;
+import org.osgi.framework.Constants;
+import org.osgi.service.cm.Configuration;
+import org.osgi.service.cm.ConfigurationAdmin;
+import org.osgi.service.component.annotations.Activate;
+import org.osgi.service.component.annotations.Component;
+import org.osgi.service.component.annotations.Deactivate;
+import org.osgi.service.component.annotations.Modified;
+import org.osgi.service.component.annotations.Reference;
+import org.osgi.service.component.annotations.ReferenceCardinality;
+import org.osgi.service.component.annotations.ReferencePolicy;
+import org.osgi.service.component.annotations.ReferencePolicyOption;
+import org.osgi.service.metatype.annotations.AttributeDefinition;
+import org.osgi.service.metatype.annotations.Designate;
+import org.osgi.service.metatype.annotations.ObjectClassDefinition;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Binds sessions to backends. Backends come and go as services carrying {@code backend.id}; the
+ * configured id decides where new sessions go. A configuration change is applied in place
+ * ({@code @Modified}), so running sessions are untouched by a switch.
+ */
+@Component(service = SessionManager.class, immediate = true, configurationPid = Router.PID)
+@Designate(ocd = Router.Config.class)
+public class Router implements SessionManager {
+    public static final String PID = "io.vgpu.router";
+    private static final Logger LOG = LoggerFactory.getLogger(Router.class);
+
+    @ObjectClassDefinition(name = "vgpu router", description = "Which backend serves new CUDA sessions")
+    public @interface Config {
+        @AttributeDefinition(description = "backend.id of the backend for new sessions")
+        String backend() default "mock";
+
+        @AttributeDefinition(description = "Driver version reported by cuDriverGetVersion, e.g. 13000 or 12080")
+        int driverVersion() default 13000;
+    }
+
+    /** A registered backend; {@code lost} once its service went away. */
+    static final class Backend {
+        final String id;
+        final CudaService service;
+        final int ranking;
+        private volatile boolean lost;
+
+        Backend(String id, CudaService service, int ranking) {
+            this.id = id;
+            this.service = service;
+            this.ranking = ranking;
+        }
+
+        boolean isLost() {
+            return lost;
+        }
+    }
+
+    private final Map<String, List<Backend>> backends = new ConcurrentHashMap<>();
+    private final Map<Long, SessionImpl> sessions = new ConcurrentHashMap<>();
+    private final AtomicLong sessionIds = new AtomicLong();
+    private final AddressSpace addressSpace = new AddressSpace(AddressSpace.DEFAULT_BASE, AddressSpace.DEFAULT_SIZE);
+    private volatile String active = "mock";
+    private volatile int driverVersion = 13000;
+    private volatile boolean activated;
+
+    @Reference(cardinality = ReferenceCardinality.OPTIONAL, policy = ReferencePolicy.DYNAMIC)
+    private volatile ConfigurationAdmin configAdmin;
+
+    @Activate
+    @Modified
+    void configure(Config config) {
+        String previous = active;
+        active = config.backend().trim();
+        driverVersion = config.driverVersion();
+        boolean first = !activated;
+        activated = true;
+        if (first || !active.equals(previous)) {
+            logActive(first ? "started" : "switched from " + previous);
+        }
+    }
+
+    @Deactivate
+    void deactivate() {
+        activated = false;
+        for (SessionImpl s : new ArrayList<>(sessions.values())) {
+            s.close();
+        }
+    }
+
+    private void logActive(String why) {
+        Backend b = activeBackend();
+        if (b == null) {
+            LOG.warn("vgpu {}: active backend '{}' is not registered; new sessions get CUDA_ERROR_NO_DEVICE", why, active);
+            return;
+        }
+        BackendInfo info = b.service.info();
+        DeviceInfo[] devs = b.service.devices();
+        LOG.info("vgpu {}: active backend {}: {}{}", why, active, devs.length > 0 ? devs[0] : info.description,
+                info.available ? "" : " (unavailable: " + info.reason + ")");
+    }
+
+    @Reference(cardinality = ReferenceCardinality.MULTIPLE, policy = ReferencePolicy.DYNAMIC,
+            policyOption = ReferencePolicyOption.GREEDY)
+    void addBackend(CudaService service, Map<String, Object> props) {
+        Object id = props.get(CudaService.BACKEND_ID);
+        if (id == null) {
+            LOG.warn("ignoring a CudaService without the {} property", CudaService.BACKEND_ID);
+            return;
+        }
+        Object ranking = props.get(Constants.SERVICE_RANKING);
+        Backend b = new Backend(id.toString(), service, ranking instanceof Integer ? (Integer) ranking : 0);
+        backends.computeIfAbsent(b.id, k -> new java.util.concurrent.CopyOnWriteArrayList<>()).add(b);
+        LOG.info("backend {} registered: {}", b.id, service.info().description);
+        if (activated && b.id.equals(active)) {
+            logActive("recovered");
+        }
+    }
+
+    void removeBackend(CudaService service, Map<String, Object> props) {
+        Object id = props.get(CudaService.BACKEND_ID);
+        List<Backend> list = id == null ? null : backends.get(id.toString());
+        if (list == null) {
+            return;
+        }
+        for (Backend b : list) {
+            if (b.service == service) {
+                b.lost = true;
+                list.remove(b);
+                LOG.info("backend {} unregistered", b.id);
+            }
+        }
+        if (activated && id.toString().equals(active) && activeBackend() == null) {
+            logActive("lost its backend");
+        }
+    }
+
+    /** The backend new sessions bind to, or null when none is registered under the active id. */
+    Backend activeBackend() {
+        List<Backend> list = backends.get(active);
+        if (list == null || list.isEmpty()) {
+            return null;
+        }
+        return list.stream().max(Comparator.comparingInt(b -> b.ranking)).orElse(null);
+    }
+
+    AddressSpace addressSpace() {
+        return addressSpace;
+    }
+
+    int driverVersion() {
+        return driverVersion;
+    }
+
+    @Override
+    public Session open(ClientInfo client) {
+        SessionImpl s = new SessionImpl(this, sessionIds.incrementAndGet(), client, activeBackend());
+        sessions.put(s.id(), s);
+        LOG.info("session {} opened: pid {} uid {} ({}) on {}", s.id(), client.pid, client.uid, client.processName,
+                s.backendId() == null ? "no backend" : "backend " + s.backendId());
+        return s;
+    }
+
+    void closed(SessionImpl s) {
+        if (sessions.remove(s.id()) != null) {
+            LOG.info("session {} closed: pid {} ({})", s.id(), s.client().pid, s.client().processName);
+        }
+    }
+
+    @Override
+    public List<SessionInfo> sessions() {
+        List<SessionInfo> out = new ArrayList<>();
+        for (SessionImpl s : sessions.values()) {
+            out.add(s.info());
+        }
+        out.sort(Comparator.comparingLong(i -> i.id));
+        return out;
+    }
+
+    @Override
+    public List<BackendInfo> backends() {
+        List<BackendInfo> out = new ArrayList<>();
+        for (List<Backend> list : backends.values()) {
+            for (Backend b : list) {
+                out.add(b.service.info());
+            }
+        }
+        out.sort(Comparator.comparing(i -> i.id));
+        return out;
+    }
+
+    @Override
+    public RouterStatus status() {
+        RouterStatus st = new RouterStatus();
+        st.activeBackend = active;
+        st.driverVersion = driverVersion;
+        st.sessions = sessions.size();
+        Backend b = activeBackend();
+        if (b == null) {
+            st.backendPresent = false;
+            st.message = "no backend: '" + active + "' is not registered; CUDA clients get CUDA_ERROR_NO_DEVICE";
+        } else {
+            BackendInfo info = b.service.info();
+            DeviceInfo[] devs = b.service.devices();
+            st.backendPresent = info.available;
+            st.message = "active backend " + active + ": " + (devs.length > 0 ? devs[0].toString() : info.description)
+                    + (info.available ? "" : " (unavailable: " + info.reason + ")");
+        }
+        return st;
+    }
+
+    @Override
+    public void use(String backendId) throws Exception {
+        ConfigurationAdmin cm = configAdmin;
+        if (cm == null) {
+            throw new IllegalStateException("ConfigurationAdmin is not available");
+        }
+        Configuration c = cm.getConfiguration(PID, "?");
+        Dictionary<String, Object> props = c.getProperties();
+        if (props == null) {
+            props = new Hashtable<>();
+        }
+        // Keep every other property (FileInstall's file name among them) so the file stays attached.
+        props.put("backend", backendId);
+        c.update(props);
+    }
+
+    @Override
+    public List<LaunchRecord> launchLog(String backendId, int max) {
+        List<Backend> list = backends.get(backendId == null ? active : backendId);
+        if (list == null || list.isEmpty()) {
+            return List.of();
+        }
+        return list.get(0).service.launchLog(max);
+    }
+}

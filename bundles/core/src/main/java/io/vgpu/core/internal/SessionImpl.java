@@ -1,0 +1,1000 @@
+package io.vgpu.core.internal;
+
+import io.vgpu.api.CuResult;
+import io.vgpu.api.CuDeviceAttribute;
+import io.vgpu.api.CudaService;
+import io.vgpu.api.dto.DeviceInfo;
+import io.vgpu.api.dto.KernelInfo;
+import io.vgpu.api.dto.LaunchConfig;
+import io.vgpu.api.dto.ModuleImage;
+import io.vgpu.api.dto.SessionInfo;
+import io.vgpu.api.session.ClientInfo;
+import io.vgpu.api.session.Session;
+import io.vgpu.core.image.ImageFormatException;
+import io.vgpu.core.image.ImageParser;
+import java.nio.ByteBuffer;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One client's CUDA state. Everything the application holds is a virtual handle or an address
+ * from the service-wide {@link AddressSpace}; the backend's own handles stay in here. Calls of one
+ * session come from one bridge thread, so the state needs no finer locking than the monitor.
+ */
+final class SessionImpl implements Session {
+    private static final Logger LOG = LoggerFactory.getLogger(SessionImpl.class);
+
+    static final String BOUND = "BOUND";
+    static final String NO_BACKEND = "NO_BACKEND";
+    static final String BACKEND_LOST = "BACKEND_LOST";
+    static final String CLOSED = "CLOSED";
+
+    private final Router router;
+    private final long id;
+    private final ClientInfo client;
+    private final long openedAt = System.currentTimeMillis();
+    private final HandleTable handles;
+
+    private Router.Backend backend;
+    private boolean closed;
+    private long launches;
+
+    private final List<Ctx> contexts = new ArrayList<>();
+    /** Linear allocations and VMM mappings by start address. */
+    private final TreeMap<Long, Range> ranges = new TreeMap<>();
+    /** VMM address reservations: start → size. */
+    private final TreeMap<Long, Long> reservations = new TreeMap<>();
+    private final List<PhysicalMemory> physical = new ArrayList<>();
+
+    private static final class Ctx {
+        final int device;
+        final long backendCtx;
+        final boolean hidden;
+        long handle;
+        final List<Module> modules = new ArrayList<>();
+        final List<Stream> streams = new ArrayList<>();
+        final List<Event> events = new ArrayList<>();
+
+        Ctx(int device, long backendCtx, boolean hidden) {
+            this.device = device;
+            this.backendCtx = backendCtx;
+            this.hidden = hidden;
+        }
+    }
+
+    private static final class Range {
+        final long address;
+        final long size;
+        final Ctx ctx;
+        /** A VMM mapping: removed by memUnmap, not memFree. */
+        final PhysicalMemory mapping;
+
+        Range(long address, long size, Ctx ctx, PhysicalMemory mapping) {
+            this.address = address;
+            this.size = size;
+            this.ctx = ctx;
+            this.mapping = mapping;
+        }
+    }
+
+    private static final class PhysicalMemory {
+        final Ctx ctx;
+        final long backendHandle;
+        final long size;
+        long handle;
+        boolean released;
+        int mappings;
+
+        PhysicalMemory(Ctx ctx, long backendHandle, long size) {
+            this.ctx = ctx;
+            this.backendHandle = backendHandle;
+            this.size = size;
+        }
+    }
+
+    private static final class Module {
+        final Ctx ctx;
+        final long backendModule;
+        final ModuleImage image;
+        final long globalsBase;
+        final Map<String, Long> functions = new HashMap<>();
+        long handle;
+
+        Module(Ctx ctx, long backendModule, ModuleImage image, long globalsBase) {
+            this.ctx = ctx;
+            this.backendModule = backendModule;
+            this.image = image;
+            this.globalsBase = globalsBase;
+        }
+    }
+
+    private static final class Function {
+        final Module module;
+        final long backendFunction;
+        final KernelInfo info;
+
+        Function(Module module, long backendFunction, KernelInfo info) {
+            this.module = module;
+            this.backendFunction = backendFunction;
+            this.info = info;
+        }
+    }
+
+    private static final class Stream {
+        final Ctx ctx;
+        final long backendStream;
+        long handle;
+
+        Stream(Ctx ctx, long backendStream) {
+            this.ctx = ctx;
+            this.backendStream = backendStream;
+        }
+    }
+
+    private static final class Event {
+        final Ctx ctx;
+        final long backendEvent;
+        long handle;
+
+        Event(Ctx ctx, long backendEvent) {
+            this.ctx = ctx;
+            this.backendEvent = backendEvent;
+        }
+    }
+
+    SessionImpl(Router router, long id, ClientInfo client, Router.Backend backend) {
+        this.router = router;
+        this.id = id;
+        this.client = client;
+        this.backend = backend;
+        this.handles = new HandleTable(id);
+    }
+
+    @Override
+    public long id() {
+        return id;
+    }
+
+    ClientInfo client() {
+        return client;
+    }
+
+    synchronized String backendId() {
+        return backend == null ? null : backend.id;
+    }
+
+    @Override
+    public synchronized SessionInfo info() {
+        SessionInfo s = new SessionInfo();
+        s.id = id;
+        s.pid = client.pid;
+        s.uid = client.uid;
+        s.gid = client.gid;
+        s.processName = client.processName;
+        s.backend = backend == null ? null : backend.id;
+        s.status = status();
+        s.memoryUsed = memoryUsed();
+        s.contexts = (int) contexts.stream().filter(c -> !c.hidden).count();
+        s.launches = launches;
+        s.openedAtMillis = openedAt;
+        return s;
+    }
+
+    private String status() {
+        if (closed) {
+            return CLOSED;
+        }
+        if (backend == null) {
+            return NO_BACKEND;
+        }
+        return backend.isLost() ? BACKEND_LOST : BOUND;
+    }
+
+    private long memoryUsed() {
+        long sum = 0;
+        for (Range r : ranges.values()) {
+            if (r.mapping == null) {
+                sum += r.size;
+            }
+        }
+        for (PhysicalMemory p : physical) {
+            sum += p.size;
+        }
+        return sum;
+    }
+
+    /**
+     * A session that holds nothing yet may (re)bind to whatever backend is active now; one that
+     * holds state stays with its backend, and reports it unavailable once it is gone.
+     */
+    @Override
+    public synchronized int check() {
+        if (closed) {
+            return CuResult.DEINITIALIZED;
+        }
+        if ((backend == null || backend.isLost()) && contexts.isEmpty()) {
+            backend = router.activeBackend();
+        }
+        if (backend == null) {
+            return CuResult.NO_DEVICE;
+        }
+        return backend.isLost() ? CuResult.DEVICE_UNAVAILABLE : CuResult.SUCCESS;
+    }
+
+    private CudaService svc() {
+        return backend.service;
+    }
+
+    @Override
+    public int driverVersion() {
+        return router.driverVersion();
+    }
+
+    @Override
+    public long[] addressWindow() {
+        return new long[] {router.addressSpace().base(), router.addressSpace().size()};
+    }
+
+    @Override
+    public synchronized DeviceInfo[] devices() {
+        if (check() != CuResult.SUCCESS) {
+            return new DeviceInfo[0];
+        }
+        return svc().devices();
+    }
+
+    @Override
+    public synchronized int memGetInfo(int device, long[] freeAndTotal) {
+        int rc = check();
+        return rc != 0 ? rc : svc().memGetInfo(device, freeAndTotal);
+    }
+
+    // ------------------------------------------------------------------ contexts
+
+    private Ctx ctx(long handle) {
+        return handles.get(HandleTable.CONTEXT, handle, Ctx.class);
+    }
+
+    @Override
+    public synchronized int ctxCreate(int device, int flags, long[] out) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Ctx c = newContext(device, flags, false);
+        if (c == null) {
+            return lastError;
+        }
+        out[0] = c.handle;
+        return CuResult.SUCCESS;
+    }
+
+    private int lastError;
+
+    private Ctx newContext(int device, int flags, boolean hidden) {
+        if (device < 0 || device >= svc().devices().length) {
+            lastError = CuResult.INVALID_DEVICE;
+            return null;
+        }
+        long[] bctx = new long[1];
+        int rc = svc().ctxCreate(device, flags, id, bctx);
+        if (rc != 0) {
+            lastError = rc;
+            return null;
+        }
+        Ctx c = new Ctx(device, bctx[0], hidden);
+        c.handle = handles.add(HandleTable.CONTEXT, c);
+        contexts.add(c);
+        return c;
+    }
+
+    @Override
+    public synchronized int ctxDestroy(long handle) {
+        Ctx c = ctx(handle);
+        if (c == null || c.hidden) {
+            return CuResult.INVALID_CONTEXT;
+        }
+        destroy(c);
+        return CuResult.SUCCESS;
+    }
+
+    private void destroy(Ctx c) {
+        if (!backend.isLost()) {
+            int rc = svc().ctxDestroy(c.backendCtx);
+            if (rc != 0) {
+                LOG.warn("session {}: backend {} failed to destroy a context: {}", id, backend.id, CuResult.name(rc));
+            }
+        }
+        for (Module m : c.modules) {
+            handles.remove(m.handle);
+            for (long f : m.functions.values()) {
+                handles.remove(f);
+            }
+            if (m.image.globalsSize > 0) {
+                router.addressSpace().release(m.globalsBase, m.image.globalsSize);
+            }
+        }
+        for (Stream s : c.streams) {
+            handles.remove(s.handle);
+        }
+        for (Event e : c.events) {
+            handles.remove(e.handle);
+        }
+        ranges.values().removeIf(r -> {
+            if (r.ctx == c && r.mapping == null) {
+                router.addressSpace().release(r.address, r.size);
+                return true;
+            }
+            return r.ctx == c || (r.mapping != null && r.mapping.ctx == c);
+        });
+        physical.removeIf(p -> {
+            if (p.ctx == c) {
+                handles.remove(p.handle);
+                return true;
+            }
+            return false;
+        });
+        handles.remove(c.handle);
+        contexts.remove(c);
+    }
+
+    @Override
+    public synchronized int ctxSynchronize(long handle) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Ctx c = ctx(handle);
+        return c == null ? CuResult.INVALID_CONTEXT : svc().ctxSynchronize(c.backendCtx);
+    }
+
+    // ------------------------------------------------------------------ linear memory
+
+    @Override
+    public synchronized int memAlloc(long ctxHandle, long size, long[] out) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Ctx c = ctx(ctxHandle);
+        if (c == null) {
+            return CuResult.INVALID_CONTEXT;
+        }
+        if (size <= 0) {
+            return CuResult.INVALID_VALUE;
+        }
+        long address = router.addressSpace().reserve(size, AddressSpace.defaultAlignment(size), 0);
+        if (address == 0) {
+            return CuResult.OUT_OF_MEMORY;
+        }
+        rc = svc().memAlloc(c.backendCtx, address, size);
+        if (rc != 0) {
+            router.addressSpace().release(address, size);
+            return rc;
+        }
+        ranges.put(address, new Range(address, size, c, null));
+        out[0] = address;
+        return CuResult.SUCCESS;
+    }
+
+    @Override
+    public synchronized int memFree(long ctxHandle, long address) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Range r = ranges.get(address);
+        if (r == null || r.mapping != null) {
+            return CuResult.INVALID_VALUE;
+        }
+        rc = svc().memFree(r.ctx.backendCtx, address);
+        if (rc == 0) {
+            ranges.remove(address);
+            router.addressSpace().release(address, r.size);
+        }
+        return rc;
+    }
+
+    /** The range holding [address, address+length), or null when the bytes are not all this session's. */
+    private Range range(long address, long length) {
+        Map.Entry<Long, Range> e = ranges.floorEntry(address);
+        if (e == null || length < 0) {
+            return null;
+        }
+        Range r = e.getValue();
+        return address + length <= r.address + r.size ? r : null;
+    }
+
+    /**
+     * The context owning [address, address+length): an allocation, a mapping or a module's
+     * globals of this session. Null for anything else, which keeps sessions out of each other's memory.
+     */
+    private Ctx owner(long address, long length) {
+        Range r = range(address, length);
+        if (r != null) {
+            return r.ctx;
+        }
+        for (Ctx c : contexts) {
+            for (Module m : c.modules) {
+                if (m.image.globalsSize > 0 && address >= m.globalsBase
+                        && address + length <= m.globalsBase + m.image.globalsSize) {
+                    return c;
+                }
+            }
+        }
+        return null;
+    }
+
+    @Override
+    public synchronized int memGetAddressRange(long address, long[] baseAndSize) {
+        Range r = range(address, 0);
+        if (r == null || address >= r.address + r.size) {
+            return CuResult.NOT_FOUND;
+        }
+        baseAndSize[0] = r.address;
+        baseAndSize[1] = r.size;
+        return CuResult.SUCCESS;
+    }
+
+    private long streamOf(Ctx c, long streamHandle) {
+        if (streamHandle == 0) {
+            return 0;
+        }
+        Stream s = handles.get(HandleTable.STREAM, streamHandle, Stream.class);
+        return s == null ? -1 : s.backendStream;
+    }
+
+    @Override
+    public synchronized int memcpyHtoD(long ctxHandle, long dst, ByteBuffer src, long stream) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Ctx c = owner(dst, src.remaining());
+        if (c == null) {
+            return CuResult.INVALID_VALUE;
+        }
+        long bs = streamOf(c, stream);
+        return bs < 0 ? CuResult.INVALID_HANDLE : svc().memcpyHtoD(c.backendCtx, dst, src, bs);
+    }
+
+    @Override
+    public synchronized int memcpyDtoH(long ctxHandle, ByteBuffer dst, long src, long stream) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Ctx c = owner(src, dst.remaining());
+        if (c == null) {
+            return CuResult.INVALID_VALUE;
+        }
+        long bs = streamOf(c, stream);
+        return bs < 0 ? CuResult.INVALID_HANDLE : svc().memcpyDtoH(c.backendCtx, dst, src, bs);
+    }
+
+    @Override
+    public synchronized int memcpyDtoD(long ctxHandle, long dst, long src, long size, long stream) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Ctx cd = owner(dst, size);
+        if (cd == null || owner(src, size) == null) {
+            return CuResult.INVALID_VALUE;
+        }
+        long bs = streamOf(cd, stream);
+        return bs < 0 ? CuResult.INVALID_HANDLE : svc().memcpyDtoD(cd.backendCtx, dst, src, size, bs);
+    }
+
+    @Override
+    public synchronized int memset(long ctxHandle, long dst, int value, int elementSize, long count, long stream) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        if (elementSize != 1 && elementSize != 2 && elementSize != 4 || count < 0) {
+            return CuResult.INVALID_VALUE;
+        }
+        if ((dst & (elementSize - 1)) != 0) {
+            return CuResult.INVALID_VALUE;
+        }
+        Ctx c = owner(dst, count * elementSize);
+        if (c == null) {
+            return CuResult.INVALID_VALUE;
+        }
+        long bs = streamOf(c, stream);
+        return bs < 0 ? CuResult.INVALID_HANDLE : svc().memset(c.backendCtx, dst, value, elementSize, count, bs);
+    }
+
+    // ------------------------------------------------------------------ virtual memory management
+
+    @Override
+    public synchronized int memAddressReserve(long size, long alignment, long hint, long[] out) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        if (size <= 0 || (size & (AddressSpace.LARGE_ALIGNMENT - 1)) != 0) {
+            return CuResult.INVALID_VALUE;
+        }
+        long align = alignment == 0 ? AddressSpace.LARGE_ALIGNMENT : alignment;
+        if (Long.bitCount(align) != 1) {
+            return CuResult.INVALID_VALUE;
+        }
+        long address = router.addressSpace().reserve(size, align, hint);
+        if (address == 0) {
+            return CuResult.OUT_OF_MEMORY;
+        }
+        reservations.put(address, size);
+        out[0] = address;
+        return CuResult.SUCCESS;
+    }
+
+    @Override
+    public synchronized int memAddressFree(long address, long size) {
+        Long reserved = reservations.get(address);
+        if (reserved == null || reserved != size) {
+            return CuResult.INVALID_VALUE;
+        }
+        Range mapped = range(address, 0);
+        if (mapped != null && mapped.address < address + size) {
+            // The driver refuses to free a reservation that still has mappings.
+            return CuResult.INVALID_VALUE;
+        }
+        Map.Entry<Long, Range> next = ranges.ceilingEntry(address);
+        if (next != null && next.getKey() < address + size) {
+            return CuResult.INVALID_VALUE;
+        }
+        reservations.remove(address);
+        router.addressSpace().release(address, size);
+        return CuResult.SUCCESS;
+    }
+
+    private Ctx deviceContext(int device) {
+        for (Ctx c : contexts) {
+            if (c.device == device) {
+                return c;
+            }
+        }
+        // VMM calls need no current context in CUDA; give the session a private one for the device.
+        return newContext(device, 0, true);
+    }
+
+    @Override
+    public synchronized int memCreate(int device, long size, long[] out) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        if (size <= 0 || (size & (AddressSpace.LARGE_ALIGNMENT - 1)) != 0) {
+            return CuResult.INVALID_VALUE;
+        }
+        Ctx c = deviceContext(device);
+        if (c == null) {
+            return lastError;
+        }
+        long[] h = new long[1];
+        rc = svc().memCreate(c.backendCtx, size, h);
+        if (rc != 0) {
+            return rc;
+        }
+        PhysicalMemory p = new PhysicalMemory(c, h[0], size);
+        p.handle = handles.add(HandleTable.MEMORY, p);
+        physical.add(p);
+        out[0] = p.handle;
+        return CuResult.SUCCESS;
+    }
+
+    @Override
+    public synchronized int memRelease(long handle) {
+        PhysicalMemory p = handles.get(HandleTable.MEMORY, handle, PhysicalMemory.class);
+        if (p == null || p.released) {
+            return CuResult.INVALID_VALUE;
+        }
+        int rc = backend.isLost() ? 0 : svc().memRelease(p.backendHandle);
+        if (rc != 0) {
+            return rc;
+        }
+        // Memory stays alive while mapped, as in CUDA; accounting drops it when the last mapping goes.
+        p.released = true;
+        handles.remove(handle);
+        if (p.mappings == 0) {
+            physical.remove(p);
+        }
+        return CuResult.SUCCESS;
+    }
+
+    private boolean reserved(long address, long size) {
+        Map.Entry<Long, Long> e = reservations.floorEntry(address);
+        return e != null && address + size <= e.getKey() + e.getValue();
+    }
+
+    @Override
+    public synchronized int memMap(long address, long size, long offset, long handle) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        PhysicalMemory p = handles.get(HandleTable.MEMORY, handle, PhysicalMemory.class);
+        if (p == null) {
+            return CuResult.INVALID_HANDLE;
+        }
+        if (size <= 0 || offset < 0 || offset + size > p.size || !reserved(address, size)) {
+            return CuResult.INVALID_VALUE;
+        }
+        Map.Entry<Long, Range> prev = ranges.floorEntry(address + size - 1);
+        if (prev != null && prev.getKey() + prev.getValue().size > address) {
+            return CuResult.ALREADY_MAPPED;
+        }
+        rc = svc().memMap(p.ctx.backendCtx, address, size, offset, p.backendHandle);
+        if (rc != 0) {
+            return rc;
+        }
+        p.mappings++;
+        ranges.put(address, new Range(address, size, p.ctx, p));
+        return CuResult.SUCCESS;
+    }
+
+    @Override
+    public synchronized int memUnmap(long address, long size) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        if (!reserved(address, size)) {
+            return CuResult.INVALID_VALUE;
+        }
+        List<Range> hit = new ArrayList<>(ranges.subMap(address, true, address + size, false).values());
+        if (hit.isEmpty()) {
+            return CuResult.INVALID_VALUE;
+        }
+        for (Range r : hit) {
+            if (r.mapping == null || r.address + r.size > address + size) {
+                return CuResult.INVALID_VALUE;
+            }
+        }
+        for (Range r : hit) {
+            rc = svc().memUnmap(r.mapping.ctx.backendCtx, r.address, r.size);
+            if (rc != 0) {
+                return rc;
+            }
+            ranges.remove(r.address);
+            if (--r.mapping.mappings == 0 && r.mapping.released) {
+                physical.remove(r.mapping);
+            }
+        }
+        return CuResult.SUCCESS;
+    }
+
+    // ------------------------------------------------------------------ modules and launches
+
+    @Override
+    public synchronized int moduleLoad(long ctxHandle, byte[] image, long[] out) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Ctx c = ctx(ctxHandle);
+        if (c == null) {
+            return CuResult.INVALID_CONTEXT;
+        }
+        DeviceInfo dev = svc().devices()[c.device];
+        int arch = dev.attribute(CuDeviceAttribute.COMPUTE_CAPABILITY_MAJOR) * 10
+                + dev.attribute(CuDeviceAttribute.COMPUTE_CAPABILITY_MINOR);
+        ModuleImage parsed;
+        try {
+            parsed = ImageParser.parse(image, arch);
+        } catch (ImageFormatException e) {
+            LOG.info("session {} (pid {}): module image rejected: {}", id, client.pid, e.getMessage());
+            return e.reason() == ImageFormatException.Reason.NO_COMPATIBLE_CODE ? CuResult.NO_BINARY_FOR_GPU
+                    : CuResult.INVALID_IMAGE;
+        }
+        long globalsBase = 0;
+        if (parsed.globalsSize > 0) {
+            globalsBase = router.addressSpace().reserve(parsed.globalsSize, AddressSpace.SMALL_ALIGNMENT, 0);
+            if (globalsBase == 0) {
+                return CuResult.OUT_OF_MEMORY;
+            }
+        }
+        long[] m = new long[1];
+        rc = svc().moduleLoad(c.backendCtx, parsed, globalsBase, m);
+        if (rc != 0) {
+            if (globalsBase != 0) {
+                router.addressSpace().release(globalsBase, parsed.globalsSize);
+            }
+            return rc;
+        }
+        Module mod = new Module(c, m[0], parsed, globalsBase);
+        mod.handle = handles.add(HandleTable.MODULE, mod);
+        c.modules.add(mod);
+        out[0] = mod.handle;
+        return CuResult.SUCCESS;
+    }
+
+    @Override
+    public synchronized int moduleUnload(long handle) {
+        Module m = handles.get(HandleTable.MODULE, handle, Module.class);
+        if (m == null) {
+            return CuResult.INVALID_HANDLE;
+        }
+        int rc = backend.isLost() ? 0 : svc().moduleUnload(m.backendModule);
+        if (rc != 0) {
+            return rc;
+        }
+        handles.remove(handle);
+        for (long f : m.functions.values()) {
+            handles.remove(f);
+        }
+        m.ctx.modules.remove(m);
+        if (m.image.globalsSize > 0) {
+            router.addressSpace().release(m.globalsBase, m.image.globalsSize);
+        }
+        return CuResult.SUCCESS;
+    }
+
+    @Override
+    public synchronized int functionGet(long moduleHandle, String name, long[] out, KernelInfo[] info) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Module m = handles.get(HandleTable.MODULE, moduleHandle, Module.class);
+        if (m == null) {
+            return CuResult.INVALID_HANDLE;
+        }
+        Long known = m.functions.get(name);
+        if (known == null) {
+            KernelInfo k = m.image.kernel(name);
+            if (k == null) {
+                return CuResult.NOT_FOUND;
+            }
+            long[] f = new long[1];
+            rc = svc().functionGet(m.backendModule, name, f);
+            if (rc != 0) {
+                return rc;
+            }
+            known = handles.add(HandleTable.FUNCTION, new Function(m, f[0], k));
+            m.functions.put(name, known);
+        }
+        out[0] = known;
+        if (info != null) {
+            info[0] = handles.get(HandleTable.FUNCTION, known, Function.class).info;
+        }
+        return CuResult.SUCCESS;
+    }
+
+    @Override
+    public synchronized int functionGetAttribute(long handle, int attribute, int[] value) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Function f = handles.get(HandleTable.FUNCTION, handle, Function.class);
+        return f == null ? CuResult.INVALID_HANDLE : svc().functionGetAttribute(f.backendFunction, attribute, value);
+    }
+
+    @Override
+    public synchronized int globalGet(long moduleHandle, String name, long[] out) {
+        Module m = handles.get(HandleTable.MODULE, moduleHandle, Module.class);
+        if (m == null) {
+            return CuResult.INVALID_HANDLE;
+        }
+        var g = m.image.global(name);
+        if (g == null) {
+            return CuResult.NOT_FOUND;
+        }
+        out[0] = m.globalsBase + g.offset;
+        out[1] = g.size;
+        return CuResult.SUCCESS;
+    }
+
+    @Override
+    public synchronized int launch(long handle, LaunchConfig config, ByteBuffer params, long stream) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Function f = handles.get(HandleTable.FUNCTION, handle, Function.class);
+        if (f == null) {
+            return CuResult.INVALID_HANDLE;
+        }
+        long threadsPerBlock = (long) config.blockX * config.blockY * config.blockZ;
+        if (threadsPerBlock <= 0 || threadsPerBlock > f.info.maxThreadsPerBlock || config.gridX <= 0
+                || config.gridY <= 0 || config.gridZ <= 0) {
+            return CuResult.INVALID_VALUE;
+        }
+        if (params.remaining() < f.info.paramBufferSize) {
+            return CuResult.INVALID_VALUE;
+        }
+        long bs = streamOf(f.module.ctx, stream);
+        if (bs < 0) {
+            return CuResult.INVALID_HANDLE;
+        }
+        launches++;
+        return svc().launch(f.backendFunction, config, params, bs);
+    }
+
+    // ------------------------------------------------------------------ streams and events
+
+    @Override
+    public synchronized int streamCreate(long ctxHandle, int flags, int priority, long[] out) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Ctx c = ctx(ctxHandle);
+        if (c == null) {
+            return CuResult.INVALID_CONTEXT;
+        }
+        long[] s = new long[1];
+        rc = svc().streamCreate(c.backendCtx, flags, priority, s);
+        if (rc != 0) {
+            return rc;
+        }
+        Stream st = new Stream(c, s[0]);
+        st.handle = handles.add(HandleTable.STREAM, st);
+        c.streams.add(st);
+        out[0] = st.handle;
+        return CuResult.SUCCESS;
+    }
+
+    @Override
+    public synchronized int streamDestroy(long handle) {
+        Stream s = handles.get(HandleTable.STREAM, handle, Stream.class);
+        if (s == null) {
+            return CuResult.INVALID_HANDLE;
+        }
+        int rc = backend.isLost() ? 0 : svc().streamDestroy(s.backendStream);
+        if (rc == 0) {
+            handles.remove(handle);
+            s.ctx.streams.remove(s);
+        }
+        return rc;
+    }
+
+    @Override
+    public synchronized int streamSynchronize(long handle) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        long bs = streamOf(null, handle);
+        return bs < 0 ? CuResult.INVALID_HANDLE : svc().streamSynchronize(bs);
+    }
+
+    @Override
+    public synchronized int streamQuery(long handle) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        long bs = streamOf(null, handle);
+        return bs < 0 ? CuResult.INVALID_HANDLE : svc().streamQuery(bs);
+    }
+
+    @Override
+    public synchronized int streamWaitEvent(long streamHandle, long eventHandle) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        long bs = streamOf(null, streamHandle);
+        Event e = handles.get(HandleTable.EVENT, eventHandle, Event.class);
+        if (bs < 0 || e == null) {
+            return CuResult.INVALID_HANDLE;
+        }
+        return svc().streamWaitEvent(bs, e.backendEvent);
+    }
+
+    @Override
+    public synchronized int eventCreate(long ctxHandle, int flags, long[] out) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Ctx c = ctx(ctxHandle);
+        if (c == null) {
+            return CuResult.INVALID_CONTEXT;
+        }
+        long[] e = new long[1];
+        rc = svc().eventCreate(c.backendCtx, flags, e);
+        if (rc != 0) {
+            return rc;
+        }
+        Event ev = new Event(c, e[0]);
+        ev.handle = handles.add(HandleTable.EVENT, ev);
+        c.events.add(ev);
+        out[0] = ev.handle;
+        return CuResult.SUCCESS;
+    }
+
+    @Override
+    public synchronized int eventDestroy(long handle) {
+        Event e = handles.get(HandleTable.EVENT, handle, Event.class);
+        if (e == null) {
+            return CuResult.INVALID_HANDLE;
+        }
+        int rc = backend.isLost() ? 0 : svc().eventDestroy(e.backendEvent);
+        if (rc == 0) {
+            handles.remove(handle);
+            e.ctx.events.remove(e);
+        }
+        return rc;
+    }
+
+    private Event event(long handle) {
+        return handles.get(HandleTable.EVENT, handle, Event.class);
+    }
+
+    @Override
+    public synchronized int eventRecord(long eventHandle, long streamHandle) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Event e = event(eventHandle);
+        long bs = streamOf(null, streamHandle);
+        if (e == null || bs < 0) {
+            return CuResult.INVALID_HANDLE;
+        }
+        return svc().eventRecord(e.backendEvent, bs);
+    }
+
+    @Override
+    public synchronized int eventQuery(long handle) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Event e = event(handle);
+        return e == null ? CuResult.INVALID_HANDLE : svc().eventQuery(e.backendEvent);
+    }
+
+    @Override
+    public synchronized int eventSynchronize(long handle) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Event e = event(handle);
+        return e == null ? CuResult.INVALID_HANDLE : svc().eventSynchronize(e.backendEvent);
+    }
+
+    @Override
+    public synchronized int eventElapsedTime(long start, long end, float[] millis) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Event s = event(start);
+        Event e = event(end);
+        return s == null || e == null ? CuResult.INVALID_HANDLE
+                : svc().eventElapsedTime(s.backendEvent, e.backendEvent, millis);
+    }
+
+    // ------------------------------------------------------------------ lifecycle
+
+    @Override
+    public void close() {
+        synchronized (this) {
+            if (closed) {
+                return;
+            }
+            for (Ctx c : new ArrayList<>(contexts)) {
+                destroy(c);
+            }
+            for (Map.Entry<Long, Long> r : reservations.entrySet()) {
+                router.addressSpace().release(r.getKey(), r.getValue());
+            }
+            reservations.clear();
+            closed = true;
+        }
+        router.closed(this);
+    }
+
+}
