@@ -107,7 +107,11 @@ public class Router implements SessionManager {
     private void logActive(String why) {
         Backend b = activeBackend();
         if (b == null) {
-            LOG.warn("vgpu {}: active backend '{}' is not registered; new sessions get CUDA_ERROR_NO_DEVICE", why, active);
+            if (why.equals("started")) {
+                LOG.info("vgpu started: waiting for backend '{}'; until it registers, new sessions get CUDA_ERROR_NO_DEVICE", active);
+            } else {
+                LOG.warn("vgpu {}: active backend '{}' is not registered; new sessions get CUDA_ERROR_NO_DEVICE", why, active);
+            }
             return;
         }
         BackendInfo info = b.service.info();
@@ -179,7 +183,8 @@ public class Router implements SessionManager {
 
     void closed(SessionImpl s) {
         if (sessions.remove(s.id()) != null) {
-            LOG.info("session {} closed: pid {} ({})", s.id(), s.client().pid, s.client().processName);
+            // The transport already logged why the client went away.
+            LOG.debug("session {} closed: pid {} ({})", s.id(), s.client().pid, s.client().processName);
         }
     }
 

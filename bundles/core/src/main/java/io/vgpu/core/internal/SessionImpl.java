@@ -400,7 +400,7 @@ final class SessionImpl implements Session {
         return rc;
     }
 
-    /** The range holding [address, address+length), or null when the bytes are not all this session's. */
+    /** The range holding [address, address+length), or null when the bytes are not all in one range. */
     private Range range(long address, long length) {
         Map.Entry<Long, Range> e = ranges.floorEntry(address);
         if (e == null || length < 0) {
@@ -411,11 +411,33 @@ final class SessionImpl implements Session {
     }
 
     /**
+     * The first range of [address, address+length) when the bytes lie in ranges of this session
+     * that follow each other without a gap (VMM chunks mapped side by side form one buffer).
+     */
+    private Range contiguous(long address, long length) {
+        Map.Entry<Long, Range> e = ranges.floorEntry(address);
+        if (e == null || length < 0 || address >= e.getValue().address + e.getValue().size) {
+            return null;
+        }
+        Range first = e.getValue();
+        long end = address + length;
+        Range r = first;
+        while (r.address + r.size < end) {
+            Range next = ranges.get(r.address + r.size);
+            if (next == null) {
+                return null;
+            }
+            r = next;
+        }
+        return first;
+    }
+
+    /**
      * The context owning [address, address+length): an allocation, a mapping or a module's
      * globals of this session. Null for anything else, which keeps sessions out of each other's memory.
      */
     private Ctx owner(long address, long length) {
-        Range r = range(address, length);
+        Range r = contiguous(address, length);
         if (r != null) {
             return r.ctx;
         }

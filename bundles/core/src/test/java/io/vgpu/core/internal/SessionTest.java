@@ -134,6 +134,14 @@ public class SessionTest {
         assertEquals(CuResult.SUCCESS, s.memMap(va[0], chunk, 0, h1[0]));
         assertEquals(CuResult.SUCCESS, s.memMap(va[0] + chunk, chunk, 0, h2[0]));
         assertEquals(CuResult.ALREADY_MAPPED, s.memMap(va[0], chunk, 0, h2[0]));
+        // A copy straddling the two chunks, as into one buffer; a gap after them is not memory.
+        byte[] data = new byte[8192];
+        new java.util.Random(5).nextBytes(data);
+        assertEquals(CuResult.SUCCESS, s.memcpyHtoD(0, va[0] + chunk - 4096, ByteBuffer.wrap(data), 0));
+        ByteBuffer back = ByteBuffer.allocate(8192);
+        assertEquals(CuResult.SUCCESS, s.memcpyDtoH(0, back, va[0] + chunk - 4096, 0));
+        assertArrayEquals(data, back.array());
+        assertEquals(CuResult.INVALID_VALUE, s.memcpyDtoH(0, ByteBuffer.allocate(16), va[0] + 2 * chunk - 8, 0));
         assertEquals(CuResult.INVALID_VALUE, s.memMap(va[0] + 40 * chunk, chunk, 0, h2[0]));
         assertEquals(CuResult.SUCCESS, s.memRelease(h1[0]));
         assertEquals(CuResult.INVALID_VALUE, s.memRelease(h1[0]));

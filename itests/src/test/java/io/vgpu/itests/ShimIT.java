@@ -1,0 +1,250 @@
+package io.vgpu.itests;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertNotEquals;
+import static org.junit.Assert.assertTrue;
+import static org.junit.Assume.assumeTrue;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.AfterClass;
+import org.junit.BeforeClass;
+import org.junit.Test;
+
+/**
+ * End to end: the real service distribution on the mock backend, and C programs written against
+ * the CUDA driver API, built with gcc and linked with -lcuda against our libcuda.so.1.
+ */
+public class ShimIT {
+    static final Path DIST = Path.of(System.getProperty("vgpu.dist", "../launcher/target/vgpu")).toAbsolutePath();
+    static final Path NATIVE = Path.of(System.getProperty("vgpu.native", "../shim.bridge/target/native")).toAbsolutePath();
+
+    static Path work;
+    static Path socket;
+    static Process service;
+    static Path serviceLog;
+
+    record Result(int exit, String out, String err) {
+        @Override
+        public String toString() {
+            return "exit " + exit + "\n--- stdout\n" + out + "--- stderr\n" + err;
+        }
+    }
+
+    @BeforeClass
+    public static void startService() throws Exception {
+        // Unix socket paths are limited to ~107 bytes: keep the directory short.
+        work = Files.createTempDirectory(Path.of("/tmp"), "vgpu-it-");
+        socket = work.resolve("vgpu.sock");
+        Path conf = work.resolve("conf");
+        Files.createDirectories(conf);
+        try (var files = Files.list(DIST.resolve("conf"))) {
+            for (Path f : (Iterable<Path>) files::iterator) {
+                Files.copy(f, conf.resolve(f.getFileName()));
+            }
+        }
+        serviceLog = work.resolve("service.log");
+        ProcessBuilder pb = new ProcessBuilder(DIST.resolve("bin/vgpu-service").toString());
+        pb.environment().put("VGPU_SOCKET", socket.toString());
+        pb.environment().put("VGPU_CONF", conf.toString());
+        pb.redirectErrorStream(true).redirectOutput(serviceLog.toFile());
+        service = pb.start();
+        Await.until(20_000, () -> {
+            assertTrue("service exited:\n" + log(), service.isAlive());
+            assertEquals("status", 0, ctl("status").exit);
+        });
+    }
+
+    @AfterClass
+    public static void stopService() throws Exception {
+        if (service != null) {
+            service.destroy(); // SIGTERM: the orderly path
+            assertTrue("service did not stop on SIGTERM", service.waitFor(20, TimeUnit.SECONDS));
+            assertTrue("socket file left behind", !Files.exists(socket));
+        }
+    }
+
+    static String log() {
+        try {
+            return Files.readString(serviceLog);
+        } catch (IOException e) {
+            return e.toString();
+        }
+    }
+
+    static Result exec(List<String> command, Map<String, String> env, long timeoutSeconds) {
+        try {
+            ProcessBuilder pb = new ProcessBuilder(command);
+            pb.environment().put("VGPU_SOCKET", socket.toString());
+            pb.environment().remove("CUDA_VISIBLE_DEVICES");
+            pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
+            pb.environment().putAll(env);
+            Path out = Files.createTempFile(work, "out", ".txt");
+            Path err = Files.createTempFile(work, "err", ".txt");
+            pb.redirectOutput(out.toFile()).redirectError(err.toFile());
+            Process p = pb.start();
+            if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new AssertionError(command + " timed out; stderr:\n" + Files.readString(err));
+            }
+            return new Result(p.exitValue(), Files.readString(out), Files.readString(err));
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(e);
+        }
+    }
+
+    static Result test(String name, String... args) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(NATIVE.resolve("test").resolve(name).toString());
+        cmd.addAll(List.of(args));
+        return exec(cmd, Map.of(), 120);
+    }
+
+    static Result ctl(String... args) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(DIST.resolve("lib/vgpu-ctl").toString());
+        cmd.addAll(List.of(args));
+        return exec(cmd, Map.of(), 30);
+    }
+
+    static void assertPasses(String name) {
+        Result r = test(name);
+        assertEquals(name + "\n" + r + "\n--- service log\n" + log(), 0, r.exit);
+        assertTrue(r.toString(), r.out.contains("0 failed"));
+    }
+
+    @Test
+    public void deviceQueriesSeeTheMockH100() {
+        assertPasses("test_device");
+    }
+
+    @Test
+    public void memoryRoundTripsAreBitExact() {
+        assertPasses("test_memory");
+    }
+
+    @Test
+    public void ptxKernelRunsOnTheMock() {
+        assertPasses("test_kernel");
+        assertTrue(ctl("launches", "50").out.contains("vgpu_iota"));
+    }
+
+    @Test
+    public void streamsAndEventsKeepOrder() {
+        assertPasses("test_stream");
+    }
+
+    @Test
+    public void contextsFollowTheDriverRules() {
+        assertPasses("test_context");
+    }
+
+    @Test
+    public void badHandlesGetExactErrors() {
+        assertPasses("test_errors");
+    }
+
+    @Test
+    public void forkedChildReconnectsOnItsOwn() {
+        Result r = test("test_fork");
+        assertEquals(r.toString(), 0, r.exit);
+        assertTrue(r.out, r.out.contains("fork child: ") && r.out.contains("fork parent: "));
+    }
+
+    private static String visible(String spec) {
+        Result r = exec(List.of(NATIVE.resolve("test/test_visible").toString()), Map.of("CUDA_VISIBLE_DEVICES", spec), 30);
+        assertEquals(r.toString(), 0, r.exit);
+        return r.out.trim();
+    }
+
+    @Test
+    public void cudaVisibleDevicesIsHonoured() {
+        String all = test("test_visible").out.trim();
+        assertTrue(all, all.matches("1 [0-9a-f]{32}"));
+        String uuid = all.substring(2);
+        String dashed = "GPU-" + uuid.substring(0, 8) + "-" + uuid.substring(8, 12) + "-" + uuid.substring(12, 16) + "-"
+                + uuid.substring(16, 20) + "-" + uuid.substring(20);
+        assertEquals(all, visible("0"));
+        assertEquals(all, visible(dashed));
+        assertEquals(all, visible("GPU-" + uuid.substring(0, 6)));
+        assertEquals("0 -", visible("1"));
+        assertEquals("0 -", visible("-1"));
+        assertEquals("0 -", visible("nonsense"));
+        assertEquals("0 -", visible(""));
+    }
+
+    @Test
+    public void killedClientReleasesItsMemory() throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(NATIVE.resolve("test/test_hold").toString(), "4096");
+        pb.environment().put("VGPU_SOCKET", socket.toString());
+        pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
+        pb.redirectErrorStream(true);
+        Process hold = pb.start();
+        byte[] line = new byte[64];
+        int n = hold.getInputStream().read(line);
+        assertTrue(n > 0 && new String(line, 0, n, StandardCharsets.US_ASCII).startsWith("holding"));
+        String pid = Long.toString(hold.pid());
+        Await.until(10_000, () -> assertTrue(ctl("sessions").out, ctl("sessions").out.lines()
+                .anyMatch(l -> l.contains(" " + pid + " ") && l.contains("4096 MiB"))));
+        hold.destroyForcibly(); // SIGKILL, in the middle of its copy loop
+        hold.waitFor();
+        Await.until(10_000, () -> assertTrue(ctl("sessions").out, ctl("sessions").out.lines()
+                .noneMatch(l -> l.contains(" " + pid + " "))));
+        Result r = test("test_meminfo");
+        assertEquals(r.toString(), "85899345920 85899345920", r.out.trim());
+    }
+
+    @Test
+    public void unreachableServiceFailsFastWithOneClearLine() {
+        long t0 = System.nanoTime();
+        Result r = exec(List.of(NATIVE.resolve("test/test_visible").toString()),
+                Map.of("VGPU_SOCKET", work.resolve("nobody-listens.sock").toString()), 30);
+        long millis = (System.nanoTime() - t0) / 1_000_000;
+        assertNotEquals(0, r.exit);
+        assertTrue(r.err, r.err.contains("the vgpu service is not running") && r.err.contains("nobody-listens.sock"));
+        assertEquals(r.err, 1, r.err.lines().filter(l -> l.contains("not running")).count());
+        assertTrue("took " + millis + " ms", millis < 5_000);
+    }
+
+    @Test
+    public void grandchildFindsTheLibraryThroughTheLoaderCache() throws Exception {
+        boolean unshare = exec(List.of("unshare", "-rm", "true"), Map.of(), 30).exit == 0;
+        assumeTrue("SKIP: unshare -rm (user and mount namespaces) is not available here", unshare);
+        Path script = work.resolve("install-and-run.sh");
+        Files.writeString(script, String.join("\n",
+                "set -euo pipefail",
+                "T=$1",
+                // A private /etc holding only the loader's configuration, so vgpu install's ld.so.conf.d
+                // entry and ldconfig's cache stay inside this mount namespace.
+                "mkdir -p \"$T/etc\"",
+                "cp -r /etc/ld.so.conf /etc/ld.so.conf.d \"$T/etc/\"",
+                "mount --bind \"$T/etc\" /etc",
+                "\"$2/bin/vgpu\" install --lib-dir \"$T/lib\"",
+                "unset LD_LIBRARY_PATH",
+                "LD_PRELOAD=libvgpu-nonexistent-preload.so exec \"$3\" parent",
+                ""));
+        Path t = Files.createTempDirectory(work, "ns");
+        Result r = exec(List.of("unshare", "-rm", "bash", script.toString(), t.toString(), DIST.toString(),
+                NATIVE.resolve("test/test_grandchild").toString()), Map.of("LD_LIBRARY_PATH", ""), 120);
+        assertEquals(r.toString(), 0, r.exit);
+        assertTrue(r.out, r.out.contains("grandchild: loaded " + t.resolve("lib") + "/libcuda.so.1"));
+        assertTrue(r.out, r.out.contains("1 device(s): NVIDIA H100 80GB HBM3"));
+    }
+
+    @Test
+    public void demoRunsThroughTheShim() {
+        Result r = exec(List.of(DIST.resolve("bin/vgpu").toString(), "demo"), Map.of("LD_LIBRARY_PATH", ""), 120);
+        assertEquals(r.toString(), 0, r.exit);
+        assertTrue(r.out, r.out.contains("NVIDIA H100 80GB HBM3") && r.out.contains("all results correct")
+                && r.out.contains("PASS") && r.out.contains("vgpu_saxpy"));
+    }
+}

@@ -1,0 +1,827 @@
+/*
+ * Device memory, copies and memsets, host memory, pointer attributes and the virtual memory
+ * management calls. Device pointers are addresses in the service's device window, which this
+ * process keeps reserved, so "is this a device pointer" is a range check, as with unified
+ * addressing on a real GPU.
+ *
+ * Small copies travel inside frames; large ones through the shared-memory ring. Asynchronous
+ * copies and memsets are fire-and-forget; an asynchronous device-to-host copy lands in the
+ * application's buffer at its next synchronizing call.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "vgpu.h"
+
+#define MAX_HOST_RANGES 4096
+
+/* ---------------------------------------------------------------- host memory kept in the client */
+
+struct host_range {
+    uintptr_t base;
+    size_t size;
+    unsigned flags;
+    int owned; /* allocated by us (cuMemHostAlloc) rather than registered */
+};
+
+static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct host_range host_ranges[MAX_HOST_RANGES];
+static int host_count;
+
+static struct host_range *host_find(uintptr_t p)
+{
+    for (int i = 0; i < host_count; i++)
+        if (p >= host_ranges[i].base && p < host_ranges[i].base + host_ranges[i].size)
+            return &host_ranges[i];
+    return NULL;
+}
+
+static int host_add(void *p, size_t size, unsigned flags, int owned)
+{
+    pthread_mutex_lock(&host_lock);
+    int ok = host_count < MAX_HOST_RANGES;
+    if (ok)
+        host_ranges[host_count++] = (struct host_range){(uintptr_t)p, size, flags, owned};
+    pthread_mutex_unlock(&host_lock);
+    return ok;
+}
+
+static int host_remove(void *p, int owned, size_t *size)
+{
+    pthread_mutex_lock(&host_lock);
+    int found = 0;
+    for (int i = 0; i < host_count; i++) {
+        if (host_ranges[i].base == (uintptr_t)p && host_ranges[i].owned == owned) {
+            *size = host_ranges[i].size;
+            host_ranges[i] = host_ranges[--host_count];
+            found = 1;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&host_lock);
+    return found;
+}
+
+static int is_device_ptr(uint64_t p)
+{
+    const struct vgpu_session_info *s = vgpu_session();
+    return s->window_size != 0 && p >= s->window_base && p - s->window_base < s->window_size;
+}
+
+/* ---------------------------------------------------------------- allocation */
+
+VGPU_API CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
+{
+    VGPU_CHECK_INIT();
+    if (dptr == NULL || bytesize == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_ctx *c;
+    CUresult rc = vgpu_current_remote(&c);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    struct vgpu_mem_alloc_req req = {.ctx = c->remote, .size = bytesize};
+    struct vgpu_mem_alloc_rep rep;
+    rc = vgpu_call(VGPU_OP_MEM_ALLOC, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
+    if (rc == CUDA_SUCCESS)
+        *dptr = rep.ptr;
+    return rc;
+}
+
+VGPU_API CUresult cuMemFree_v2(CUdeviceptr dptr)
+{
+    VGPU_CHECK_INIT();
+    if (dptr == 0)
+        return CUDA_SUCCESS;
+    struct vgpu_ctx *c;
+    CUresult rc = vgpu_current_remote(&c);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    struct vgpu_mem_free_req req = {.ctx = c->remote, .ptr = dptr};
+    return vgpu_call(VGPU_OP_MEM_FREE, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+}
+
+VGPU_API CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
+{
+    uint64_t stream;
+    VGPU_CHECK_INIT();
+    CUresult rc = vgpu_stream_remote(hStream, &stream);
+    /* Stream-ordered allocation done eagerly: the memory is usable at least as early as required. */
+    return rc != CUDA_SUCCESS ? rc : cuMemAlloc_v2(dptr, bytesize);
+}
+
+VGPU_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
+{
+    uint64_t stream;
+    VGPU_CHECK_INIT();
+    CUresult rc = vgpu_stream_remote(hStream, &stream);
+    return rc != CUDA_SUCCESS ? rc : cuMemFree_v2(dptr);
+}
+
+VGPU_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t widthInBytes, size_t height,
+                                     unsigned int elementSizeBytes)
+{
+    VGPU_CHECK_INIT();
+    if (pPitch == NULL || widthInBytes == 0 || height == 0 ||
+        (elementSizeBytes != 4 && elementSizeBytes != 8 && elementSizeBytes != 16))
+        return CUDA_ERROR_INVALID_VALUE;
+    /* Rows aligned to 512 bytes, the texture pitch alignment the driver uses. */
+    size_t pitch = (widthInBytes + 511) & ~(size_t)511;
+    CUresult rc = cuMemAlloc_v2(dptr, pitch * height);
+    if (rc == CUDA_SUCCESS)
+        *pPitch = pitch;
+    return rc;
+}
+
+VGPU_API CUresult cuMemGetInfo_v2(size_t *free, size_t *total)
+{
+    VGPU_CHECK_INIT();
+    struct vgpu_ctx *c = vgpu_current_ctx();
+    if (c == NULL)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (free == NULL || total == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_mem_get_info_req req = {.device = (uint32_t)vgpu_device(c->device)->service_ordinal};
+    struct vgpu_mem_get_info_rep rep;
+    CUresult rc = vgpu_call(VGPU_OP_MEM_GET_INFO, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
+    if (rc == CUDA_SUCCESS) {
+        *free = rep.free;
+        *total = rep.total;
+    }
+    return rc;
+}
+
+VGPU_API CUresult cuMemGetAddressRange_v2(CUdeviceptr *pbase, size_t *psize, CUdeviceptr dptr)
+{
+    VGPU_CHECK_INIT();
+    struct vgpu_mem_get_address_range_req req = {.ptr = dptr};
+    struct vgpu_mem_get_address_range_rep rep;
+    CUresult rc = vgpu_call(VGPU_OP_MEM_GET_ADDRESS_RANGE, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
+    if (rc == CUDA_ERROR_NOT_FOUND)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (rc == CUDA_SUCCESS) {
+        if (pbase != NULL)
+            *pbase = rep.base;
+        if (psize != NULL)
+            *psize = rep.size;
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------- host allocations */
+
+VGPU_API CUresult cuMemHostAlloc(void **pp, size_t bytesize, unsigned int Flags)
+{
+    VGPU_CHECK_INIT();
+    if (pp == NULL || bytesize == 0 || (Flags & ~0x7u))
+        return CUDA_ERROR_INVALID_VALUE;
+    /* Pinning buys nothing here: the data crosses to the service by copy either way. */
+    void *p = mmap(NULL, bytesize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    if (!host_add(p, bytesize, Flags, 1)) {
+        munmap(p, bytesize);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    *pp = p;
+    return CUDA_SUCCESS;
+}
+
+VGPU_API CUresult cuMemAllocHost_v2(void **pp, size_t bytesize)
+{
+    return cuMemHostAlloc(pp, bytesize, 0);
+}
+
+VGPU_API CUresult cuMemFreeHost(void *p)
+{
+    VGPU_CHECK_INIT();
+    size_t size;
+    if (p == NULL || !host_remove(p, 1, &size))
+        return CUDA_ERROR_INVALID_VALUE;
+    munmap(p, size);
+    return CUDA_SUCCESS;
+}
+
+VGPU_API CUresult cuMemHostRegister_v2(void *p, size_t bytesize, unsigned int Flags)
+{
+    VGPU_CHECK_INIT();
+    if (p == NULL || bytesize == 0 || (Flags & ~0xfu))
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&host_lock);
+    int already = host_find((uintptr_t)p) != NULL;
+    pthread_mutex_unlock(&host_lock);
+    if (already)
+        return CUDA_ERROR_HOST_MEMORY_ALREADY_REGISTERED;
+    return host_add(p, bytesize, Flags, 0) ? CUDA_SUCCESS : CUDA_ERROR_OUT_OF_MEMORY;
+}
+
+VGPU_API CUresult cuMemHostRegister(void *p, size_t bytesize, unsigned int Flags)
+{
+    return cuMemHostRegister_v2(p, bytesize, Flags);
+}
+
+VGPU_API CUresult cuMemHostUnregister(void *p)
+{
+    VGPU_CHECK_INIT();
+    size_t size;
+    return p != NULL && host_remove(p, 0, &size) ? CUDA_SUCCESS : CUDA_ERROR_HOST_MEMORY_NOT_REGISTERED;
+}
+
+VGPU_API CUresult cuMemHostGetFlags(unsigned int *pFlags, void *p)
+{
+    VGPU_CHECK_INIT();
+    if (pFlags == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    pthread_mutex_lock(&host_lock);
+    struct host_range *r = host_find((uintptr_t)p);
+    if (r != NULL)
+        *pFlags = r->flags;
+    pthread_mutex_unlock(&host_lock);
+    return r != NULL ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+VGPU_API CUresult cuMemHostGetDevicePointer_v2(CUdeviceptr *pdptr, void *p, unsigned int Flags)
+{
+    VGPU_CHECK_INIT();
+    (void)pdptr;
+    (void)p;
+    /* Kernels run in the service and cannot reach this process's memory. */
+    return Flags != 0 ? CUDA_ERROR_INVALID_VALUE : CUDA_ERROR_NOT_SUPPORTED;
+}
+
+/* ---------------------------------------------------------------- copies */
+
+static uint64_t ctx_of_copy(void)
+{
+    struct vgpu_ctx *c = vgpu_current_ctx();
+    return c != NULL ? c->remote : 0;
+}
+
+/* Host to device. async: return once the bytes are out of src (as CUDA does for pageable memory). */
+static CUresult htod(CUdeviceptr dst, const void *src, size_t n, uint64_t stream, int async)
+{
+    if (n == 0)
+        return CUDA_SUCCESS;
+    if (src == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t ctx = ctx_of_copy();
+    CUresult rc = CUDA_SUCCESS;
+    vgpu_conn_lock();
+    if ((rc = vgpu_conn_ensure_locked()) != CUDA_SUCCESS)
+        goto out;
+    if (n <= vgpu_cfg.inline_max || vgpu_shm_data() == NULL) {
+        size_t chunk_max = vgpu_frame_limit() - sizeof(struct vgpu_memcpy_htod_req);
+        for (size_t done = 0; done < n && rc == CUDA_SUCCESS;) {
+            size_t k = n - done < chunk_max ? n - done : chunk_max;
+            struct vgpu_memcpy_htod_req req = {.ctx = ctx, .dst = dst + done, .stream = stream};
+            int last = done + k == n;
+            if (async || !last)
+                rc = vgpu_post_locked(VGPU_OP_MEMCPY_HTOD, &req, sizeof req, (const char *)src + done, k);
+            else
+                rc = vgpu_call_locked(VGPU_OP_MEMCPY_HTOD, &req, sizeof req, (const char *)src + done, k, NULL, 0, NULL, 0, NULL);
+            done += k;
+        }
+        goto out;
+    }
+    /* Chunks of at most half the ring, so the client fills one while the service drains the other. */
+    size_t chunk_max = vgpu_shm_capacity() / 2;
+    for (size_t done = 0; done < n && rc == CUDA_SUCCESS;) {
+        size_t k = n - done < chunk_max ? n - done : chunk_max;
+        uint64_t off;
+        if ((rc = vgpu_shm_reserve_locked(k, &off)) != CUDA_SUCCESS)
+            break;
+        memcpy(vgpu_shm_data() - 4096 + off, (const char *)src + done, k);
+        struct vgpu_memcpy_htod_shm_req req = {.ctx = ctx, .dst = dst + done, .stream = stream, .shm_offset = off, .size = k};
+        int last = done + k == n;
+        if (async || !last) {
+            rc = vgpu_post_locked(VGPU_OP_MEMCPY_HTOD_SHM, &req, sizeof req, NULL, 0);
+            /* Get the service started on this chunk while the next one is copied in. */
+            if (rc == CUDA_SUCCESS && !last)
+                rc = vgpu_flush_locked();
+        } else {
+            rc = vgpu_call_locked(VGPU_OP_MEMCPY_HTOD_SHM, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+        }
+        done += k;
+    }
+out:
+    vgpu_conn_unlock();
+    return rc;
+}
+
+static CUresult dtoh(void *dst, CUdeviceptr src, size_t n, uint64_t stream, int async)
+{
+    if (n == 0)
+        return CUDA_SUCCESS;
+    if (dst == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t ctx = ctx_of_copy();
+    CUresult rc;
+    vgpu_conn_lock();
+    if ((rc = vgpu_conn_ensure_locked()) != CUDA_SUCCESS)
+        goto out;
+    if (vgpu_shm_data() == NULL || (!async && n <= vgpu_cfg.inline_max)) {
+        size_t chunk_max = vgpu_frame_limit();
+        for (size_t done = 0; done < n && rc == CUDA_SUCCESS;) {
+            size_t k = n - done < chunk_max ? n - done : chunk_max;
+            struct vgpu_memcpy_dtoh_req req = {.ctx = ctx, .src = src + done, .stream = stream, .size = k};
+            size_t got = 0;
+            rc = vgpu_call_locked(VGPU_OP_MEMCPY_DTOH, &req, sizeof req, NULL, 0, NULL, 0, (char *)dst + done, k, &got);
+            if (rc == CUDA_SUCCESS && got != k)
+                rc = CUDA_ERROR_UNKNOWN;
+            done += k;
+        }
+        goto out;
+    }
+    size_t chunk_max = vgpu_shm_capacity() / 2;
+    for (size_t done = 0; done < n && rc == CUDA_SUCCESS;) {
+        size_t k = n - done < chunk_max ? n - done : chunk_max;
+        uint64_t off;
+        if ((rc = vgpu_shm_reserve_locked(k, &off)) != CUDA_SUCCESS)
+            break;
+        struct vgpu_memcpy_dtoh_shm_req req = {.ctx = ctx, .src = src + done, .stream = stream, .shm_offset = off, .size = k};
+        if (async) {
+            rc = vgpu_post_locked(VGPU_OP_MEMCPY_DTOH_SHM, &req, sizeof req, NULL, 0);
+            if (rc == CUDA_SUCCESS)
+                rc = vgpu_shm_deliver_later_locked(off, (char *)dst + done, k);
+        } else {
+            rc = vgpu_call_locked(VGPU_OP_MEMCPY_DTOH_SHM, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+            if (rc == CUDA_SUCCESS)
+                memcpy((char *)dst + done, vgpu_shm_data() - 4096 + off, k);
+        }
+        done += k;
+    }
+out:
+    vgpu_conn_unlock();
+    return rc;
+}
+
+static CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, uint64_t stream, int async)
+{
+    if (n == 0)
+        return CUDA_SUCCESS;
+    struct vgpu_memcpy_dtod_req req = {.ctx = ctx_of_copy(), .dst = dst, .src = src, .size = n, .stream = stream};
+    return async ? vgpu_post(VGPU_OP_MEMCPY_DTOD, &req, sizeof req, NULL, 0)
+                 : vgpu_call(VGPU_OP_MEMCPY_DTOD, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+}
+
+/* Host-to-host through the "driver" is a plain memcpy, ordered after earlier work when synchronous. */
+static CUresult htoh(void *dst, const void *src, size_t n, int async)
+{
+    if (!async) {
+        CUresult rc = vgpu_call(VGPU_OP_PING, NULL, 0, NULL, 0, NULL, 0, NULL, 0, NULL);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+    }
+    memmove(dst, src, n);
+    return CUDA_SUCCESS;
+}
+
+static CUresult copy_any(uint64_t dst, uint64_t src, size_t n, uint64_t stream, int async)
+{
+    int dd = is_device_ptr(dst), sd = is_device_ptr(src);
+    if (dd && sd)
+        return dtod(dst, src, n, stream, async);
+    if (dd)
+        return htod(dst, (const void *)(uintptr_t)src, n, stream, async);
+    if (sd)
+        return dtoh((void *)(uintptr_t)dst, src, n, stream, async);
+    return htoh((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n, async);
+}
+
+#define STREAM_OR_RETURN(h, out)                                  \
+    do {                                                          \
+        CUresult stream_rc_ = vgpu_stream_remote((h), &(out));    \
+        if (stream_rc_ != CUDA_SUCCESS)                           \
+            return stream_rc_;                                    \
+    } while (0)
+
+VGPU_API CUresult cuMemcpyHtoD_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount)
+{
+    VGPU_CHECK_INIT();
+    return htod(dstDevice, srcHost, ByteCount, 0, 0);
+}
+
+VGPU_API CUresult cuMemcpyDtoH_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount)
+{
+    VGPU_CHECK_INIT();
+    return dtoh(dstHost, srcDevice, ByteCount, 0, 0);
+}
+
+VGPU_API CUresult cuMemcpyDtoD_v2(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t ByteCount)
+{
+    VGPU_CHECK_INIT();
+    return dtod(dstDevice, srcDevice, ByteCount, 0, 0);
+}
+
+VGPU_API CUresult cuMemcpy(CUdeviceptr dst, CUdeviceptr src, size_t ByteCount)
+{
+    VGPU_CHECK_INIT();
+    return copy_any(dst, src, ByteCount, 0, 0);
+}
+
+VGPU_API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHost, size_t ByteCount, CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    uint64_t s;
+    STREAM_OR_RETURN(hStream, s);
+    return htod(dstDevice, srcHost, ByteCount, s, 1);
+}
+
+VGPU_API CUresult cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, size_t ByteCount, CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    uint64_t s;
+    STREAM_OR_RETURN(hStream, s);
+    return dtoh(dstHost, srcDevice, ByteCount, s, 1);
+}
+
+VGPU_API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dstDevice, CUdeviceptr srcDevice, size_t ByteCount, CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    uint64_t s;
+    STREAM_OR_RETURN(hStream, s);
+    return dtod(dstDevice, srcDevice, ByteCount, s, 1);
+}
+
+VGPU_API CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t ByteCount, CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    uint64_t s;
+    STREAM_OR_RETURN(hStream, s);
+    return copy_any(dst, src, ByteCount, s, 1);
+}
+
+VGPU_API CUresult cuMemcpyPeer(CUdeviceptr dstDevice, CUcontext dstContext, CUdeviceptr srcDevice, CUcontext srcContext,
+                               size_t ByteCount)
+{
+    VGPU_CHECK_INIT();
+    if (vgpu_ctx_from(dstContext) == NULL || vgpu_ctx_from(srcContext) == NULL)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    return dtod(dstDevice, srcDevice, ByteCount, 0, 0);
+}
+
+VGPU_API CUresult cuMemcpyPeerAsync(CUdeviceptr dstDevice, CUcontext dstContext, CUdeviceptr srcDevice,
+                                    CUcontext srcContext, size_t ByteCount, CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    uint64_t s;
+    STREAM_OR_RETURN(hStream, s);
+    if (vgpu_ctx_from(dstContext) == NULL || vgpu_ctx_from(srcContext) == NULL)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    return dtod(dstDevice, srcDevice, ByteCount, s, 1);
+}
+
+/* 2D copies become one copy per row; contiguous rows collapse into a single copy. */
+static CUresult copy2d(const CUDA_MEMCPY2D *p, uint64_t stream, int async)
+{
+    if (p == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (p->srcMemoryType == CU_MEMORYTYPE_ARRAY || p->dstMemoryType == CU_MEMORYTYPE_ARRAY)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    size_t spitch = p->srcPitch ? p->srcPitch : p->WidthInBytes;
+    size_t dpitch = p->dstPitch ? p->dstPitch : p->WidthInBytes;
+    if (spitch < p->WidthInBytes || dpitch < p->WidthInBytes)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t src = p->srcMemoryType == CU_MEMORYTYPE_HOST ? (uint64_t)(uintptr_t)p->srcHost : p->srcDevice;
+    uint64_t dst = p->dstMemoryType == CU_MEMORYTYPE_HOST ? (uint64_t)(uintptr_t)p->dstHost : p->dstDevice;
+    src += p->srcY * spitch + p->srcXInBytes;
+    dst += p->dstY * dpitch + p->dstXInBytes;
+    if (spitch == p->WidthInBytes && dpitch == p->WidthInBytes)
+        return copy_any(dst, src, p->WidthInBytes * p->Height, stream, async);
+    CUresult rc = CUDA_SUCCESS;
+    for (size_t row = 0; row < p->Height && rc == CUDA_SUCCESS; row++) {
+        /* Rows go out asynchronously; only the last one waits when the copy is synchronous. */
+        int row_async = async || row + 1 < p->Height;
+        rc = copy_any(dst + row * dpitch, src + row * spitch, p->WidthInBytes, stream, row_async);
+    }
+    return rc;
+}
+
+VGPU_API CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D *pCopy)
+{
+    VGPU_CHECK_INIT();
+    return copy2d(pCopy, 0, 0);
+}
+
+VGPU_API CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *pCopy)
+{
+    VGPU_CHECK_INIT();
+    return copy2d(pCopy, 0, 0);
+}
+
+VGPU_API CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *pCopy, CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    uint64_t s;
+    STREAM_OR_RETURN(hStream, s);
+    return copy2d(pCopy, s, 1);
+}
+
+/* ---------------------------------------------------------------- memsets */
+
+static CUresult memset_any(CUdeviceptr dst, uint32_t value, uint32_t size, size_t count, uint64_t stream, int async)
+{
+    if (count == 0)
+        return CUDA_SUCCESS;
+    struct vgpu_memset_req req = {.ctx = ctx_of_copy(), .dst = dst, .count = count, .stream = stream, .value = value, .element_size = size};
+    return async ? vgpu_post(VGPU_OP_MEMSET, &req, sizeof req, NULL, 0)
+                 : vgpu_call(VGPU_OP_MEMSET, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+}
+
+static CUresult memset2d(CUdeviceptr dst, size_t pitch, uint32_t value, uint32_t size, size_t width, size_t height,
+                         uint64_t stream, int async)
+{
+    if (pitch == width * size)
+        return memset_any(dst, value, size, width * height, stream, async);
+    if (pitch < width * size)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = CUDA_SUCCESS;
+    for (size_t row = 0; row < height && rc == CUDA_SUCCESS; row++)
+        rc = memset_any(dst + row * pitch, value, size, width, stream, async || row + 1 < height);
+    return rc;
+}
+
+VGPU_API CUresult cuMemsetD8_v2(CUdeviceptr dstDevice, unsigned char uc, size_t N)
+{
+    VGPU_CHECK_INIT();
+    return memset_any(dstDevice, uc, 1, N, 0, 0);
+}
+
+VGPU_API CUresult cuMemsetD16_v2(CUdeviceptr dstDevice, unsigned short us, size_t N)
+{
+    VGPU_CHECK_INIT();
+    return memset_any(dstDevice, us, 2, N, 0, 0);
+}
+
+VGPU_API CUresult cuMemsetD32_v2(CUdeviceptr dstDevice, unsigned int ui, size_t N)
+{
+    VGPU_CHECK_INIT();
+    return memset_any(dstDevice, ui, 4, N, 0, 0);
+}
+
+VGPU_API CUresult cuMemsetD8Async(CUdeviceptr dstDevice, unsigned char uc, size_t N, CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    uint64_t s;
+    STREAM_OR_RETURN(hStream, s);
+    return memset_any(dstDevice, uc, 1, N, s, 1);
+}
+
+VGPU_API CUresult cuMemsetD16Async(CUdeviceptr dstDevice, unsigned short us, size_t N, CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    uint64_t s;
+    STREAM_OR_RETURN(hStream, s);
+    return memset_any(dstDevice, us, 2, N, s, 1);
+}
+
+VGPU_API CUresult cuMemsetD32Async(CUdeviceptr dstDevice, unsigned int ui, size_t N, CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    uint64_t s;
+    STREAM_OR_RETURN(hStream, s);
+    return memset_any(dstDevice, ui, 4, N, s, 1);
+}
+
+VGPU_API CUresult cuMemsetD2D8_v2(CUdeviceptr dstDevice, size_t dstPitch, unsigned char uc, size_t Width, size_t Height)
+{
+    VGPU_CHECK_INIT();
+    return memset2d(dstDevice, dstPitch, uc, 1, Width, Height, 0, 0);
+}
+
+VGPU_API CUresult cuMemsetD2D16_v2(CUdeviceptr dstDevice, size_t dstPitch, unsigned short us, size_t Width, size_t Height)
+{
+    VGPU_CHECK_INIT();
+    return memset2d(dstDevice, dstPitch, us, 2, Width, Height, 0, 0);
+}
+
+VGPU_API CUresult cuMemsetD2D32_v2(CUdeviceptr dstDevice, size_t dstPitch, unsigned int ui, size_t Width, size_t Height)
+{
+    VGPU_CHECK_INIT();
+    return memset2d(dstDevice, dstPitch, ui, 4, Width, Height, 0, 0);
+}
+
+VGPU_API CUresult cuMemsetD2D8Async(CUdeviceptr dstDevice, size_t dstPitch, unsigned char uc, size_t Width,
+                                    size_t Height, CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    uint64_t s;
+    STREAM_OR_RETURN(hStream, s);
+    return memset2d(dstDevice, dstPitch, uc, 1, Width, Height, s, 1);
+}
+
+VGPU_API CUresult cuMemsetD2D16Async(CUdeviceptr dstDevice, size_t dstPitch, unsigned short us, size_t Width,
+                                     size_t Height, CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    uint64_t s;
+    STREAM_OR_RETURN(hStream, s);
+    return memset2d(dstDevice, dstPitch, us, 2, Width, Height, s, 1);
+}
+
+VGPU_API CUresult cuMemsetD2D32Async(CUdeviceptr dstDevice, size_t dstPitch, unsigned int ui, size_t Width,
+                                     size_t Height, CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    uint64_t s;
+    STREAM_OR_RETURN(hStream, s);
+    return memset2d(dstDevice, dstPitch, ui, 4, Width, Height, s, 1);
+}
+
+/* ---------------------------------------------------------------- pointer attributes */
+
+static CUresult pointer_attribute(void *data, CUpointer_attribute attribute, CUdeviceptr ptr)
+{
+    if (data == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (!is_device_ptr(ptr)) {
+        pthread_mutex_lock(&host_lock);
+        struct host_range *h = host_find((uintptr_t)ptr);
+        struct host_range r = h ? *h : (struct host_range){0};
+        pthread_mutex_unlock(&host_lock);
+        if (h == NULL)
+            return CUDA_ERROR_INVALID_VALUE;
+        switch (attribute) {
+        case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *(unsigned int *)data = CU_MEMORYTYPE_HOST; return CUDA_SUCCESS;
+        case CU_POINTER_ATTRIBUTE_HOST_POINTER: *(void **)data = (void *)(uintptr_t)ptr; return CUDA_SUCCESS;
+        case CU_POINTER_ATTRIBUTE_IS_MANAGED: *(unsigned int *)data = 0; return CUDA_SUCCESS;
+        case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *(void **)data = (void *)r.base; return CUDA_SUCCESS;
+        case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *(size_t *)data = r.size; return CUDA_SUCCESS;
+        case CU_POINTER_ATTRIBUTE_MAPPED: *(unsigned int *)data = 1; return CUDA_SUCCESS;
+        case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: return CUDA_ERROR_NOT_SUPPORTED;
+        default: return CUDA_ERROR_INVALID_VALUE;
+        }
+    }
+    struct vgpu_mem_get_address_range_req req = {.ptr = ptr};
+    struct vgpu_mem_get_address_range_rep rep;
+    CUresult rc = vgpu_call(VGPU_OP_MEM_GET_ADDRESS_RANGE, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
+    if (rc == CUDA_ERROR_NOT_FOUND)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    struct vgpu_ctx *c = vgpu_current_ctx();
+    switch (attribute) {
+    case CU_POINTER_ATTRIBUTE_CONTEXT: *(CUcontext *)data = c ? (CUcontext)(uintptr_t)c->handle : NULL; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *(unsigned int *)data = CU_MEMORYTYPE_DEVICE; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: *(CUdeviceptr *)data = ptr; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER: return CUDA_ERROR_INVALID_VALUE;
+    case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS: *(int *)data = 1; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID: *(unsigned long long *)data = rep.base; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED: *(unsigned int *)data = 0; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *(int *)data = c ? c->device : 0; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: *(int *)data = 0; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *(CUdeviceptr *)data = rep.base; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *(size_t *)data = rep.size; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MAPPED: *(int *)data = 1; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES: *(unsigned long long *)data = 0; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE: *(int *)data = 0; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_ACCESS_FLAGS: *(unsigned int *)data = CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE: *(void **)data = NULL; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MAPPING_SIZE: *(size_t *)data = rep.size; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR: *(CUdeviceptr *)data = rep.base; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID: *(unsigned long long *)data = rep.base; return CUDA_SUCCESS;
+    default: return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+VGPU_API CUresult cuPointerGetAttribute(void *data, CUpointer_attribute attribute, CUdeviceptr ptr)
+{
+    VGPU_CHECK_INIT();
+    return pointer_attribute(data, attribute, ptr);
+}
+
+VGPU_API CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attribute *attributes, void **data,
+                                         CUdeviceptr ptr)
+{
+    VGPU_CHECK_INIT();
+    if (attributes == NULL || data == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    /* Unlike the single form, this one succeeds for unknown memory and reports it as such. */
+    for (unsigned i = 0; i < numAttributes; i++) {
+        CUresult rc = pointer_attribute(data[i], attributes[i], ptr);
+        if (rc == CUDA_ERROR_INVALID_VALUE && data[i] != NULL) {
+            if (attributes[i] == CU_POINTER_ATTRIBUTE_MEMORY_TYPE)
+                *(unsigned int *)data[i] = 0;
+            else if (attributes[i] == CU_POINTER_ATTRIBUTE_CONTEXT || attributes[i] == CU_POINTER_ATTRIBUTE_HOST_POINTER ||
+                     attributes[i] == CU_POINTER_ATTRIBUTE_DEVICE_POINTER)
+                *(void **)data[i] = NULL;
+            else if (attributes[i] == CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL)
+                *(int *)data[i] = -2;
+        } else if (rc != CUDA_SUCCESS && rc != CUDA_ERROR_INVALID_VALUE && rc != CUDA_ERROR_NOT_SUPPORTED) {
+            return rc;
+        }
+    }
+    return CUDA_SUCCESS;
+}
+
+VGPU_API CUresult cuPointerSetAttribute(const void *value, CUpointer_attribute attribute, CUdeviceptr ptr)
+{
+    VGPU_CHECK_INIT();
+    if (value == NULL || attribute != CU_POINTER_ATTRIBUTE_SYNC_MEMOPS)
+        return CUDA_ERROR_INVALID_VALUE;
+    return is_device_ptr(ptr) ? CUDA_SUCCESS : CUDA_ERROR_INVALID_VALUE;
+}
+
+/* ---------------------------------------------------------------- virtual memory management */
+
+#define VMM_GRANULARITY (2u << 20)
+
+VGPU_API CUresult cuMemGetAllocationGranularity(size_t *granularity, const CUmemAllocationProp *prop,
+                                                CUmemAllocationGranularity_flags option)
+{
+    VGPU_CHECK_INIT();
+    (void)option;
+    if (granularity == NULL || prop == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (prop->location.type != CU_MEM_LOCATION_TYPE_DEVICE || vgpu_device(prop->location.id) == NULL)
+        return CUDA_ERROR_INVALID_DEVICE;
+    *granularity = VMM_GRANULARITY;
+    return CUDA_SUCCESS;
+}
+
+VGPU_API CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alignment, CUdeviceptr addr,
+                                      unsigned long long flags)
+{
+    VGPU_CHECK_INIT();
+    if (ptr == NULL || size == 0 || flags != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_mem_address_reserve_req req = {.size = size, .alignment = alignment, .hint = addr};
+    struct vgpu_mem_address_reserve_rep rep;
+    CUresult rc = vgpu_call(VGPU_OP_MEM_ADDRESS_RESERVE, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
+    if (rc == CUDA_SUCCESS)
+        *ptr = rep.ptr;
+    return rc;
+}
+
+VGPU_API CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size)
+{
+    VGPU_CHECK_INIT();
+    struct vgpu_mem_address_free_req req = {.ptr = ptr, .size = size};
+    return vgpu_call(VGPU_OP_MEM_ADDRESS_FREE, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+}
+
+VGPU_API CUresult cuMemCreate(CUmemGenericAllocationHandle *handle, size_t size, const CUmemAllocationProp *prop,
+                              unsigned long long flags)
+{
+    VGPU_CHECK_INIT();
+    if (handle == NULL || prop == NULL || flags != 0 || size == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (prop->type != CU_MEM_ALLOCATION_TYPE_PINNED || prop->location.type != CU_MEM_LOCATION_TYPE_DEVICE)
+        return CUDA_ERROR_NOT_SUPPORTED;
+    struct vgpu_device *d = vgpu_device(prop->location.id);
+    if (d == NULL)
+        return CUDA_ERROR_INVALID_DEVICE;
+    struct vgpu_mem_create_req req = {.size = size, .device = (uint32_t)d->service_ordinal};
+    struct vgpu_mem_create_rep rep;
+    CUresult rc = vgpu_call(VGPU_OP_MEM_CREATE, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
+    if (rc == CUDA_SUCCESS)
+        *handle = rep.handle;
+    return rc;
+}
+
+VGPU_API CUresult cuMemRelease(CUmemGenericAllocationHandle handle)
+{
+    VGPU_CHECK_INIT();
+    struct vgpu_mem_release_req req = {.handle = handle};
+    return vgpu_call(VGPU_OP_MEM_RELEASE, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+}
+
+VGPU_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGenericAllocationHandle handle,
+                           unsigned long long flags)
+{
+    VGPU_CHECK_INIT();
+    if (flags != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_mem_map_req req = {.ptr = ptr, .size = size, .offset = offset, .handle = handle};
+    return vgpu_call(VGPU_OP_MEM_MAP, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+}
+
+VGPU_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
+{
+    VGPU_CHECK_INIT();
+    struct vgpu_mem_unmap_req req = {.ptr = ptr, .size = size};
+    return vgpu_call(VGPU_OP_MEM_UNMAP, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+}
+
+VGPU_API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count)
+{
+    VGPU_CHECK_INIT();
+    if (desc == NULL || count == 0 || size == 0 || !is_device_ptr(ptr))
+        return CUDA_ERROR_INVALID_VALUE;
+    for (size_t i = 0; i < count; i++) {
+        if (desc[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || vgpu_device(desc[i].location.id) == NULL)
+            return CUDA_ERROR_INVALID_DEVICE;
+    }
+    /* Mapped memory is read-write for the owning session already; nothing to change on the service. */
+    return CUDA_SUCCESS;
+}
+
+VGPU_API CUresult cuMemGetAccess(unsigned long long *flags, const CUmemLocation *location, CUdeviceptr ptr)
+{
+    VGPU_CHECK_INIT();
+    if (flags == NULL || location == NULL || !is_device_ptr(ptr))
+        return CUDA_ERROR_INVALID_VALUE;
+    *flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
+    return CUDA_SUCCESS;
+}

@@ -1,0 +1,358 @@
+/*
+ * Streams and events. Event records and stream waits are fire-and-forget; queries and
+ * synchronizations are round trips, which also deliver deferred copies and pending async errors.
+ *
+ * The service executes a session's requests in order, so work on any stream is ordered after
+ * everything submitted before it. That is stricter than CUDA requires and therefore correct for
+ * the legacy stream, the per-thread default streams and user streams alike: the NULL stream,
+ * CU_STREAM_LEGACY and CU_STREAM_PER_THREAD all map to the context's default stream.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "vgpu.h"
+
+struct vgpu_event {
+    uint64_t handle;
+    struct vgpu_ctx *ctx;
+    uint64_t remote;
+    unsigned flags;
+};
+
+static unsigned long long next_stream_id = 1;
+
+CUresult vgpu_stream_remote(CUstream s, uint64_t *remote)
+{
+    if (s == NULL || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD) {
+        *remote = 0;
+        return CUDA_SUCCESS;
+    }
+    struct vgpu_stream *st = vgpu_handle_get((uint64_t)(uintptr_t)s, VGPU_KIND_STREAM);
+    if (st == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    *remote = st->remote;
+    return CUDA_SUCCESS;
+}
+
+static struct vgpu_stream *stream_from(CUstream s)
+{
+    return vgpu_handle_get((uint64_t)(uintptr_t)s, VGPU_KIND_STREAM);
+}
+
+VGPU_API CUresult cuStreamCreateWithPriority(CUstream *phStream, unsigned int flags, int priority)
+{
+    VGPU_CHECK_INIT();
+    if (phStream == NULL || (flags & ~0x1u))
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_ctx *c;
+    CUresult rc = vgpu_current_remote(&c);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    /* Out-of-range priorities are clamped, as the driver does. */
+    if (priority > 0)
+        priority = 0;
+    if (priority < -5)
+        priority = -5;
+    struct vgpu_stream_create_req req = {.ctx = c->remote, .flags = flags, .priority = priority};
+    struct vgpu_stream_create_rep rep;
+    rc = vgpu_call(VGPU_OP_STREAM_CREATE, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    struct vgpu_stream *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    s->ctx = c;
+    s->remote = rep.stream;
+    s->flags = flags;
+    s->priority = priority;
+    s->id = __atomic_fetch_add(&next_stream_id, 1, __ATOMIC_RELAXED);
+    s->handle = vgpu_handle_new(VGPU_KIND_STREAM, s);
+    *phStream = (CUstream)(uintptr_t)s->handle;
+    return CUDA_SUCCESS;
+}
+
+VGPU_API CUresult cuStreamCreate(CUstream *phStream, unsigned int Flags)
+{
+    return cuStreamCreateWithPriority(phStream, Flags, 0);
+}
+
+VGPU_API CUresult cuStreamDestroy_v2(CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    struct vgpu_stream *s = stream_from(hStream);
+    if (s == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct vgpu_stream_destroy_req req = {.stream = s->remote};
+    CUresult rc = vgpu_call(VGPU_OP_STREAM_DESTROY, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+    vgpu_handle_free(s->handle);
+    return rc == CUDA_ERROR_DEVICE_UNAVAILABLE ? CUDA_SUCCESS : rc;
+}
+
+VGPU_API CUresult cuStreamDestroy(CUstream hStream)
+{
+    return cuStreamDestroy_v2(hStream);
+}
+
+VGPU_API CUresult cuStreamSynchronize(CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    uint64_t remote;
+    CUresult rc = vgpu_stream_remote(hStream, &remote);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    struct vgpu_stream_synchronize_req req = {.stream = remote};
+    return vgpu_call(VGPU_OP_STREAM_SYNCHRONIZE, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+}
+
+VGPU_API CUresult cuStreamQuery(CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    uint64_t remote;
+    CUresult rc = vgpu_stream_remote(hStream, &remote);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    struct vgpu_stream_query_req req = {.stream = remote};
+    return vgpu_call(VGPU_OP_STREAM_QUERY, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+}
+
+VGPU_API CUresult cuStreamGetFlags(CUstream hStream, unsigned int *flags)
+{
+    VGPU_CHECK_INIT();
+    if (flags == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (hStream == NULL || hStream == CU_STREAM_LEGACY || hStream == CU_STREAM_PER_THREAD) {
+        *flags = 0;
+        return CUDA_SUCCESS;
+    }
+    struct vgpu_stream *s = stream_from(hStream);
+    if (s == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    *flags = s->flags;
+    return CUDA_SUCCESS;
+}
+
+VGPU_API CUresult cuStreamGetPriority(CUstream hStream, int *priority)
+{
+    VGPU_CHECK_INIT();
+    if (priority == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (hStream == NULL || hStream == CU_STREAM_LEGACY || hStream == CU_STREAM_PER_THREAD) {
+        *priority = 0;
+        return CUDA_SUCCESS;
+    }
+    struct vgpu_stream *s = stream_from(hStream);
+    if (s == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    *priority = s->priority;
+    return CUDA_SUCCESS;
+}
+
+VGPU_API CUresult cuStreamGetId(CUstream hStream, unsigned long long *streamId)
+{
+    VGPU_CHECK_INIT();
+    if (streamId == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (hStream == NULL || hStream == CU_STREAM_LEGACY) {
+        *streamId = 0;
+        return CUDA_SUCCESS;
+    }
+    if (hStream == CU_STREAM_PER_THREAD) {
+        *streamId = 2;
+        return CUDA_SUCCESS;
+    }
+    struct vgpu_stream *s = stream_from(hStream);
+    if (s == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    *streamId = s->id + 2;
+    return CUDA_SUCCESS;
+}
+
+VGPU_API CUresult cuStreamGetCtx(CUstream hStream, CUcontext *pctx)
+{
+    VGPU_CHECK_INIT();
+    if (pctx == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (hStream == NULL || hStream == CU_STREAM_LEGACY || hStream == CU_STREAM_PER_THREAD) {
+        struct vgpu_ctx *c = vgpu_current_ctx();
+        if (c == NULL)
+            return CUDA_ERROR_INVALID_CONTEXT;
+        *pctx = (CUcontext)(uintptr_t)c->handle;
+        return CUDA_SUCCESS;
+    }
+    struct vgpu_stream *s = stream_from(hStream);
+    if (s == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    *pctx = (CUcontext)(uintptr_t)s->ctx->handle;
+    return CUDA_SUCCESS;
+}
+
+VGPU_API CUresult cuStreamGetCtx_v2(CUstream hStream, CUcontext *pCtx, CUgreenCtx *pGreenCtx)
+{
+    if (pGreenCtx != NULL)
+        *pGreenCtx = NULL;
+    return cuStreamGetCtx(hStream, pCtx);
+}
+
+VGPU_API CUresult cuStreamGetDevice(CUstream hStream, CUdevice *device)
+{
+    CUcontext c;
+    CUresult rc = cuStreamGetCtx(hStream, &c);
+    if (rc == CUDA_SUCCESS && device == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (rc == CUDA_SUCCESS)
+        *device = vgpu_ctx_from(c)->device;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- events */
+
+static struct vgpu_event *event_from(CUevent e)
+{
+    return vgpu_handle_get((uint64_t)(uintptr_t)e, VGPU_KIND_EVENT);
+}
+
+VGPU_API CUresult cuEventCreate(CUevent *phEvent, unsigned int Flags)
+{
+    VGPU_CHECK_INIT();
+    if (phEvent == NULL || (Flags & ~0xfu))
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_ctx *c;
+    CUresult rc = vgpu_current_remote(&c);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    struct vgpu_event_create_req req = {.ctx = c->remote, .flags = Flags};
+    struct vgpu_event_create_rep rep;
+    rc = vgpu_call(VGPU_OP_EVENT_CREATE, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    struct vgpu_event *e = calloc(1, sizeof *e);
+    if (e == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    e->ctx = c;
+    e->remote = rep.event;
+    e->flags = Flags;
+    e->handle = vgpu_handle_new(VGPU_KIND_EVENT, e);
+    *phEvent = (CUevent)(uintptr_t)e->handle;
+    return CUDA_SUCCESS;
+}
+
+VGPU_API CUresult cuEventDestroy_v2(CUevent hEvent)
+{
+    VGPU_CHECK_INIT();
+    struct vgpu_event *e = event_from(hEvent);
+    if (e == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct vgpu_event_destroy_req req = {.event = e->remote};
+    /* Destroying an event whose record is still queued is legal; the service drops it in order. */
+    CUresult rc = vgpu_call(VGPU_OP_EVENT_DESTROY, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+    vgpu_handle_free(e->handle);
+    return rc == CUDA_ERROR_DEVICE_UNAVAILABLE ? CUDA_SUCCESS : rc;
+}
+
+VGPU_API CUresult cuEventDestroy(CUevent hEvent)
+{
+    return cuEventDestroy_v2(hEvent);
+}
+
+VGPU_API CUresult cuEventRecord(CUevent hEvent, CUstream hStream)
+{
+    VGPU_CHECK_INIT();
+    struct vgpu_event *e = event_from(hEvent);
+    if (e == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    uint64_t stream;
+    CUresult rc = vgpu_stream_remote(hStream, &stream);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    struct vgpu_event_record_req req = {.event = e->remote, .stream = stream};
+    return vgpu_post(VGPU_OP_EVENT_RECORD, &req, sizeof req, NULL, 0);
+}
+
+VGPU_API CUresult cuEventRecordWithFlags(CUevent hEvent, CUstream hStream, unsigned int flags)
+{
+    if (flags & ~0x1u)
+        return CUDA_ERROR_INVALID_VALUE;
+    return cuEventRecord(hEvent, hStream);
+}
+
+VGPU_API CUresult cuEventQuery(CUevent hEvent)
+{
+    VGPU_CHECK_INIT();
+    struct vgpu_event *e = event_from(hEvent);
+    if (e == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct vgpu_event_query_req req = {.event = e->remote};
+    return vgpu_call(VGPU_OP_EVENT_QUERY, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+}
+
+VGPU_API CUresult cuEventSynchronize(CUevent hEvent)
+{
+    VGPU_CHECK_INIT();
+    struct vgpu_event *e = event_from(hEvent);
+    if (e == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct vgpu_event_synchronize_req req = {.event = e->remote};
+    return vgpu_call(VGPU_OP_EVENT_SYNCHRONIZE, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+}
+
+VGPU_API CUresult cuEventElapsedTime_v2(float *pMilliseconds, CUevent hStart, CUevent hEnd)
+{
+    VGPU_CHECK_INIT();
+    if (pMilliseconds == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_event *s = event_from(hStart), *e = event_from(hEnd);
+    if (s == NULL || e == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    struct vgpu_event_elapsed_time_req req = {.start = s->remote, .end = e->remote};
+    struct vgpu_event_elapsed_time_rep rep;
+    CUresult rc = vgpu_call(VGPU_OP_EVENT_ELAPSED_TIME, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
+    if (rc == CUDA_SUCCESS)
+        *pMilliseconds = rep.millis;
+    return rc;
+}
+
+VGPU_API CUresult cuEventElapsedTime(float *pMilliseconds, CUevent hStart, CUevent hEnd)
+{
+    return cuEventElapsedTime_v2(pMilliseconds, hStart, hEnd);
+}
+
+VGPU_API CUresult cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned int Flags)
+{
+    VGPU_CHECK_INIT();
+    if (Flags & ~0x1u)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_event *e = event_from(hEvent);
+    if (e == NULL)
+        return CUDA_ERROR_INVALID_HANDLE;
+    uint64_t stream;
+    CUresult rc = vgpu_stream_remote(hStream, &stream);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    struct vgpu_stream_wait_event_req req = {.stream = stream, .event = e->remote};
+    return vgpu_post(VGPU_OP_STREAM_WAIT_EVENT, &req, sizeof req, NULL, 0);
+}
+
+/* Host functions run once everything before them is done: here, in the calling thread. */
+VGPU_API CUresult cuLaunchHostFunc(CUstream hStream, CUhostFn fn, void *userData)
+{
+    VGPU_CHECK_INIT();
+    if (fn == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult rc = cuStreamSynchronize(hStream);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    fn(userData);
+    return CUDA_SUCCESS;
+}
+
+VGPU_API CUresult cuStreamAddCallback(CUstream hStream, CUstreamCallback callback, void *userData, unsigned int flags)
+{
+    VGPU_CHECK_INIT();
+    if (callback == NULL || flags != 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUresult status = cuStreamSynchronize(hStream);
+    if (status == CUDA_ERROR_INVALID_HANDLE)
+        return status;
+    callback(hStream, status, userData);
+    return CUDA_SUCCESS;
+}

@@ -1,0 +1,121 @@
+/*
+ * vgpu-ctl: talks to the service as a management client (no CUDA session): status, sessions,
+ * backends and recent launches. The `vgpu` command uses it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vgpu.h"
+
+struct vgpu_config vgpu_cfg;
+
+void vgpu_setup(void)
+{
+    const char *sock = getenv("VGPU_SOCKET");
+    snprintf(vgpu_cfg.socket_path, sizeof vgpu_cfg.socket_path, "%s", sock && *sock ? sock : "/run/vgpu/vgpu.sock");
+    vgpu_cfg.spin_ns = 200000;
+}
+
+static int usage(void)
+{
+    fprintf(stderr, "usage: vgpu-ctl status | sessions | backends | launches [n] | ping [count]\n");
+    return 2;
+}
+
+static int fail(CUresult rc)
+{
+    fprintf(stderr, "vgpu-ctl: cannot talk to the vgpu service at %s (CUresult %d)\n", vgpu_cfg.socket_path, rc);
+    return 1;
+}
+
+static char *field(const char *s, size_t n)
+{
+    static char buf[4][256];
+    static int k;
+    char *b = buf[k++ % 4];
+    size_t m = strnlen(s, n);
+    memcpy(b, s, m);
+    b[m] = '\0';
+    return b;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage();
+    vgpu_setup();
+    vgpu_conn_lock();
+    CUresult rc = vgpu_conn_open_control_locked();
+    vgpu_conn_unlock();
+    if (rc != CUDA_SUCCESS)
+        return fail(rc);
+    static char tail[1 << 20];
+    size_t got = 0;
+    if (strcmp(argv[1], "status") == 0) {
+        struct vgpu_service_status_rep rep;
+        rc = vgpu_call(VGPU_OP_SERVICE_STATUS, NULL, 0, NULL, 0, &rep, sizeof rep, tail, sizeof tail - 1, &got);
+        if (rc != CUDA_SUCCESS)
+            return fail(rc);
+        tail[got] = '\0';
+        printf("socket: %s\nbackend: %s (%s)\ndriver version: %u\nsessions: %u\n%s\n", vgpu_cfg.socket_path,
+               field(rep.backend, sizeof rep.backend), rep.backend_present ? "available" : "not available",
+               rep.driver_version, rep.sessions, tail);
+        return rep.backend_present ? 0 : 3;
+    }
+    if (strcmp(argv[1], "sessions") == 0) {
+        rc = vgpu_call(VGPU_OP_SESSION_LIST, NULL, 0, NULL, 0, NULL, 0, tail, sizeof tail, &got);
+        if (rc != CUDA_SUCCESS)
+            return fail(rc);
+        printf("%-6s %-8s %-6s %-20s %-10s %-12s %10s %10s\n", "ID", "PID", "UID", "PROCESS", "BACKEND", "STATUS",
+               "MEMORY", "LAUNCHES");
+        for (size_t off = 0; off + sizeof(struct vgpu_session_rec) <= got; off += sizeof(struct vgpu_session_rec)) {
+            struct vgpu_session_rec *s = (struct vgpu_session_rec *)(tail + off);
+            printf("%-6llu %-8u %-6d %-20s %-10s %-12s %6llu MiB %10llu\n", (unsigned long long)s->id, s->pid,
+                   (int)s->uid, field(s->process, sizeof s->process), field(s->backend, sizeof s->backend),
+                   field(s->status, sizeof s->status), (unsigned long long)(s->memory_used >> 20),
+                   (unsigned long long)s->launches);
+        }
+        return 0;
+    }
+    if (strcmp(argv[1], "backends") == 0) {
+        rc = vgpu_call(VGPU_OP_BACKEND_LIST, NULL, 0, NULL, 0, NULL, 0, tail, sizeof tail, &got);
+        if (rc != CUDA_SUCCESS)
+            return fail(rc);
+        for (size_t off = 0; off + sizeof(struct vgpu_backend_rec) <= got; off += sizeof(struct vgpu_backend_rec)) {
+            struct vgpu_backend_rec *b = (struct vgpu_backend_rec *)(tail + off);
+            printf("%-12s %-12s %s%s%s\n", field(b->id, sizeof b->id), b->available ? "available" : "unavailable",
+                   field(b->description, sizeof b->description), b->available ? "" : ": ",
+                   b->available ? "" : field(b->reason, sizeof b->reason));
+        }
+        return 0;
+    }
+    if (strcmp(argv[1], "launches") == 0) {
+        struct vgpu_launch_log_req req = {.max = argc > 2 ? (uint32_t)atoi(argv[2]) : 20};
+        rc = vgpu_call(VGPU_OP_LAUNCH_LOG, &req, sizeof req, NULL, 0, NULL, 0, tail, sizeof tail, &got);
+        if (rc != CUDA_SUCCESS)
+            return fail(rc);
+        for (size_t off = 0; off + sizeof(struct vgpu_launch_record_rec) <= got; off += sizeof(struct vgpu_launch_record_rec)) {
+            struct vgpu_launch_record_rec *r = (struct vgpu_launch_record_rec *)(tail + off);
+            printf("#%llu %s grid(%u,%u,%u) block(%u,%u,%u) smem=%u params=%u %s result=%d\n",
+                   (unsigned long long)r->sequence, field(r->kernel, sizeof r->kernel), r->grid_x, r->grid_y, r->grid_z,
+                   r->block_x, r->block_y, r->block_z, r->shared_mem, r->param_bytes, r->executed ? "executed" : "recorded",
+                   r->result);
+        }
+        return 0;
+    }
+    if (strcmp(argv[1], "ping") == 0) {
+        int count = argc > 2 ? atoi(argv[2]) : 1;
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (int i = 0; i < count; i++)
+            if ((rc = vgpu_call(VGPU_OP_PING, NULL, 0, NULL, 0, NULL, 0, NULL, 0, NULL)) != CUDA_SUCCESS)
+                return fail(rc);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        double us = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1e3 / count;
+        printf("%d round trips, %.2f us each\n", count, us);
+        return 0;
+    }
+    return usage();
+}

@@ -1,0 +1,29 @@
+package io.vgpu.core.internal;
+
+import io.vgpu.api.CudaService;
+import java.lang.reflect.Proxy;
+import java.util.Map;
+
+/** Builds the core's Router without a framework; it lives in the core's package for its package-private setup methods. */
+public final class TestRouters {
+    private TestRouters() {}
+
+    /** An instance of a DS configuration annotation: {@code overrides} by method name, else the defaults. */
+    public static <A> A config(Class<A> type, Map<String, Object> overrides) {
+        return type.cast(Proxy.newProxyInstance(type.getClassLoader(), new Class<?>[] {type}, (p, m, a) -> {
+            Object v = overrides.get(m.getName());
+            return v != null ? v : m.getDefaultValue();
+        }));
+    }
+
+    public static Router withBackend(CudaService backend, String id) {
+        Router router = new Router();
+        router.configure(config(Router.Config.class, Map.of()));
+        router.addBackend(backend, Map.of(CudaService.BACKEND_ID, id));
+        return router;
+    }
+
+    public static void stop(Router router) {
+        router.deactivate();
+    }
+}
