@@ -60,6 +60,7 @@ enum vgpu_op {
     VGPU_OP_FUNCTION_GET = 82,
     VGPU_OP_GLOBAL_GET = 83,
     VGPU_OP_FUNCTION_GET_ATTRIBUTE = 84,
+    VGPU_OP_MODULE_LOAD_CACHED = 85,
     VGPU_OP_LAUNCH = 96,
     VGPU_OP_STREAM_CREATE = 112,
     VGPU_OP_STREAM_DESTROY = 113,
@@ -550,6 +551,22 @@ _Static_assert(sizeof(struct vgpu_function_get_attribute_rep) == 8, "vgpu_functi
 _Static_assert(offsetof(struct vgpu_function_get_attribute_rep, value) == 0, "vgpu_function_get_attribute_rep.value");
 _Static_assert(offsetof(struct vgpu_function_get_attribute_rep, pad) == 4, "vgpu_function_get_attribute_rep.pad");
 
+#define VGPU_MODULE_LOAD_CACHED_REQ_SIZE 40
+struct vgpu_module_load_cached_req {
+    uint64_t ctx;
+    uint8_t sha256[32];
+};
+_Static_assert(sizeof(struct vgpu_module_load_cached_req) == 40, "vgpu_module_load_cached_req");
+_Static_assert(offsetof(struct vgpu_module_load_cached_req, ctx) == 0, "vgpu_module_load_cached_req.ctx");
+_Static_assert(offsetof(struct vgpu_module_load_cached_req, sha256) == 8, "vgpu_module_load_cached_req.sha256");
+
+#define VGPU_MODULE_LOAD_CACHED_REP_SIZE 8
+struct vgpu_module_load_cached_rep {
+    uint64_t module;
+};
+_Static_assert(sizeof(struct vgpu_module_load_cached_rep) == 8, "vgpu_module_load_cached_rep");
+_Static_assert(offsetof(struct vgpu_module_load_cached_rep, module) == 0, "vgpu_module_load_cached_rep.module");
+
 #define VGPU_LAUNCH_REQ_SIZE 48
 struct vgpu_launch_req {
     uint64_t function;
@@ -835,6 +852,7 @@ static inline const char *vgpu_op_name(unsigned op)
     case 82: return "FUNCTION_GET";
     case 83: return "GLOBAL_GET";
     case 84: return "FUNCTION_GET_ATTRIBUTE";
+    case 85: return "MODULE_LOAD_CACHED";
     case 96: return "LAUNCH";
     case 112: return "STREAM_CREATE";
     case 113: return "STREAM_DESTROY";

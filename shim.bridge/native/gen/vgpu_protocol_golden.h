@@ -362,6 +362,50 @@ static void golden_function_get_attribute_rep(void *msg)
     m->pad = 0xd1a0236eu;
 }
 
+static void golden_module_load_cached_req(void *msg)
+{
+    struct vgpu_module_load_cached_req *m = msg;
+    m->ctx = 0x272cec00ac39c4d1ull;
+    m->sha256[0] = 0x67u;
+    m->sha256[1] = 0xf8u;
+    m->sha256[2] = 0x7bu;
+    m->sha256[3] = 0x08u;
+    m->sha256[4] = 0xccu;
+    m->sha256[5] = 0xaau;
+    m->sha256[6] = 0x05u;
+    m->sha256[7] = 0x55u;
+    m->sha256[8] = 0xc2u;
+    m->sha256[9] = 0xedu;
+    m->sha256[10] = 0xb1u;
+    m->sha256[11] = 0x1au;
+    m->sha256[12] = 0x3au;
+    m->sha256[13] = 0x13u;
+    m->sha256[14] = 0x0au;
+    m->sha256[15] = 0xa8u;
+    m->sha256[16] = 0x8fu;
+    m->sha256[17] = 0xcbu;
+    m->sha256[18] = 0xd5u;
+    m->sha256[19] = 0xa9u;
+    m->sha256[20] = 0xeeu;
+    m->sha256[21] = 0xfeu;
+    m->sha256[22] = 0x23u;
+    m->sha256[23] = 0x72u;
+    m->sha256[24] = 0x65u;
+    m->sha256[25] = 0xb5u;
+    m->sha256[26] = 0x8du;
+    m->sha256[27] = 0x2cu;
+    m->sha256[28] = 0x37u;
+    m->sha256[29] = 0xd9u;
+    m->sha256[30] = 0x69u;
+    m->sha256[31] = 0x5cu;
+}
+
+static void golden_module_load_cached_rep(void *msg)
+{
+    struct vgpu_module_load_cached_rep *m = msg;
+    m->module = 0x7b4620413c2a8471ull;
+}
+
 static const unsigned char golden_launch_req_tail[] = {0xb4, 0xa3, 0xe3, 0x4f, 0x20, 0x3f, 0x77, 0x23, 0x9c, 0xcb, 0xdb, 0xb7, 0x08};
 static void golden_launch_req(void *msg)
 {
@@ -760,6 +804,8 @@ static const struct vgpu_golden vgpu_golden_messages[] = {
     {"GLOBAL_GET.rep", 83, 1, 0, 16, 0, golden_global_get_rep, NULL, 0},
     {"FUNCTION_GET_ATTRIBUTE.req", 84, 0, 0, 16, 0, golden_function_get_attribute_req, NULL, 0},
     {"FUNCTION_GET_ATTRIBUTE.rep", 84, 1, 0, 8, 0, golden_function_get_attribute_rep, NULL, 0},
+    {"MODULE_LOAD_CACHED.req", 85, 0, 0, 40, 0, golden_module_load_cached_req, NULL, 0},
+    {"MODULE_LOAD_CACHED.rep", 85, 1, 0, 8, 0, golden_module_load_cached_rep, NULL, 0},
     {"LAUNCH.req", 96, 0, 1, 48, 1, golden_launch_req, golden_launch_req_tail, 13},
     {"LAUNCH.rep", 96, 1, 0, 0, 0, NULL, NULL, 0},
     {"STREAM_CREATE.req", 112, 0, 0, 16, 0, golden_stream_create_req, NULL, 0},

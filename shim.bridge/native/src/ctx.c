@@ -77,6 +77,7 @@ static struct vgpu_ctx *new_ctx(CUdevice dev, unsigned flags, int primary)
     c->device = dev;
     c->flags = flags;
     c->primary = primary;
+    pthread_mutex_init(&c->cls_lock, NULL);
     c->handle = vgpu_handle_new(VGPU_KIND_CONTEXT, c);
     if (c->handle == 0) {
         free(c);

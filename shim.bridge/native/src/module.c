@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sha256.h"
 #include "vgpu.h"
 
 #define FATBIN_MAGIC 0xBA55ED50u
@@ -101,13 +102,15 @@ size_t vgpu_image_size(const void *image, const void **start)
 
 /* ---------------------------------------------------------------- modules */
 
-static CUresult module_load(CUmodule *module, const void *image)
+/*
+ * Loads an image into a context. The service keeps parsed images by content hash, so an image
+ * any process already uploaded (cuBLAS's fatbins, in every process) is named, not sent.
+ */
+CUresult vgpu_module_load_ctx(struct vgpu_ctx *c, const void *image, CUmodule *module)
 {
-    VGPU_CHECK_INIT();
     if (module == NULL || image == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    struct vgpu_ctx *c;
-    CUresult rc = vgpu_current_remote(&c);
+    CUresult rc = vgpu_ctx_remote(c);
     if (rc != CUDA_SUCCESS)
         return rc;
     const void *start;
@@ -116,9 +119,14 @@ static CUresult module_load(CUmodule *module, const void *image)
         return CUDA_ERROR_INVALID_IMAGE;
     if (size > vgpu_frame_limit() - sizeof(struct vgpu_module_load_req))
         return CUDA_ERROR_INVALID_IMAGE;
-    struct vgpu_module_load_req req = {.ctx = c->remote};
+    struct vgpu_module_load_cached_req cached = {.ctx = c->remote};
+    vgpu_sha256(start, size, cached.sha256);
     struct vgpu_module_load_rep rep;
-    rc = vgpu_call(VGPU_OP_MODULE_LOAD, &req, sizeof req, start, size, &rep, sizeof rep, NULL, 0, NULL);
+    rc = vgpu_call(VGPU_OP_MODULE_LOAD_CACHED, &cached, sizeof cached, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
+    if (rc == CUDA_ERROR_NOT_FOUND) {
+        struct vgpu_module_load_req req = {.ctx = c->remote};
+        rc = vgpu_call(VGPU_OP_MODULE_LOAD, &req, sizeof req, start, size, &rep, sizeof rep, NULL, 0, NULL);
+    }
     if (rc != CUDA_SUCCESS)
         return rc;
     struct vgpu_module *m = calloc(1, sizeof *m);
@@ -130,6 +138,21 @@ static CUresult module_load(CUmodule *module, const void *image)
     m->handle = vgpu_handle_new(VGPU_KIND_MODULE, m);
     *module = (CUmodule)(uintptr_t)m->handle;
     return CUDA_SUCCESS;
+}
+
+static CUresult module_load(CUmodule *module, const void *image)
+{
+    VGPU_CHECK_INIT();
+    struct vgpu_ctx *c = vgpu_current_ctx();
+    if (c == NULL)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    return vgpu_module_load_ctx(c, image, module);
+}
+
+/* For cudart's module loaders in the CUDART_INTERFACE table. */
+CUresult vgpu_module_from_image(CUmodule *module, const void *image)
+{
+    return module_load(module, image);
 }
 
 VGPU_API CUresult cuModuleLoadData(CUmodule *module, const void *image)
@@ -327,13 +350,13 @@ static struct vgpu_function *function_from_handle(CUfunction f)
     return vgpu_handle_get((uint64_t)(uintptr_t)f, VGPU_KIND_FUNCTION);
 }
 
-struct vgpu_function *(*vgpu_kernel_resolver)(uint64_t handle);
+struct vgpu_function *vgpu_kernel_function(uint64_t kernel);
 
 struct vgpu_function *vgpu_function_from(CUfunction f)
 {
     struct vgpu_function *fn = function_from_handle(f);
-    if (fn == NULL && vgpu_kernel_resolver != NULL && vgpu_handle_kind((uint64_t)(uintptr_t)f) == VGPU_KIND_KERNEL)
-        fn = vgpu_kernel_resolver((uint64_t)(uintptr_t)f);
+    if (fn == NULL && vgpu_handle_kind((uint64_t)(uintptr_t)f) == VGPU_KIND_KERNEL)
+        fn = vgpu_kernel_function((uint64_t)(uintptr_t)f);
     return fn;
 }
 

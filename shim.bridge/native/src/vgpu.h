@@ -144,12 +144,24 @@ struct vgpu_device *vgpu_device(CUdevice dev);
 /* Parses CUDA_VISIBLE_DEVICES against the service's list; fills visible[] with service ordinals. */
 int vgpu_visible_devices(const char *spec, const uint8_t (*uuids)[16], int count, int *visible);
 
+/* Context-local storage of the runtime (export table c693336e): a few keys per context. */
+typedef void (*vgpu_cls_dtor)(CUcontext ctx, void *key, void *value);
+struct vgpu_cls_entry {
+    void *key;
+    void *value;
+    vgpu_cls_dtor dtor;
+};
+#define VGPU_CLS_SLOTS 16
+
 struct vgpu_ctx {
     uint64_t handle;
     CUdevice device;
     unsigned flags;
     uint64_t remote;     /* the service's context; 0 until first needed */
     int primary;
+    pthread_mutex_t cls_lock;
+    int cls_count;
+    struct vgpu_cls_entry cls[VGPU_CLS_SLOTS];
 };
 
 /* The calling thread's current context, or NULL. */
@@ -174,3 +186,6 @@ CUresult vgpu_stream_remote(CUstream s, uint64_t *remote);
 /* Resets process-local driver state in a forked child. */
 void vgpu_state_reset_after_fork(void);
 const char *vgpu_error_name(CUresult error);
+
+/* Entry points the shim itself calls. */
+CUresult cuDriverGetVersion(int *driverVersion);

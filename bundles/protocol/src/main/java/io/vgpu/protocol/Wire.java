@@ -45,6 +45,7 @@ public final class Wire {
     public static final int FUNCTION_GET = 82;
     public static final int GLOBAL_GET = 83;
     public static final int FUNCTION_GET_ATTRIBUTE = 84;
+    public static final int MODULE_LOAD_CACHED = 85;
     public static final int LAUNCH = 96;
     public static final int STREAM_CREATE = 112;
     public static final int STREAM_DESTROY = 113;
@@ -549,6 +550,20 @@ public final class Wire {
         public static final boolean REP_TAIL = false;
     }
 
+    public static final class ModuleLoadCached {
+        private ModuleLoadCached() {}
+
+        public static final int OP = 85;
+        public static final boolean ASYNC = false;
+        public static final int REQ_CTX = 0;
+        public static final int REQ_SHA256 = 8;
+        public static final int REQ_FIXED = 40;
+        public static final boolean REQ_TAIL = false;
+        public static final int REP_MODULE = 0;
+        public static final int REP_FIXED = 8;
+        public static final boolean REP_TAIL = false;
+    }
+
     public static final class Launch {
         private Launch() {}
 
@@ -972,6 +987,11 @@ public final class Wire {
         new Message("FUNCTION_GET_ATTRIBUTE.rep", 84, true, false, 8, false,
                 new Field("i32", "value", 1, 0, 4),
                 new Field("u32", "pad", 1, 4, 4)),
+        new Message("MODULE_LOAD_CACHED.req", 85, false, false, 40, false,
+                new Field("u64", "ctx", 1, 0, 8),
+                new Field("u8", "sha256", 32, 8, 32)),
+        new Message("MODULE_LOAD_CACHED.rep", 85, true, false, 8, false,
+                new Field("u64", "module", 1, 0, 8)),
         new Message("LAUNCH.req", 96, false, true, 48, true,
                 new Field("u64", "function", 1, 0, 8),
                 new Field("u64", "stream", 1, 8, 8),
@@ -1104,6 +1124,7 @@ public final class Wire {
             case 82: return "FUNCTION_GET";
             case 83: return "GLOBAL_GET";
             case 84: return "FUNCTION_GET_ATTRIBUTE";
+            case 85: return "MODULE_LOAD_CACHED";
             case 96: return "LAUNCH";
             case 112: return "STREAM_CREATE";
             case 113: return "STREAM_DESTROY";

@@ -69,6 +69,12 @@ public interface Session extends AutoCloseable {
 
     int moduleLoad(long ctx, byte[] image, long[] module);
 
+    /**
+     * Loads an image the service already holds, named by the SHA-256 of its bytes, without
+     * uploading it again; {@code CUDA_ERROR_NOT_FOUND} when the service does not have it.
+     */
+    int moduleLoadCached(long ctx, byte[] sha256, long[] module);
+
     int moduleUnload(long module);
 
     /** Looks a kernel up; {@code info[0]} receives its parameter layout and attributes. */

@@ -76,6 +76,7 @@ public class Router implements SessionManager {
     private final Map<Long, SessionImpl> sessions = new ConcurrentHashMap<>();
     private final AtomicLong sessionIds = new AtomicLong();
     private final AddressSpace addressSpace = new AddressSpace(AddressSpace.DEFAULT_BASE, AddressSpace.DEFAULT_SIZE);
+    private final ImageCache images = new ImageCache(1L << 30);
     private volatile String active = "mock";
     private volatile int driverVersion = 13000;
     private volatile boolean activated;
@@ -166,6 +167,10 @@ public class Router implements SessionManager {
 
     AddressSpace addressSpace() {
         return addressSpace;
+    }
+
+    ImageCache images() {
+        return images;
     }
 
     int driverVersion() {

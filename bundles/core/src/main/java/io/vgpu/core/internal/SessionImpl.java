@@ -11,7 +11,6 @@ import io.vgpu.api.dto.SessionInfo;
 import io.vgpu.api.session.ClientInfo;
 import io.vgpu.api.session.Session;
 import io.vgpu.core.image.ImageFormatException;
-import io.vgpu.core.image.ImageParser;
 import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -695,6 +694,12 @@ final class SessionImpl implements Session {
 
     // ------------------------------------------------------------------ modules and launches
 
+    private int arch(Ctx c) {
+        DeviceInfo dev = svc().devices()[c.device];
+        return dev.attribute(CuDeviceAttribute.COMPUTE_CAPABILITY_MAJOR) * 10
+                + dev.attribute(CuDeviceAttribute.COMPUTE_CAPABILITY_MINOR);
+    }
+
     @Override
     public synchronized int moduleLoad(long ctxHandle, byte[] image, long[] out) {
         int rc = check();
@@ -705,17 +710,35 @@ final class SessionImpl implements Session {
         if (c == null) {
             return CuResult.INVALID_CONTEXT;
         }
-        DeviceInfo dev = svc().devices()[c.device];
-        int arch = dev.attribute(CuDeviceAttribute.COMPUTE_CAPABILITY_MAJOR) * 10
-                + dev.attribute(CuDeviceAttribute.COMPUTE_CAPABILITY_MINOR);
         ModuleImage parsed;
         try {
-            parsed = ImageParser.parse(image, arch);
+            parsed = router.images().parse(image, arch(c));
         } catch (ImageFormatException e) {
             LOG.info("session {} (pid {}): module image rejected: {}", id, client.pid, e.getMessage());
             return e.reason() == ImageFormatException.Reason.NO_COMPATIBLE_CODE ? CuResult.NO_BINARY_FOR_GPU
                     : CuResult.INVALID_IMAGE;
         }
+        return load(c, parsed, out);
+    }
+
+    @Override
+    public synchronized int moduleLoadCached(long ctxHandle, byte[] sha256, long[] out) {
+        int rc = check();
+        if (rc != 0) {
+            return rc;
+        }
+        Ctx c = ctx(ctxHandle);
+        if (c == null) {
+            return CuResult.INVALID_CONTEXT;
+        }
+        if (sha256 == null || sha256.length != 32) {
+            return CuResult.INVALID_VALUE;
+        }
+        ModuleImage parsed = router.images().get(ImageCache.key(sha256, arch(c)));
+        return parsed == null ? CuResult.NOT_FOUND : load(c, parsed, out);
+    }
+
+    private int load(Ctx c, ModuleImage parsed, long[] out) {
         long globalsBase = 0;
         if (parsed.globalsSize > 0) {
             globalsBase = router.addressSpace().reserve(parsed.globalsSize, AddressSpace.SMALL_ALIGNMENT, 0);
@@ -724,7 +747,7 @@ final class SessionImpl implements Session {
             }
         }
         long[] m = new long[1];
-        rc = svc().moduleLoad(c.backendCtx, parsed, globalsBase, m);
+        int rc = svc().moduleLoad(c.backendCtx, parsed, globalsBase, m);
         if (rc != 0) {
             if (globalsBase != 0) {
                 router.addressSpace().release(globalsBase, parsed.globalsSize);

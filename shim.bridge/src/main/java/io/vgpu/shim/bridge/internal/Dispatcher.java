@@ -164,6 +164,12 @@ final class Dispatcher {
                 q.get(p + Wire.ModuleLoad.REQ_IMAGE, image);
                 return handle(r, Wire.ModuleLoad.REP_MODULE, session.moduleLoad(q.getLong(p + Wire.ModuleLoad.REQ_CTX), image, long1));
             }
+            case Wire.MODULE_LOAD_CACHED: {
+                byte[] sha256 = new byte[32];
+                q.get(p + Wire.ModuleLoadCached.REQ_SHA256, sha256);
+                return handle(r, Wire.ModuleLoadCached.REP_MODULE,
+                        session.moduleLoadCached(q.getLong(p + Wire.ModuleLoadCached.REQ_CTX), sha256, long1));
+            }
             case Wire.MODULE_UNLOAD:
                 return session.moduleUnload(q.getLong(p + Wire.ModuleUnload.REQ_MODULE));
             case Wire.FUNCTION_GET:

@@ -1,0 +1,72 @@
+package io.vgpu.core.internal;
+
+import io.vgpu.api.dto.ModuleImage;
+import io.vgpu.core.image.ImageFormatException;
+import io.vgpu.core.image.ImageParser;
+import java.nio.ByteBuffer;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * Parsed module images by content hash, shared by all sessions: cuBLAS registers the same
+ * fatbins in every process (and in each of its own static runtimes), so each image is uploaded
+ * and parsed once per service, not once per use. Least recently used images go first once the
+ * bytes held exceed the limit. Parsed images are immutable once cached.
+ */
+final class ImageCache {
+    private final long maxBytes;
+    private long bytes;
+    private final LinkedHashMap<ByteBuffer, ModuleImage> images = new LinkedHashMap<>(64, 0.75f, true);
+
+    ImageCache(long maxBytes) {
+        this.maxBytes = maxBytes;
+    }
+
+    static byte[] sha256(byte[] data) {
+        try {
+            return MessageDigest.getInstance("SHA-256").digest(data);
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    synchronized ModuleImage get(byte[] sha256) {
+        return images.get(ByteBuffer.wrap(sha256));
+    }
+
+    /** The parsed image for these bytes, parsed now unless cached. Keys include the target arch. */
+    ModuleImage parse(byte[] data, int arch) throws ImageFormatException {
+        byte[] key = key(sha256(data), arch);
+        ModuleImage cached = get(key);
+        if (cached != null) {
+            return cached;
+        }
+        ModuleImage parsed = ImageParser.parse(data, arch);
+        synchronized (this) {
+            images.put(ByteBuffer.wrap(key), parsed);
+            bytes += data.length;
+            var it = images.entrySet().iterator();
+            while (bytes > maxBytes && it.hasNext()) {
+                Map.Entry<ByteBuffer, ModuleImage> oldest = it.next();
+                if (oldest.getValue() != parsed) {
+                    bytes -= oldest.getValue().data.length;
+                    it.remove();
+                }
+            }
+        }
+        return parsed;
+    }
+
+    /** The code chosen from a fatbin depends on the device, so the cache key does too. */
+    static byte[] key(byte[] sha256, int arch) {
+        byte[] k = java.util.Arrays.copyOf(sha256, sha256.length + 4);
+        ByteBuffer.wrap(k, sha256.length, 4).putInt(arch);
+        return k;
+    }
+
+    synchronized long bytes() {
+        return bytes;
+    }
+}
