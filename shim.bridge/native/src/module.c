@@ -62,25 +62,15 @@ size_t vgpu_image_size(const void *image, const void **start)
         return vgpu_image_size(data, start);
     }
     if (magic == FATBIN_MAGIC) {
-        /* Containers may sit back to back; take every one that follows. */
-        size_t total = 0;
-        const uint8_t *q = p;
-        for (;;) {
-            uint32_t m;
-            memcpy(&m, q, 4);
-            if (m != FATBIN_MAGIC)
-                break;
-            uint16_t header;
-            uint64_t body;
-            memcpy(&header, q + 6, 2);
-            memcpy(&body, q + 8, 8);
-            if (header < 16 || body > (1ull << 32))
-                break;
-            size_t one = header + (size_t)body;
-            total += one;
-            q += one;
-        }
-        return total;
+        /* One container: the linker places every object's container back to back in .nv_fatbin,
+         * and a registration names only its own (cuBLAS's section is ~300 MB). */
+        uint16_t header;
+        uint64_t body;
+        memcpy(&header, p + 6, 2);
+        memcpy(&body, p + 8, 8);
+        if (header < 16 || body > (1ull << 32))
+            return 0;
+        return header + (size_t)body;
     }
     if (memcmp(p, ELFMAG, SELFMAG) == 0 && p[EI_CLASS] == ELFCLASS64) {
         Elf64_Ehdr eh;

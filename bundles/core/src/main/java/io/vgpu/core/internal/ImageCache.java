@@ -19,6 +19,15 @@ final class ImageCache {
     private final long maxBytes;
     private long bytes;
     private final LinkedHashMap<ByteBuffer, ModuleImage> images = new LinkedHashMap<>(64, 0.75f, true);
+    /** Images that failed to parse, so that a client probing many of them is told at once. */
+    private final LinkedHashMap<ByteBuffer, ImageFormatException> failures = new LinkedHashMap<>(64, 0.75f, true) {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<ByteBuffer, ImageFormatException> eldest) {
+            return size() > 10_000;
+        }
+    };
 
     ImageCache(long maxBytes) {
         this.maxBytes = maxBytes;
@@ -32,8 +41,13 @@ final class ImageCache {
         }
     }
 
-    synchronized ModuleImage get(byte[] sha256) {
-        return images.get(ByteBuffer.wrap(sha256));
+    synchronized ModuleImage get(byte[] key) {
+        return images.get(ByteBuffer.wrap(key));
+    }
+
+    /** Why the image under this key was rejected before, or null. */
+    synchronized ImageFormatException failure(byte[] key) {
+        return failures.get(ByteBuffer.wrap(key));
     }
 
     /** The parsed image for these bytes, parsed now unless cached. Keys include the target arch. */
@@ -43,7 +57,19 @@ final class ImageCache {
         if (cached != null) {
             return cached;
         }
-        ModuleImage parsed = ImageParser.parse(data, arch);
+        ImageFormatException failed = failure(key);
+        if (failed != null) {
+            throw failed;
+        }
+        ModuleImage parsed;
+        try {
+            parsed = ImageParser.parse(data, arch);
+        } catch (ImageFormatException e) {
+            synchronized (this) {
+                failures.put(ByteBuffer.wrap(key), e);
+            }
+            throw e;
+        }
         synchronized (this) {
             images.put(ByteBuffer.wrap(key), parsed);
             bytes += data.length;

@@ -714,9 +714,9 @@ final class SessionImpl implements Session {
         try {
             parsed = router.images().parse(image, arch(c));
         } catch (ImageFormatException e) {
-            LOG.info("session {} (pid {}): module image rejected: {}", id, client.pid, e.getMessage());
-            return e.reason() == ImageFormatException.Reason.NO_COMPATIBLE_CODE ? CuResult.NO_BINARY_FOR_GPU
-                    : CuResult.INVALID_IMAGE;
+            // Libraries probe many images a device cannot run; that is not news worth a log line.
+            LOG.debug("session {} (pid {}): module image rejected: {}", id, client.pid, e.getMessage());
+            return rejected(e);
         }
         return load(c, parsed, out);
     }
@@ -734,8 +734,18 @@ final class SessionImpl implements Session {
         if (sha256 == null || sha256.length != 32) {
             return CuResult.INVALID_VALUE;
         }
-        ModuleImage parsed = router.images().get(ImageCache.key(sha256, arch(c)));
-        return parsed == null ? CuResult.NOT_FOUND : load(c, parsed, out);
+        byte[] key = ImageCache.key(sha256, arch(c));
+        ModuleImage parsed = router.images().get(key);
+        if (parsed == null) {
+            ImageFormatException failed = router.images().failure(key);
+            return failed != null ? rejected(failed) : CuResult.NOT_FOUND;
+        }
+        return load(c, parsed, out);
+    }
+
+    private static int rejected(ImageFormatException e) {
+        return e.reason() == ImageFormatException.Reason.NO_COMPATIBLE_CODE ? CuResult.NO_BINARY_FOR_GPU
+                : CuResult.INVALID_IMAGE;
     }
 
     private int load(Ctx c, ModuleImage parsed, long[] out) {
