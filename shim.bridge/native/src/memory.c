@@ -389,6 +389,36 @@ static CUresult copy_any(uint64_t dst, uint64_t src, size_t n, uint64_t stream, 
     return htoh((void *)(uintptr_t)dst, (const void *)(uintptr_t)src, n, async);
 }
 
+/* Work on a capturing stream is recorded into its graph instead of being sent. */
+#define CAPTURE_COPY(h, dst, src, n)                                                          \
+    do {                                                                                      \
+        struct vgpu_graph *capture_ = vgpu_capturing(h);                                      \
+        if (capture_ != NULL)                                                                 \
+            return vgpu_graph_add_copy(capture_, (uint64_t)(dst), (uint64_t)(src), (n));      \
+    } while (0)
+
+#define CAPTURE_MEMSET(h, dst, pitch, value, size, width, height)                             \
+    do {                                                                                      \
+        struct vgpu_graph *capture_ = vgpu_capturing(h);                                      \
+        if (capture_ != NULL)                                                                 \
+            return vgpu_graph_add_memset(capture_, (dst), (pitch), (value), (size), (width), (height)); \
+    } while (0)
+
+static CUresult memset2d(CUdeviceptr dst, size_t pitch, uint32_t value, uint32_t size, size_t width, size_t height,
+                         uint64_t stream, int async);
+
+/* For graph replay: asynchronous copies and memsets on an already resolved stream. */
+CUresult vgpu_copy_async(uint64_t dst, uint64_t src, size_t n, uint64_t stream)
+{
+    return copy_any(dst, src, n, stream, 1);
+}
+
+CUresult vgpu_memset2d_async(CUdeviceptr dst, size_t pitch, uint32_t value, uint32_t size, size_t width, size_t height,
+                             uint64_t stream)
+{
+    return memset2d(dst, pitch, value, size, width, height, stream, 1);
+}
+
 #define STREAM_OR_RETURN(h, out)                                  \
     do {                                                          \
         CUresult stream_rc_ = vgpu_stream_remote((h), &(out));    \
@@ -425,6 +455,7 @@ VGPU_API CUresult cuMemcpyHtoDAsync_v2(CUdeviceptr dstDevice, const void *srcHos
     VGPU_CHECK_INIT();
     uint64_t s;
     STREAM_OR_RETURN(hStream, s);
+    CAPTURE_COPY(hStream, dstDevice, (uintptr_t)srcHost, ByteCount);
     return htod(dstDevice, srcHost, ByteCount, s, 1);
 }
 
@@ -433,6 +464,7 @@ VGPU_API CUresult cuMemcpyDtoHAsync_v2(void *dstHost, CUdeviceptr srcDevice, siz
     VGPU_CHECK_INIT();
     uint64_t s;
     STREAM_OR_RETURN(hStream, s);
+    CAPTURE_COPY(hStream, (uintptr_t)dstHost, srcDevice, ByteCount);
     return dtoh(dstHost, srcDevice, ByteCount, s, 1);
 }
 
@@ -441,6 +473,7 @@ VGPU_API CUresult cuMemcpyDtoDAsync_v2(CUdeviceptr dstDevice, CUdeviceptr srcDev
     VGPU_CHECK_INIT();
     uint64_t s;
     STREAM_OR_RETURN(hStream, s);
+    CAPTURE_COPY(hStream, dstDevice, srcDevice, ByteCount);
     return dtod(dstDevice, srcDevice, ByteCount, s, 1);
 }
 
@@ -449,6 +482,7 @@ VGPU_API CUresult cuMemcpyAsync(CUdeviceptr dst, CUdeviceptr src, size_t ByteCou
     VGPU_CHECK_INIT();
     uint64_t s;
     STREAM_OR_RETURN(hStream, s);
+    CAPTURE_COPY(hStream, dst, src, ByteCount);
     return copy_any(dst, src, ByteCount, s, 1);
 }
 
@@ -473,7 +507,7 @@ VGPU_API CUresult cuMemcpyPeerAsync(CUdeviceptr dstDevice, CUcontext dstContext,
 }
 
 /* 2D copies become one copy per row; contiguous rows collapse into a single copy. */
-static CUresult copy2d(const CUDA_MEMCPY2D *p, uint64_t stream, int async)
+static CUresult copy2d(const CUDA_MEMCPY2D *p, uint64_t stream, int async, struct vgpu_graph *capture)
 {
     if (p == NULL)
         return CUDA_ERROR_INVALID_VALUE;
@@ -488,12 +522,14 @@ static CUresult copy2d(const CUDA_MEMCPY2D *p, uint64_t stream, int async)
     src += p->srcY * spitch + p->srcXInBytes;
     dst += p->dstY * dpitch + p->dstXInBytes;
     if (spitch == p->WidthInBytes && dpitch == p->WidthInBytes)
-        return copy_any(dst, src, p->WidthInBytes * p->Height, stream, async);
+        return capture ? vgpu_graph_add_copy(capture, dst, src, p->WidthInBytes * p->Height)
+                       : copy_any(dst, src, p->WidthInBytes * p->Height, stream, async);
     CUresult rc = CUDA_SUCCESS;
     for (size_t row = 0; row < p->Height && rc == CUDA_SUCCESS; row++) {
         /* Rows go out asynchronously; only the last one waits when the copy is synchronous. */
         int row_async = async || row + 1 < p->Height;
-        rc = copy_any(dst + row * dpitch, src + row * spitch, p->WidthInBytes, stream, row_async);
+        rc = capture ? vgpu_graph_add_copy(capture, dst + row * dpitch, src + row * spitch, p->WidthInBytes)
+                     : copy_any(dst + row * dpitch, src + row * spitch, p->WidthInBytes, stream, row_async);
     }
     return rc;
 }
@@ -501,13 +537,13 @@ static CUresult copy2d(const CUDA_MEMCPY2D *p, uint64_t stream, int async)
 VGPU_API CUresult cuMemcpy2D_v2(const CUDA_MEMCPY2D *pCopy)
 {
     VGPU_CHECK_INIT();
-    return copy2d(pCopy, 0, 0);
+    return copy2d(pCopy, 0, 0, NULL);
 }
 
 VGPU_API CUresult cuMemcpy2DUnaligned_v2(const CUDA_MEMCPY2D *pCopy)
 {
     VGPU_CHECK_INIT();
-    return copy2d(pCopy, 0, 0);
+    return copy2d(pCopy, 0, 0, NULL);
 }
 
 VGPU_API CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *pCopy, CUstream hStream)
@@ -515,7 +551,8 @@ VGPU_API CUresult cuMemcpy2DAsync_v2(const CUDA_MEMCPY2D *pCopy, CUstream hStrea
     VGPU_CHECK_INIT();
     uint64_t s;
     STREAM_OR_RETURN(hStream, s);
-    return copy2d(pCopy, s, 1);
+    struct vgpu_graph *capture = vgpu_capturing(hStream);
+    return copy2d(pCopy, s, 1, capture);
 }
 
 /* ---------------------------------------------------------------- memsets */
@@ -565,6 +602,7 @@ VGPU_API CUresult cuMemsetD8Async(CUdeviceptr dstDevice, unsigned char uc, size_
     VGPU_CHECK_INIT();
     uint64_t s;
     STREAM_OR_RETURN(hStream, s);
+    CAPTURE_MEMSET(hStream, dstDevice, 1 * N, uc, 1, N, 1);
     return memset_any(dstDevice, uc, 1, N, s, 1);
 }
 
@@ -573,6 +611,7 @@ VGPU_API CUresult cuMemsetD16Async(CUdeviceptr dstDevice, unsigned short us, siz
     VGPU_CHECK_INIT();
     uint64_t s;
     STREAM_OR_RETURN(hStream, s);
+    CAPTURE_MEMSET(hStream, dstDevice, 2 * N, us, 2, N, 1);
     return memset_any(dstDevice, us, 2, N, s, 1);
 }
 
@@ -581,6 +620,7 @@ VGPU_API CUresult cuMemsetD32Async(CUdeviceptr dstDevice, unsigned int ui, size_
     VGPU_CHECK_INIT();
     uint64_t s;
     STREAM_OR_RETURN(hStream, s);
+    CAPTURE_MEMSET(hStream, dstDevice, 4 * N, ui, 4, N, 1);
     return memset_any(dstDevice, ui, 4, N, s, 1);
 }
 
@@ -608,6 +648,7 @@ VGPU_API CUresult cuMemsetD2D8Async(CUdeviceptr dstDevice, size_t dstPitch, unsi
     VGPU_CHECK_INIT();
     uint64_t s;
     STREAM_OR_RETURN(hStream, s);
+    CAPTURE_MEMSET(hStream, dstDevice, dstPitch, uc, 1, Width, Height);
     return memset2d(dstDevice, dstPitch, uc, 1, Width, Height, s, 1);
 }
 
@@ -617,6 +658,7 @@ VGPU_API CUresult cuMemsetD2D16Async(CUdeviceptr dstDevice, size_t dstPitch, uns
     VGPU_CHECK_INIT();
     uint64_t s;
     STREAM_OR_RETURN(hStream, s);
+    CAPTURE_MEMSET(hStream, dstDevice, dstPitch, us, 2, Width, Height);
     return memset2d(dstDevice, dstPitch, us, 2, Width, Height, s, 1);
 }
 
@@ -626,6 +668,7 @@ VGPU_API CUresult cuMemsetD2D32Async(CUdeviceptr dstDevice, size_t dstPitch, uns
     VGPU_CHECK_INIT();
     uint64_t s;
     STREAM_OR_RETURN(hStream, s);
+    CAPTURE_MEMSET(hStream, dstDevice, dstPitch, ui, 4, Width, Height);
     return memset2d(dstDevice, dstPitch, ui, 4, Width, Height, s, 1);
 }
 

@@ -635,27 +635,14 @@ VGPU_API CUresult cuOccupancyMaxActiveClusters(int *numClusters, CUfunction func
 
 /* ---------------------------------------------------------------- launches */
 
-struct launch_frame {
-    struct vgpu_launch_req req;
-    uint8_t params[4096];
-};
-
-/* Packs the parameters and posts the launch: no round trip. */
-static CUresult launch(struct vgpu_function *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
-                       unsigned bz, unsigned smem, CUstream hStream, void **kernelParams, void **extra)
+/*
+ * Packs `void **kernelParams` (or takes the buffer of the `extra` form) into one parameter block
+ * laid out as the function's image says. *params is malloc'd; the caller frees it.
+ */
+CUresult vgpu_pack_params(struct vgpu_function *f, void **kernelParams, void **extra, uint8_t **out, size_t *out_size)
 {
-    if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0)
-        return CUDA_ERROR_INVALID_VALUE;
-    if ((unsigned long)bx * by * bz > (unsigned long)f->max_threads)
-        return CUDA_ERROR_INVALID_VALUE;
-    uint64_t stream;
-    CUresult rc = vgpu_stream_remote(hStream, &stream);
-    if (rc != CUDA_SUCCESS)
-        return rc;
-    struct launch_frame fr;
-    uint8_t *params = fr.params;
     size_t size = f->param_buffer_size;
-    uint8_t *heap = NULL;
+    uint8_t *params;
     if (extra != NULL) {
         void *buffer = NULL;
         size_t *buffer_size = NULL;
@@ -667,32 +654,86 @@ static CUresult launch(struct vgpu_function *f, unsigned gx, unsigned gy, unsign
             else
                 return CUDA_ERROR_INVALID_VALUE;
         }
-        if (buffer == NULL || buffer_size == NULL || kernelParams != NULL)
+        if (buffer == NULL || buffer_size == NULL || kernelParams != NULL || *buffer_size < f->param_buffer_size)
             return CUDA_ERROR_INVALID_VALUE;
-        params = buffer;
-        size = *buffer_size;
-    } else if (f->param_count > 0) {
-        if (kernelParams == NULL)
-            return CUDA_ERROR_INVALID_VALUE;
-        if (size > sizeof fr.params && (params = heap = malloc(size)) == NULL)
+        if ((params = malloc(*buffer_size + 1)) == NULL)
             return CUDA_ERROR_OUT_OF_MEMORY;
-        memset(params, 0, size);
+        memcpy(params, buffer, *buffer_size);
+        size = *buffer_size;
+    } else {
+        if (f->param_count > 0 && kernelParams == NULL)
+            return CUDA_ERROR_INVALID_VALUE;
+        if ((params = calloc(1, size + 1)) == NULL)
+            return CUDA_ERROR_OUT_OF_MEMORY;
         for (uint32_t i = 0; i < f->param_count; i++) {
             if (kernelParams[i] == NULL || f->offsets[i] + f->sizes[i] > size) {
-                free(heap);
+                free(params);
                 return CUDA_ERROR_INVALID_VALUE;
             }
             memcpy(params + f->offsets[i], kernelParams[i], f->sizes[i]);
         }
     }
-    if (size < f->param_buffer_size) {
-        free(heap);
+    *out = params;
+    *out_size = size;
+    return CUDA_SUCCESS;
+}
+
+int vgpu_function_param_layout(struct vgpu_function *f, uint32_t *count, const uint32_t **offsets)
+{
+    *count = f->param_count;
+    *offsets = f->offsets;
+    return 0;
+}
+
+/* Posts a packed launch: no round trip. */
+CUresult vgpu_launch_post(struct vgpu_function *f, const unsigned grid[3], const unsigned block[3], unsigned smem,
+                          uint64_t stream, const void *params, size_t size)
+{
+    struct vgpu_launch_req req = {.function = f->remote, .stream = stream, .grid_x = grid[0], .grid_y = grid[1],
+                                  .grid_z = grid[2], .block_x = block[0], .block_y = block[1], .block_z = block[2],
+                                  .shared_mem = smem};
+    return vgpu_post(VGPU_OP_LAUNCH, &req, sizeof req, params, size);
+}
+
+struct vgpu_graph *vgpu_capturing(CUstream s);
+CUresult vgpu_graph_add_kernel(struct vgpu_graph *g, struct vgpu_function *f, const unsigned grid[3],
+                               const unsigned block[3], unsigned smem, const void *params, size_t size);
+
+static CUresult launch(struct vgpu_function *f, unsigned gx, unsigned gy, unsigned gz, unsigned bx, unsigned by,
+                       unsigned bz, unsigned smem, CUstream hStream, void **kernelParams, void **extra)
+{
+    if (gx == 0 || gy == 0 || gz == 0 || bx == 0 || by == 0 || bz == 0)
         return CUDA_ERROR_INVALID_VALUE;
+    if ((unsigned long)bx * by * bz > (unsigned long)f->max_threads)
+        return CUDA_ERROR_INVALID_VALUE;
+    uint64_t stream;
+    CUresult rc = vgpu_stream_remote(hStream, &stream);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    const unsigned grid[3] = {gx, gy, gz}, block[3] = {bx, by, bz};
+    /* The common case packs on the stack: launches are the hot path. */
+    uint8_t stack[1024];
+    if (extra == NULL && f->param_buffer_size <= sizeof stack) {
+        if (f->param_count > 0 && kernelParams == NULL)
+            return CUDA_ERROR_INVALID_VALUE;
+        memset(stack, 0, f->param_buffer_size);
+        for (uint32_t i = 0; i < f->param_count; i++) {
+            if (kernelParams[i] == NULL || f->offsets[i] + f->sizes[i] > f->param_buffer_size)
+                return CUDA_ERROR_INVALID_VALUE;
+            memcpy(stack + f->offsets[i], kernelParams[i], f->sizes[i]);
+        }
+        struct vgpu_graph *g = vgpu_capturing(hStream);
+        return g != NULL ? vgpu_graph_add_kernel(g, f, grid, block, smem, stack, f->param_buffer_size)
+                         : vgpu_launch_post(f, grid, block, smem, stream, stack, f->param_buffer_size);
     }
-    fr.req = (struct vgpu_launch_req){.function = f->remote, .stream = stream, .grid_x = gx, .grid_y = gy, .grid_z = gz,
-                                      .block_x = bx, .block_y = by, .block_z = bz, .shared_mem = smem};
-    rc = vgpu_post(VGPU_OP_LAUNCH, &fr.req, sizeof fr.req, params, size);
-    free(heap);
+    uint8_t *params;
+    size_t size;
+    if ((rc = vgpu_pack_params(f, kernelParams, extra, &params, &size)) != CUDA_SUCCESS)
+        return rc;
+    struct vgpu_graph *g = vgpu_capturing(hStream);
+    rc = g != NULL ? vgpu_graph_add_kernel(g, f, grid, block, smem, params, size)
+                   : vgpu_launch_post(f, grid, block, smem, stream, params, size);
+    free(params);
     return rc;
 }
 

@@ -17,9 +17,34 @@ struct vgpu_event {
     struct vgpu_ctx *ctx;
     uint64_t remote;
     unsigned flags;
+    struct vgpu_graph *capture; /* recorded in a capturing stream: waiting on it joins the capture */
 };
 
 static unsigned long long next_stream_id = 1;
+static pthread_mutex_t streams_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vgpu_stream *streams;
+
+/* Whether some stream still captures into g (compares pointers only: g may be gone). */
+static int capture_active(struct vgpu_graph *g)
+{
+    if (vgpu_capturing(CU_STREAM_PER_THREAD) == g)
+        return 1;
+    pthread_mutex_lock(&streams_lock);
+    int active = 0;
+    for (struct vgpu_stream *s = streams; s != NULL && !active; s = s->next)
+        active = s->capture == g;
+    pthread_mutex_unlock(&streams_lock);
+    return active;
+}
+
+void vgpu_streams_end_capture(struct vgpu_graph *g)
+{
+    pthread_mutex_lock(&streams_lock);
+    for (struct vgpu_stream *s = streams; s != NULL; s = s->next)
+        if (s->capture == g)
+            s->capture = NULL;
+    pthread_mutex_unlock(&streams_lock);
+}
 
 CUresult vgpu_stream_remote(CUstream s, uint64_t *remote)
 {
@@ -67,6 +92,10 @@ VGPU_API CUresult cuStreamCreateWithPriority(CUstream *phStream, unsigned int fl
     s->priority = priority;
     s->id = __atomic_fetch_add(&next_stream_id, 1, __ATOMIC_RELAXED);
     s->handle = vgpu_handle_new(VGPU_KIND_STREAM, s);
+    pthread_mutex_lock(&streams_lock);
+    s->next = streams;
+    streams = s;
+    pthread_mutex_unlock(&streams_lock);
     *phStream = (CUstream)(uintptr_t)s->handle;
     return CUDA_SUCCESS;
 }
@@ -85,6 +114,14 @@ VGPU_API CUresult cuStreamDestroy_v2(CUstream hStream)
     struct vgpu_stream_destroy_req req = {.stream = s->remote};
     CUresult rc = vgpu_call(VGPU_OP_STREAM_DESTROY, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
     vgpu_handle_free(s->handle);
+    pthread_mutex_lock(&streams_lock);
+    for (struct vgpu_stream **p = &streams; *p != NULL; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&streams_lock);
     return rc == CUDA_ERROR_DEVICE_UNAVAILABLE ? CUDA_SUCCESS : rc;
 }
 
@@ -264,6 +301,10 @@ VGPU_API CUresult cuEventRecord(CUevent hEvent, CUstream hStream)
     CUresult rc = vgpu_stream_remote(hStream, &stream);
     if (rc != CUDA_SUCCESS)
         return rc;
+    /* In a capture, the event only orders work, which recording order already does. */
+    e->capture = vgpu_capturing(hStream);
+    if (e->capture != NULL)
+        return CUDA_SUCCESS;
     struct vgpu_event_record_req req = {.event = e->remote, .stream = stream};
     return vgpu_post(VGPU_OP_EVENT_RECORD, &req, sizeof req, NULL, 0);
 }
@@ -328,6 +369,13 @@ VGPU_API CUresult cuStreamWaitEvent(CUstream hStream, CUevent hEvent, unsigned i
     CUresult rc = vgpu_stream_remote(hStream, &stream);
     if (rc != CUDA_SUCCESS)
         return rc;
+    /* Waiting on an event of a capture pulls this stream into the capture (fork and join). */
+    if (e->capture != NULL && capture_active(e->capture)) {
+        vgpu_capture_join(hStream, e->capture);
+        return CUDA_SUCCESS;
+    }
+    if (vgpu_capturing(hStream) != NULL)
+        return CUDA_SUCCESS;
     struct vgpu_stream_wait_event_req req = {.stream = stream, .event = e->remote};
     return vgpu_post(VGPU_OP_STREAM_WAIT_EVENT, &req, sizeof req, NULL, 0);
 }

@@ -171,6 +171,8 @@ CUresult vgpu_current_remote(struct vgpu_ctx **ctx);
 CUresult vgpu_ctx_remote(struct vgpu_ctx *ctx);
 struct vgpu_ctx *vgpu_ctx_from(CUcontext c);
 
+struct vgpu_graph;
+
 struct vgpu_stream {
     uint64_t handle;
     struct vgpu_ctx *ctx;
@@ -178,7 +180,18 @@ struct vgpu_stream {
     unsigned flags;
     int priority;
     unsigned long long id;
+    struct vgpu_graph *capture; /* the graph this stream is capturing into, or NULL */
+    struct vgpu_stream *next;   /* all streams, for ending a capture that others joined */
 };
+
+/* Stream capture (graph.c): the graph a stream records into, and how work gets recorded. */
+struct vgpu_graph *vgpu_capturing(CUstream s);
+CUresult vgpu_graph_add_memset(struct vgpu_graph *g, CUdeviceptr dst, size_t pitch, unsigned value, unsigned element_size,
+                               size_t width, size_t height);
+CUresult vgpu_graph_add_copy(struct vgpu_graph *g, uint64_t dst, uint64_t src, size_t size);
+void vgpu_capture_join(CUstream s, struct vgpu_graph *capture);
+/* Ends the capture of every stream that joined g (stream.c). */
+void vgpu_streams_end_capture(struct vgpu_graph *g);
 
 /* Resolves a CUstream (NULL, CU_STREAM_LEGACY, CU_STREAM_PER_THREAD or a handle) to the service's stream. */
 CUresult vgpu_stream_remote(CUstream s, uint64_t *remote);

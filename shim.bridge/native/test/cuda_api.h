@@ -95,7 +95,7 @@ CUresult cuEventRecord(CUevent e, CUstream s);
 CUresult cuEventQuery(CUevent e);
 CUresult cuEventSynchronize(CUevent e);
 CUresult cuEventElapsedTime(float *ms, CUevent start, CUevent end);
-CUresult cuGraphCreate(CUgraph *graph, unsigned int flags);
+CUresult cuArrayCreate_v2(CUarray *array, const CUDA_ARRAY_DESCRIPTOR *desc);
 
 /* The PTX of the sample kernel vgpu_iota(int *out, int start, int n), run on the mock by a host kernel. */
 static const char iota_ptx[] =

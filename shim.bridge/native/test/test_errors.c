@@ -43,8 +43,8 @@ int main(void)
     CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuMemsetD8_v2(0x300000000000ull, 0, 10));
 
     /* Unimplemented entry points exist and say so. */
-    CUgraph g;
-    CHECK_CU(CUDA_ERROR_NOT_SUPPORTED, cuGraphCreate(&g, 0));
+    CUarray array;
+    CHECK_CU(CUDA_ERROR_NOT_SUPPORTED, cuArrayCreate_v2(&array, NULL));
 
     /* After all of that the session still works. */
     CUdeviceptr d;

@@ -144,6 +144,11 @@ public class ShimIT {
     }
 
     @Test
+    public void streamCaptureRecordsAndGraphsReplay() {
+        assertPasses("test_graph");
+    }
+
+    @Test
     public void contextsFollowTheDriverRules() {
         assertPasses("test_context");
     }
