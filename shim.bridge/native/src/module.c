@@ -220,7 +220,8 @@ VGPU_API CUresult cuModuleGetLoadingMode(CUmoduleLoadingMode *mode)
     VGPU_CHECK_INIT();
     if (mode == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    *mode = CU_MODULE_EAGER_LOADING;
+    /* Lazy: cudart then looks kernels up at first use instead of uploading every image at init. */
+    *mode = CU_MODULE_LAZY_LOADING;
     return CUDA_SUCCESS;
 }
 
