@@ -37,6 +37,9 @@ TRAP(cls, 3)
 TRAP(checks, 1)
 TRAP(integrity, 2)
 TRAP(cublaslt, 1) TRAP(cublaslt, 2) TRAP(cublaslt, 5) TRAP(cublaslt, 6) TRAP(cublaslt, 7)
+TRAP(cluster, 1) TRAP(cluster, 2) TRAP(cluster, 3) TRAP(cluster, 5) TRAP(cluster, 6) TRAP(cluster, 7) TRAP(cluster, 8)
+TRAP(cluster, 9) TRAP(cluster, 10) TRAP(cluster, 11) TRAP(cluster, 12) TRAP(cluster, 13) TRAP(cluster, 14) TRAP(cluster, 15)
+TRAP(cluster, 16)
 
 /* ---------------------------------------------------------------- CUDART_INTERFACE */
 
@@ -321,6 +324,41 @@ static const slot_fn cublaslt_context[8] = {
     (slot_fn)trap_cublaslt_7,
 };
 
+/* ---------------------------------------------------------------- cluster prototype table (1734dc26) */
+
+/*
+ * cuBLASLt 12.6 asks for the SM-to-GPC layout through this table during heuristics and calls it
+ * even when the table is refused. The layout of a virtual GPU is not known: say so, every time,
+ * without filling the log.
+ */
+static CUresult cluster_tpc_mapping(unsigned char **vgpc, unsigned char **mtpc)
+{
+    (void)vgpc;
+    (void)mtpc;
+    LOG_DEBUG("cluster prototype table slot 4 (TPC to GPC mapping): not supported");
+    return CUDA_ERROR_NOT_SUPPORTED;
+}
+
+static const slot_fn cluster_prototype[17] = {
+    (slot_fn)(uintptr_t)(17 * sizeof(void *)),
+    (slot_fn)trap_cluster_1,
+    (slot_fn)trap_cluster_2,
+    (slot_fn)trap_cluster_3,
+    (slot_fn)cluster_tpc_mapping,
+    (slot_fn)trap_cluster_5,
+    (slot_fn)trap_cluster_6,
+    (slot_fn)trap_cluster_7,
+    (slot_fn)trap_cluster_8,
+    (slot_fn)trap_cluster_9,
+    (slot_fn)trap_cluster_10,
+    (slot_fn)trap_cluster_11,
+    (slot_fn)trap_cluster_12,
+    (slot_fn)trap_cluster_13,
+    (slot_fn)trap_cluster_14,
+    (slot_fn)trap_cluster_15,
+    (slot_fn)trap_cluster_16,
+};
+
 /* ---------------------------------------------------------------- lookup */
 
 struct table {
@@ -339,6 +377,7 @@ static const struct table tables[] = {
     {"CONTEXT_CHECKS", {0x26, 0x3e, 0x88, 0x60, 0x7c, 0xd2, 0x61, 0x43, 0x92, 0xf6, 0xbb, 0xd5, 0x00, 0x6d, 0xfa, 0x7e}, context_checks},
     {"INTEGRITY_CHECK", {0xd4, 0x08, 0x20, 0x55, 0xbd, 0xe6, 0x70, 0x4b, 0x8d, 0x34, 0xba, 0x12, 0x3c, 0x66, 0xe1, 0xf2}, integrity_table},
     {"CUBLASLT_CONTEXT", {0x21, 0x31, 0x8c, 0x60, 0x97, 0x14, 0x32, 0x48, 0x8c, 0xa6, 0x41, 0xff, 0x73, 0x24, 0xc8, 0xf2}, cublaslt_context},
+    {"CLUSTER_PROTOTYPE", {0x17, 0x34, 0xdc, 0x26, 0x80, 0x0d, 0x47, 0x45, 0x87, 0x26, 0xc0, 0xf1, 0xe7, 0xdd, 0x8b, 0xca}, cluster_prototype},
 };
 
 VGPU_API CUresult cuGetExportTable(const void **ppExportTable, const CUuuid *pExportTableId)

@@ -5,16 +5,14 @@ import static org.junit.Assert.assertNotEquals;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assume.assumeTrue;
 
-import java.io.IOException;
+import io.vgpu.itests.ServiceFixture.Result;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.TimeUnit;
-import org.junit.AfterClass;
-import org.junit.BeforeClass;
+import org.junit.ClassRule;
 import org.junit.Test;
 
 /**
@@ -22,103 +20,30 @@ import org.junit.Test;
  * the CUDA driver API, built with gcc and linked with -lcuda against our libcuda.so.1.
  */
 public class ShimIT {
-    static final Path DIST = Path.of(System.getProperty("vgpu.dist", "../launcher/target/vgpu")).toAbsolutePath();
-    static final Path NATIVE = Path.of(System.getProperty("vgpu.native", "../shim.bridge/target/native")).toAbsolutePath();
+    static final Path DIST = ServiceFixture.DIST;
+    static final Path NATIVE = ServiceFixture.NATIVE;
 
-    static Path work;
-    static Path socket;
-    static Process service;
-    static Path serviceLog;
-
-    record Result(int exit, String out, String err) {
-        @Override
-        public String toString() {
-            return "exit " + exit + "\n--- stdout\n" + out + "--- stderr\n" + err;
-        }
-    }
-
-    @BeforeClass
-    public static void startService() throws Exception {
-        // Unix socket paths are limited to ~107 bytes: keep the directory short.
-        work = Files.createTempDirectory(Path.of("/tmp"), "vgpu-it-");
-        socket = work.resolve("vgpu.sock");
-        Path conf = work.resolve("conf");
-        Files.createDirectories(conf);
-        try (var files = Files.list(DIST.resolve("conf"))) {
-            for (Path f : (Iterable<Path>) files::iterator) {
-                Files.copy(f, conf.resolve(f.getFileName()));
-            }
-        }
-        serviceLog = work.resolve("service.log");
-        ProcessBuilder pb = new ProcessBuilder(DIST.resolve("bin/vgpu-service").toString());
-        pb.environment().put("VGPU_SOCKET", socket.toString());
-        pb.environment().put("VGPU_CONF", conf.toString());
-        pb.redirectErrorStream(true).redirectOutput(serviceLog.toFile());
-        service = pb.start();
-        Await.until(20_000, () -> {
-            assertTrue("service exited:\n" + log(), service.isAlive());
-            assertEquals("status", 0, ctl("status").exit);
-        });
-    }
-
-    @AfterClass
-    public static void stopService() throws Exception {
-        if (service != null) {
-            service.destroy(); // SIGTERM: the orderly path
-            assertTrue("service did not stop on SIGTERM", service.waitFor(20, TimeUnit.SECONDS));
-            assertTrue("socket file left behind", !Files.exists(socket));
-        }
-    }
-
-    static String log() {
-        try {
-            return Files.readString(serviceLog);
-        } catch (IOException e) {
-            return e.toString();
-        }
-    }
-
-    static Result exec(List<String> command, Map<String, String> env, long timeoutSeconds) {
-        try {
-            ProcessBuilder pb = new ProcessBuilder(command);
-            pb.environment().put("VGPU_SOCKET", socket.toString());
-            pb.environment().remove("CUDA_VISIBLE_DEVICES");
-            pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
-            pb.environment().putAll(env);
-            Path out = Files.createTempFile(work, "out", ".txt");
-            Path err = Files.createTempFile(work, "err", ".txt");
-            pb.redirectOutput(out.toFile()).redirectError(err.toFile());
-            Process p = pb.start();
-            if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
-                p.destroyForcibly();
-                throw new AssertionError(command + " timed out; stderr:\n" + Files.readString(err));
-            }
-            return new Result(p.exitValue(), Files.readString(out), Files.readString(err));
-        } catch (IOException e) {
-            throw new AssertionError(e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new AssertionError(e);
-        }
-    }
+    @ClassRule
+    public static final ServiceFixture service = new ServiceFixture();
 
     static Result test(String name, String... args) {
         List<String> cmd = new ArrayList<>();
         cmd.add(NATIVE.resolve("test").resolve(name).toString());
         cmd.addAll(List.of(args));
-        return exec(cmd, Map.of(), 120);
+        return service.exec(cmd, Map.of(), 120);
     }
 
     static Result ctl(String... args) {
-        List<String> cmd = new ArrayList<>();
-        cmd.add(DIST.resolve("lib/vgpu-ctl").toString());
-        cmd.addAll(List.of(args));
-        return exec(cmd, Map.of(), 30);
+        return service.ctl(args);
+    }
+
+    static Result exec(List<String> command, Map<String, String> env, long timeoutSeconds) {
+        return service.exec(command, env, timeoutSeconds);
     }
 
     static void assertPasses(String name) {
         Result r = test(name);
-        assertEquals(name + "\n" + r + "\n--- service log\n" + log(), 0, r.exit);
+        assertEquals(name + "\n" + r + "\n--- service log\n" + service.log(), 0, r.exit);
         assertTrue(r.toString(), r.out.contains("0 failed"));
     }
 
@@ -190,7 +115,7 @@ public class ShimIT {
     @Test
     public void killedClientReleasesItsMemory() throws Exception {
         ProcessBuilder pb = new ProcessBuilder(NATIVE.resolve("test/test_hold").toString(), "4096");
-        pb.environment().put("VGPU_SOCKET", socket.toString());
+        pb.environment().put("VGPU_SOCKET", service.socket().toString());
         pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
         pb.redirectErrorStream(true);
         Process hold = pb.start();
@@ -212,7 +137,7 @@ public class ShimIT {
     public void unreachableServiceFailsFastWithOneClearLine() {
         long t0 = System.nanoTime();
         Result r = exec(List.of(NATIVE.resolve("test/test_visible").toString()),
-                Map.of("VGPU_SOCKET", work.resolve("nobody-listens.sock").toString()), 30);
+                Map.of("VGPU_SOCKET", service.work().resolve("nobody-listens.sock").toString()), 30);
         long millis = (System.nanoTime() - t0) / 1_000_000;
         assertNotEquals(0, r.exit);
         assertTrue(r.err, r.err.contains("the vgpu service is not running") && r.err.contains("nobody-listens.sock"));
@@ -224,7 +149,7 @@ public class ShimIT {
     public void grandchildFindsTheLibraryThroughTheLoaderCache() throws Exception {
         boolean unshare = exec(List.of("unshare", "-rm", "true"), Map.of(), 30).exit == 0;
         assumeTrue("SKIP: unshare -rm (user and mount namespaces) is not available here", unshare);
-        Path script = work.resolve("install-and-run.sh");
+        Path script = service.work().resolve("install-and-run.sh");
         Files.writeString(script, String.join("\n",
                 "set -euo pipefail",
                 "T=$1",
@@ -237,7 +162,7 @@ public class ShimIT {
                 "unset LD_LIBRARY_PATH",
                 "LD_PRELOAD=libvgpu-nonexistent-preload.so exec \"$3\" parent",
                 ""));
-        Path t = Files.createTempDirectory(work, "ns");
+        Path t = Files.createTempDirectory(service.work(), "ns");
         Result r = exec(List.of("unshare", "-rm", "bash", script.toString(), t.toString(), DIST.toString(),
                 NATIVE.resolve("test/test_grandchild").toString()), Map.of("LD_LIBRARY_PATH", ""), 120);
         assertEquals(r.toString(), 0, r.exit);

@@ -20,6 +20,18 @@ final class Arrays {
         return out;
     }
 
+    static int[] ints(DeviceMemory memory, long address, int count) {
+        int[] out = new int[count];
+        read(memory, address, 4 * count).asIntBuffer().get(out);
+        return out;
+    }
+
+    static void write(DeviceMemory memory, long address, double[] values) {
+        ByteBuffer b = ByteBuffer.allocate(8 * values.length).order(ByteOrder.LITTLE_ENDIAN);
+        b.asDoubleBuffer().put(values);
+        memory.write(address, b.array(), 0, b.capacity());
+    }
+
     static void write(DeviceMemory memory, long address, float[] values) {
         ByteBuffer b = ByteBuffer.allocate(4 * values.length).order(ByteOrder.LITTLE_ENDIAN);
         b.asFloatBuffer().put(values);

@@ -1,0 +1,454 @@
+package io.vgpu.itests;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertFalse;
+import static org.junit.Assert.assertNotNull;
+import static org.junit.Assert.assertTrue;
+import static org.junit.Assume.assumeTrue;
+
+import io.vgpu.api.dto.KernelInfo;
+import io.vgpu.api.dto.ModuleImage;
+import io.vgpu.core.image.ImageFormatException;
+import io.vgpu.core.image.ImageParser;
+import io.vgpu.itests.ServiceFixture.Result;
+import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.FileChannel;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.ClassRule;
+import org.junit.Test;
+
+/**
+ * End to end through NVIDIA's own runtimes: unmodified cudart 13 (programs built by nvcc, each
+ * linked once against the shared and once against the static cudart), cudart 12.6 and cuBLAS 12.6
+ * (driven through dlopen by gcc-built harnesses), all on our libcuda.so.1 and the real service.
+ *
+ * <p>The mock is configured as a device no real GPU reports (name, memory, SM count, PCI address,
+ * UUID), so "the runtime reports the configured device" cannot pass by accident. The kernels of
+ * the nvcc programs run as the Java host kernels of bundles/samples and the programs check every
+ * element; cuBLAS's kernels have no host kernels, so only their launches are checked: parameter
+ * sizes against what the images in NVIDIA's library files declare (parsed here, independently of
+ * the service), and for images cuBLAS builds at run time, consistency across launches.
+ */
+public class RuntimeIT {
+    static final Path NATIVE = ServiceFixture.NATIVE;
+    static final Path PROGRAMS = NATIVE.resolve("test/cuda");
+    static final Path CUDA12 = Path.of(System.getProperty("vgpu.cuda12", "target/cuda12")).toAbsolutePath();
+    /** Where the shared cudart 13 programs find libcudart.so.13: the toolkit that built them. */
+    static final Path CUDART13 = Path.of(System.getProperty("vgpu.cuda.lib", "/usr/local/cuda/lib64"));
+
+    static final String NAME = "vgpu Test GPU";
+    static final long MEMORY_MIB = 12345;
+    static final int SMS = 77;
+    static final int PCI_DOMAIN = 1;
+    static final int PCI_BUS = 66;
+    static final int PCI_DEVICE = 2;
+    static final String UUID = "GPU-0a1b2c3d-4e5f-4607-8899-aabbccddeeff";
+
+    /** The mock's configuration, which is also what the programs are told to expect. */
+    static final Map<String, String> CONFIG = new LinkedHashMap<>();
+
+    static {
+        CONFIG.put("name", NAME);
+        CONFIG.put("memory.mib", Long.toString(MEMORY_MIB));
+        CONFIG.put("sm.count", Integer.toString(SMS));
+        CONFIG.put("cc.major", "9");
+        CONFIG.put("cc.minor", "0");
+        CONFIG.put("pci.domain", Integer.toString(PCI_DOMAIN));
+        CONFIG.put("pci.bus", Integer.toString(PCI_BUS));
+        CONFIG.put("pci.device", Integer.toString(PCI_DEVICE));
+        CONFIG.put("uuid", UUID);
+    }
+
+    @ClassRule
+    public static final ServiceFixture service = new ServiceFixture()
+            .withConf("io.vgpu.backend.mock.cfg", config())
+            .readyWhenStatusContains(NAME + " (" + UUID);
+
+    private static String config() {
+        StringBuilder b = new StringBuilder();
+        CONFIG.forEach((k, v) -> b.append(k).append(" = ").append(v).append('\n'));
+        return b.toString();
+    }
+
+    private static final Set<String> skipsPrinted = new TreeSet<>();
+
+    private static void skipUnless(boolean condition, String line) {
+        if (!condition && skipsPrinted.add(line)) {
+            System.out.println(line);
+        }
+        assumeTrue(line, condition);
+    }
+
+    private static void assumeNvccPrograms() {
+        skipUnless(Files.isExecutable(PROGRAMS.resolve("rt_vector_add_shared")),
+                "SKIP: nvcc was not found when the shim was built, so the CUDA runtime programs were not built");
+    }
+
+    private static void assumeCuda12() {
+        boolean present = true;
+        for (String lib : List.of("libcudart.so.12", "libcublas.so.12", "libcublasLt.so.12")) {
+            present &= Files.isRegularFile(CUDA12.resolve(lib));
+        }
+        skipUnless(present, "SKIP: NVIDIA's CUDA 12.6 libraries are not in " + CUDA12
+                + " (org.bytedeco:cuda:12.6-9.5-1.5.11:jar:linux-x86_64-redist, unpacked by the itests build)");
+    }
+
+    private static List<String> expectations() {
+        List<String> args = new ArrayList<>();
+        CONFIG.forEach((k, v) -> args.add(k + "=" + v));
+        return args;
+    }
+
+    private static Result run(Path program, List<String> args) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(program.toString());
+        cmd.addAll(args);
+        return service.exec(cmd, Map.of("LD_LIBRARY_PATH", NATIVE.resolve("lib") + ":" + CUDART13), 300);
+    }
+
+    private static Result runProgram(String name, String cudart, List<String> args) {
+        return run(PROGRAMS.resolve(name + "_" + cudart), args);
+    }
+
+    private static void assertPassed(String name, Result r) {
+        assertEquals(name + "\n" + r + "\n--- service log (tail)\n" + tail(service.log()), 0, r.exit);
+        assertTrue(r.toString(), Pattern.compile("(?m)^" + Pattern.quote(name) + ": [1-9][0-9]* checks, 0 failed$")
+                .matcher(r.out).find());
+    }
+
+    private static String tail(String text) {
+        return text.length() > 6000 ? text.substring(text.length() - 6000) : text;
+    }
+
+    // ---- the service's launch log (vgpu-ctl launches) -------------------------------------------
+
+    record Launch(long seq, String kernel, String grid, String block, int smem, int params, boolean executed,
+            int result) {
+    }
+
+    private static final Pattern LAUNCH = Pattern.compile(
+            "#(\\d+) (\\S+) grid\\((\\d+,\\d+,\\d+)\\) block\\((\\d+,\\d+,\\d+)\\) smem=(\\d+) params=(\\d+) "
+                    + "(executed|recorded) result=(-?\\d+)");
+
+    private static List<Launch> launches() {
+        Result r = service.ctl("launches", "4096");
+        assertEquals(r.toString(), 0, r.exit);
+        List<Launch> out = new ArrayList<>();
+        for (String line : r.out.split("\n")) {
+            if (line.isEmpty()) {
+                continue;
+            }
+            Matcher m = LAUNCH.matcher(line);
+            assertTrue("unparsable launch record: " + line, m.matches());
+            out.add(new Launch(Long.parseLong(m.group(1)), m.group(2), m.group(3), m.group(4),
+                    Integer.parseInt(m.group(5)), Integer.parseInt(m.group(6)), m.group(7).equals("executed"),
+                    Integer.parseInt(m.group(8))));
+        }
+        return out;
+    }
+
+    private static long lastLaunch() {
+        List<Launch> all = launches();
+        return all.isEmpty() ? 0 : all.get(all.size() - 1).seq;
+    }
+
+    private static List<Launch> launchesAfter(long seq) {
+        return launches().stream().filter(l -> l.seq > seq).toList();
+    }
+
+    /** All launches after {@code seq} are {@code count} executed, successful launches of one kernel. */
+    private static List<Launch> assertExecuted(long seq, int count, String kernel, int params) {
+        List<Launch> ls = launchesAfter(seq);
+        assertEquals(ls.toString(), count, ls.size());
+        for (Launch l : ls) {
+            assertEquals(l.toString(), kernel, l.kernel);
+            assertTrue("no host kernel ran " + l, l.executed);
+            assertEquals(l.toString(), 0, l.result);
+            assertEquals(l.toString(), params, l.params);
+        }
+        return ls;
+    }
+
+    // ---- cudart 13: nvcc-built programs ----------------------------------------------------------
+
+    @Test
+    public void vectorAddThroughCudart13() {
+        assumeNvccPrograms();
+        for (String cudart : List.of("shared", "static")) {
+            long before = lastLaunch();
+            assertPassed("rt_vector_add", runProgram("rt_vector_add", cudart, List.of()));
+            List<Launch> ls = assertExecuted(before, 2, "_Z7rt_vaddPKfS0_Pfi", 28);
+            assertEquals("391,1,1 256,1,1", ls.get(0).grid + " " + ls.get(0).block);
+            assertEquals("4,1,1 32,1,1", ls.get(1).grid + " " + ls.get(1).block);
+        }
+    }
+
+    @Test
+    public void memcpyAndMemsetVariantsThroughCudart13() {
+        assumeNvccPrograms();
+        for (String cudart : List.of("shared", "static")) {
+            long before = lastLaunch();
+            assertPassed("rt_memcpy", runProgram("rt_memcpy", cudart, List.of()));
+            List<Launch> ls = assertExecuted(before, 1, "_Z13rt_pitch_fillPjmiij", 28);
+            assertEquals("8,5,1 32,8,1", ls.get(0).grid + " " + ls.get(0).block);
+        }
+    }
+
+    @Test
+    public void streamsAndEventsThroughCudart13() {
+        assumeNvccPrograms();
+        for (String cudart : List.of("shared", "static")) {
+            long before = lastLaunch();
+            assertPassed("rt_streams", runProgram("rt_streams", cudart, List.of()));
+            // 2 on two streams, 10 queued on one, 1 on the legacy stream, 1 per thread on two threads.
+            assertExecuted(before, 15, "_Z7rt_stepPiiii", 20);
+        }
+    }
+
+    @Test
+    public void structParameterThroughCudart13() {
+        assumeNvccPrograms();
+        for (String cudart : List.of("shared", "static")) {
+            long before = lastLaunch();
+            assertPassed("rt_struct_param", runProgram("rt_struct_param", cudart, List.of()));
+            // int at 0, the 40-byte struct at 8, short at 48.
+            assertExecuted(before, 1, "_Z15rt_struct_applyi8RtStructs", 50);
+        }
+    }
+
+    @Test
+    public void cudart13ReportsExactlyTheConfiguredDevice() {
+        assumeNvccPrograms();
+        Map<String, String> shared = null;
+        for (String cudart : List.of("shared", "static")) {
+            long before = lastLaunch();
+            Result r = runProgram("rt_device_props", cudart, expectations());
+            assertPassed("rt_device_props", r);
+            assertTrue(r.out, r.out.contains("version driver=13000 runtime=13000\n"));
+            Map<String, String> props = props(r.out);
+            assertConfiguredDevice(props);
+            if (shared == null) {
+                shared = props;
+            } else {
+                assertEquals("static and shared cudart disagree", shared, props);
+            }
+            List<Launch> ls = assertExecuted(before, 1, "_Z14rt_launch_dimsPj", 8);
+            assertEquals("3,2,5 8,4,2 256", ls.get(0).grid + " " + ls.get(0).block + " " + ls.get(0).smem);
+        }
+    }
+
+    // ---- cudart 12.6 and cuBLAS 12.6: NVIDIA's libraries driven through dlopen -------------------
+
+    @Test
+    public void cudart12ReportsExactlyTheConfiguredDeviceAndRunsAKernel() {
+        assumeCuda12();
+        long before = lastLaunch();
+        List<String> args = new ArrayList<>();
+        args.add(CUDA12.toString());
+        args.addAll(expectations());
+        Result r = run(NATIVE.resolve("test/test_cudart12"), args);
+        assertPassed("test_cudart12", r);
+        assertTrue(r.out, r.out.contains("version driver=13000 runtime=12060\n"));
+        Map<String, String> props = props(r.out);
+        assertConfiguredDevice(props);
+        // Two launches on two streams ordered by an event; the harness checked y = -6x + 5.
+        List<Launch> ls = assertExecuted(before, 2, "_Z11rt12_affinePfPKfffi", 28);
+        assertEquals("33,1,1 128,1,1", ls.get(0).grid + " " + ls.get(0).block);
+
+        // Field by field what cudart 13 reports, where nvcc could build the cudart 13 program.
+        if (Files.isExecutable(PROGRAMS.resolve("rt_device_props_shared"))) {
+            Result r13 = runProgram("rt_device_props", "shared", expectations());
+            assertPassed("rt_device_props", r13);
+            assertEquals("cudart 12.6 and cudart 13 disagree", props(r13.out), props);
+        }
+    }
+
+    @Test
+    public void cublas12LaunchesGemmKernelsWithTheParameterSizesTheirImagesDeclare() throws IOException {
+        assumeCuda12();
+        long before = lastLaunch();
+        Result r = run(NATIVE.resolve("test/test_cublas12"), List.of(CUDA12.toString()));
+        for (String call : List.of("cublasCreate_v2", "cublasSgemm_v2", "cublasGemmEx", "cudaDeviceSynchronize",
+                "cublasDestroy_v2")) {
+            assertTrue(call + " did not return 0:\n" + r + "\n--- service log (tail)\n" + tail(service.log()),
+                    r.out.contains("status " + call + "=0\n"));
+        }
+        assertPassed("test_cublas12", r);
+
+        List<Launch> ls = launchesAfter(before);
+        assertFalse("cuBLAS launched nothing", ls.isEmpty());
+        assertTrue(ls.toString(), ls.stream().anyMatch(l -> l.kernel.toLowerCase().contains("gemm")));
+        Map<String, Set<Integer>> declared = declaredParamSizes(
+                List.of(CUDA12.resolve("libcublasLt.so.12"), CUDA12.resolve("libcublas.so.12")));
+        Map<String, Integer> seen = new HashMap<>();
+        int checkedAgainstImage = 0;
+        for (Launch l : ls) {
+            assertEquals(l.toString(), 0, l.result);
+            assertTrue(l.toString(), l.params > 0);
+            Integer earlier = seen.putIfAbsent(l.kernel, l.params);
+            assertTrue(l + " after a launch with params=" + earlier, earlier == null || earlier == l.params);
+            Set<Integer> sizes = declaredFor(declared, l.kernel);
+            if (sizes != null) {
+                assertTrue(l + ": the image declares " + sizes, sizes.contains(l.params));
+                checkedAgainstImage++;
+            } else {
+                // cuBLAS builds some images at run time (nvjet kernels: small cubins on the heap),
+                // so no file holds them; their size is only checked for consistency above.
+                System.out.println("RuntimeIT: " + l.kernel + " (params=" + l.params
+                        + ") comes from an image cuBLAS generated at run time");
+            }
+        }
+        assertTrue("no launch was from an image in the libraries: " + ls, checkedAgainstImage > 0);
+    }
+
+    // ---- helpers ---------------------------------------------------------------------------------
+
+    /** The "prop field=value" lines the device-property programs print. */
+    private static Map<String, String> props(String out) {
+        Map<String, String> props = new TreeMap<>();
+        for (String line : out.split("\n")) {
+            if (line.startsWith("prop ")) {
+                int eq = line.indexOf('=');
+                props.put(line.substring(5, eq), line.substring(eq + 1));
+            }
+        }
+        return props;
+    }
+
+    /** The configured values, and the H100 values the mock keeps for everything not configured. */
+    private static void assertConfiguredDevice(Map<String, String> p) {
+        assertEquals(p.toString(), NAME, p.get("name"));
+        assertEquals(UUID.substring(4).replace("-", ""), p.get("uuid"));
+        assertEquals(Long.toString(MEMORY_MIB << 20), p.get("totalGlobalMem"));
+        assertEquals(Integer.toString(SMS), p.get("multiProcessorCount"));
+        assertEquals("9", p.get("major"));
+        assertEquals("0", p.get("minor"));
+        assertEquals(Integer.toString(PCI_DOMAIN), p.get("pciDomainID"));
+        assertEquals(Integer.toString(PCI_BUS), p.get("pciBusID"));
+        assertEquals(Integer.toString(PCI_DEVICE), p.get("pciDeviceID"));
+        assertEquals(String.format("%04x:%02x:%02x.0", PCI_DOMAIN, PCI_BUS, PCI_DEVICE), p.get("pciBusIdString"));
+        Map<String, String> h100 = new TreeMap<>();
+        h100.put("warpSize", "32");
+        h100.put("maxThreadsPerBlock", "1024");
+        h100.put("maxThreadsDim[0]", "1024");
+        h100.put("maxThreadsDim[1]", "1024");
+        h100.put("maxThreadsDim[2]", "64");
+        h100.put("maxGridSize[0]", "2147483647");
+        h100.put("maxGridSize[1]", "65535");
+        h100.put("maxGridSize[2]", "65535");
+        h100.put("sharedMemPerBlock", "49152");
+        h100.put("sharedMemPerBlockOptin", "232448");
+        h100.put("sharedMemPerMultiprocessor", "233472");
+        h100.put("regsPerBlock", "65536");
+        h100.put("regsPerMultiprocessor", "65536");
+        h100.put("maxThreadsPerMultiProcessor", "2048");
+        h100.put("maxBlocksPerMultiProcessor", "32");
+        h100.put("totalConstMem", "65536");
+        h100.put("l2CacheSize", "52428800");
+        h100.put("memoryBusWidth", "5120");
+        h100.put("integrated", "0");
+        h100.put("unifiedAddressing", "1");
+        h100.put("managedMemory", "1");
+        h100.put("concurrentKernels", "1");
+        h100.put("clusterLaunch", "1");
+        h100.forEach((k, v) -> assertEquals(k, v, p.get(k)));
+    }
+
+    private static Set<Integer> declaredFor(Map<String, Set<Integer>> declared, String recorded) {
+        Set<Integer> exact = declared.get(recorded);
+        if (exact != null) {
+            return exact;
+        }
+        // The launch log keeps 128 bytes of a name; cuBLAS's are often longer.
+        if (recorded.length() >= 127) {
+            Set<Integer> sizes = new TreeSet<>();
+            declared.forEach((name, s) -> {
+                if (name.startsWith(recorded)) {
+                    sizes.addAll(s);
+                }
+            });
+            return sizes.isEmpty() ? null : sizes;
+        }
+        return null;
+    }
+
+    /**
+     * Kernel name to parameter-buffer sizes, from every fatbin in the libraries' .nv_fatbin
+     * sections, parsed for sm_90 as the service parses what the shim uploads.
+     */
+    private static Map<String, Set<Integer>> declaredParamSizes(List<Path> libraries) throws IOException {
+        Map<String, Set<Integer>> out = new HashMap<>();
+        for (Path lib : libraries) {
+            try (FileChannel ch = FileChannel.open(lib)) {
+                ByteBuffer section = elfSection(ch, ".nv_fatbin");
+                assertNotNull(lib + " has no .nv_fatbin section", section);
+                int pos = 0;
+                while (pos + 16 <= section.limit()) {
+                    if (section.getInt(pos) != ImageParser.FATBIN_MAGIC) {
+                        pos += 8;
+                        continue;
+                    }
+                    int headerSize = Short.toUnsignedInt(section.getShort(pos + 6));
+                    long size = headerSize + section.getLong(pos + 8);
+                    assertTrue(lib + ": container at " + pos + " runs past the section",
+                            pos + size <= section.limit());
+                    byte[] container = new byte[(int) size];
+                    section.get(pos, container);
+                    try {
+                        ModuleImage image = ImageParser.parse(container, 90);
+                        for (KernelInfo k : image.kernels) {
+                            out.computeIfAbsent(k.name, n -> new TreeSet<>()).add(k.paramBufferSize);
+                        }
+                    } catch (ImageFormatException e) {
+                        // No code for sm_90 in this container: the service could not load it either.
+                    }
+                    pos = (int) ((pos + size + 7) & ~7L);
+                }
+            }
+        }
+        return out;
+    }
+
+    /** A section of an ELF64 little-endian file, mapped. */
+    private static ByteBuffer elfSection(FileChannel ch, String name) throws IOException {
+        ByteBuffer header = ch.map(FileChannel.MapMode.READ_ONLY, 0, 64).order(ByteOrder.LITTLE_ENDIAN);
+        long shoff = header.getLong(0x28);
+        int shentsize = Short.toUnsignedInt(header.getShort(0x3a));
+        int shnum = Short.toUnsignedInt(header.getShort(0x3c));
+        int shstrndx = Short.toUnsignedInt(header.getShort(0x3e));
+        ByteBuffer sh = ch.map(FileChannel.MapMode.READ_ONLY, shoff, (long) shentsize * shnum)
+                .order(ByteOrder.LITTLE_ENDIAN);
+        long strOff = sh.getLong(shstrndx * shentsize + 24);
+        long strSize = sh.getLong(shstrndx * shentsize + 32);
+        ByteBuffer strtab = ch.map(FileChannel.MapMode.READ_ONLY, strOff, strSize);
+        for (int i = 0; i < shnum; i++) {
+            int nameOff = sh.getInt(i * shentsize);
+            int end = nameOff;
+            while (strtab.get(end) != 0) {
+                end++;
+            }
+            byte[] n = new byte[end - nameOff];
+            strtab.get(nameOff, n);
+            if (new String(n, StandardCharsets.US_ASCII).equals(name)) {
+                long off = sh.getLong(i * shentsize + 24);
+                long size = sh.getLong(i * shentsize + 32);
+                return ch.map(FileChannel.MapMode.READ_ONLY, off, size).order(ByteOrder.LITTLE_ENDIAN);
+            }
+        }
+        return null;
+    }
+}

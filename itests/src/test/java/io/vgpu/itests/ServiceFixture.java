@@ -1,0 +1,161 @@
+package io.vgpu.itests;
+
+import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import org.junit.rules.ExternalResource;
+
+/**
+ * The real service distribution, started once per test class (use as a {@code @ClassRule}) on a
+ * private socket and a private copy of conf/, plus helpers to run programs against it. Extra
+ * configuration files are written before the service starts, so the mock comes up as configured.
+ */
+public class ServiceFixture extends ExternalResource {
+    static final Path DIST = Path.of(System.getProperty("vgpu.dist", "../launcher/target/vgpu")).toAbsolutePath();
+    static final Path NATIVE = Path.of(System.getProperty("vgpu.native", "../shim.bridge/target/native")).toAbsolutePath();
+
+    /** How a program ended and what it printed. */
+    static final class Result {
+        final int exit;
+        final String out;
+        final String err;
+
+        Result(int exit, String out, String err) {
+            this.exit = exit;
+            this.out = out;
+            this.err = err;
+        }
+
+        @Override
+        public String toString() {
+            return "exit " + exit + "\n--- stdout\n" + out + "--- stderr\n" + err;
+        }
+    }
+
+    private final Map<String, String> confFiles = new LinkedHashMap<>();
+    private String readyWhenStatusContains;
+    private Path work;
+    private Path socket;
+    private Path serviceLog;
+    private Process service;
+
+    /** Writes {@code conf/<name>} with {@code content} before the service starts. */
+    public ServiceFixture withConf(String name, String content) {
+        confFiles.put(name, content);
+        return this;
+    }
+
+    /**
+     * The service counts as started only once {@code vgpu-ctl status} prints this (FileInstall
+     * applies conf/ after the framework is up, so a configured backend replaces the default one
+     * a moment later).
+     */
+    public ServiceFixture readyWhenStatusContains(String text) {
+        readyWhenStatusContains = text;
+        return this;
+    }
+
+    @Override
+    protected void before() throws Throwable {
+        // Unix socket paths are limited to ~107 bytes: keep the directory short.
+        work = Files.createTempDirectory(Path.of("/tmp"), "vgpu-it-");
+        socket = work.resolve("vgpu.sock");
+        Path conf = work.resolve("conf");
+        Files.createDirectories(conf);
+        try (var files = Files.list(DIST.resolve("conf"))) {
+            for (Path f : (Iterable<Path>) files::iterator) {
+                Files.copy(f, conf.resolve(f.getFileName()));
+            }
+        }
+        for (Map.Entry<String, String> e : confFiles.entrySet()) {
+            Files.writeString(conf.resolve(e.getKey()), e.getValue());
+        }
+        serviceLog = work.resolve("service.log");
+        ProcessBuilder pb = new ProcessBuilder(DIST.resolve("bin/vgpu-service").toString());
+        pb.environment().put("VGPU_SOCKET", socket.toString());
+        pb.environment().put("VGPU_CONF", conf.toString());
+        pb.redirectErrorStream(true).redirectOutput(serviceLog.toFile());
+        service = pb.start();
+        Await.until(20_000, () -> {
+            assertTrue("service exited:\n" + log(), service.isAlive());
+            Result status = ctl("status");
+            assertEquals("status", 0, status.exit);
+            if (readyWhenStatusContains != null) {
+                assertTrue(status.out, status.out.contains(readyWhenStatusContains));
+            }
+        });
+    }
+
+    @Override
+    protected void after() {
+        if (service != null) {
+            service.destroy(); // SIGTERM: the orderly path
+            try {
+                assertTrue("service did not stop on SIGTERM", service.waitFor(20, TimeUnit.SECONDS));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new AssertionError(e);
+            }
+            assertTrue("socket file left behind", !Files.exists(socket));
+        }
+    }
+
+    Path work() {
+        return work;
+    }
+
+    Path socket() {
+        return socket;
+    }
+
+    String log() {
+        try {
+            return Files.readString(serviceLog);
+        } catch (IOException e) {
+            return e.toString();
+        }
+    }
+
+    /**
+     * Runs a program against this service: its socket, no CUDA_VISIBLE_DEVICES, the shim's lib/
+     * first on LD_LIBRARY_PATH; {@code env} comes last and may override any of that.
+     */
+    Result exec(List<String> command, Map<String, String> env, long timeoutSeconds) {
+        try {
+            ProcessBuilder pb = new ProcessBuilder(command);
+            pb.environment().put("VGPU_SOCKET", socket.toString());
+            pb.environment().remove("CUDA_VISIBLE_DEVICES");
+            pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
+            pb.environment().putAll(env);
+            Path out = Files.createTempFile(work, "out", ".txt");
+            Path err = Files.createTempFile(work, "err", ".txt");
+            pb.redirectOutput(out.toFile()).redirectError(err.toFile());
+            Process p = pb.start();
+            if (!p.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+                p.destroyForcibly();
+                throw new AssertionError(command + " timed out; stderr:\n" + Files.readString(err));
+            }
+            return new Result(p.exitValue(), Files.readString(out), Files.readString(err));
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(e);
+        }
+    }
+
+    Result ctl(String... args) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(DIST.resolve("lib/vgpu-ctl").toString());
+        cmd.addAll(List.of(args));
+        return exec(cmd, Map.of(), 30);
+    }
+}
