@@ -624,6 +624,20 @@ CUresult vgpu_shm_deliver_later_locked(uint64_t offset, void *host_dst, size_t n
     return CUDA_SUCCESS;
 }
 
+/* Ends this process's session (NVML's last nvmlShutdown): the next call connects anew. */
+void vgpu_conn_close(void)
+{
+    vgpu_conn_lock();
+    if (conn.fd >= 0 && conn.owner == getpid())
+        vgpu_flush_locked();
+    close_conn();
+    conn.lost = 0;
+    conn.seq = 0;
+    conn.deferred = CUDA_SUCCESS;
+    memset(&conn.info, 0, sizeof conn.info);
+    vgpu_conn_unlock();
+}
+
 /* Called by the library destructor: queued work still reaches the service. */
 void vgpu_conn_shutdown(void)
 {

@@ -86,6 +86,8 @@ size_t vgpu_frame_limit(void);
 /* Flushes queued work at unload; resets the connection in a forked child. */
 void vgpu_conn_shutdown(void);
 void vgpu_conn_after_fork_child(void);
+/* Closes the connection and forgets the session; the next call reconnects. */
+void vgpu_conn_close(void);
 /* Sends queued async requests now. */
 CUresult vgpu_flush_locked(void);
 
