@@ -220,6 +220,17 @@ public class RuntimeIT {
     }
 
     @Test
+    public void symbolsAndGraphsThroughCudart13() {
+        assumeNvccPrograms();
+        for (String cudart : List.of("shared", "static")) {
+            long before = lastLaunch();
+            assertPassed("rt_graph", runProgram("rt_graph", cudart, List.of()));
+            // Two kernels per graph launch: three launches, then one after the update.
+            assertExecuted(before, 8, "_Z7rt_stepPiiii", 20);
+        }
+    }
+
+    @Test
     public void structParameterThroughCudart13() {
         assumeNvccPrograms();
         for (String cudart : List.of("shared", "static")) {
