@@ -25,16 +25,14 @@ public final class VgpuOptions {
 
     public static Option service() {
         return composite(
-                // The logging stack first: slf4j caches NOP for good if anything logs before it.
-                jar("asm", 1), jar("asm-commons", 1), jar("asm-util", 1), jar("asm-tree", 1), jar("asm-analysis", 1),
-                jar("org.apache.aries.spifly.dynamic.bundle", 1),
+                // The logging stack first, before any bundle logs.
                 jar("slf4j-api", 2), jar("slf4j-simple", 2),
                 jar("org.osgi.util.function", 3), jar("org.osgi.util.promise", 3),
                 jar("org.osgi.service.component", 3), jar("org.apache.felix.scr", 3),
                 jar("org.apache.felix.configadmin", 3),
                 jar("api", 4), jar("core", 4), jar("backend.mock", 4),
                 frameworkStartLevel(10),
-                // Without this the woven ServiceLoader sees the test classpath's slf4j provider.
+                // Keeps the test classpath (its own slf4j binding among it) out of the framework.
                 frameworkProperty("felix.bootdelegation.implicit").value("false"),
                 frameworkProperty("org.osgi.framework.bootdelegation").value("sun.misc"),
                 systemProperty("org.slf4j.simpleLogger.defaultLogLevel").value("info"),
