@@ -157,21 +157,10 @@ VGPU_API CUresult cuLibraryLoadFromFile(CUlibrary *library, const char *fileName
     VGPU_CHECK_INIT();
     if (fileName == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    FILE *f = fopen(fileName, "rb");
-    if (f == NULL)
-        return CUDA_ERROR_FILE_NOT_FOUND;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n > 0 ? malloc((size_t)n + 1) : NULL;
-    CUresult rc = CUDA_ERROR_INVALID_IMAGE;
-    if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        buf[n] = '\0';
-        rc = library_load(library, buf, numLibraryOptions, libraryOptions, libraryOptionValues, 1);
-    }
-    if (rc != CUDA_SUCCESS)
-        free(buf);
-    fclose(f);
+    char *image;
+    CUresult rc = vgpu_read_file(fileName, &image);
+    if (rc == CUDA_SUCCESS && (rc = library_load(library, image, numLibraryOptions, libraryOptions, libraryOptionValues, 1)) != CUDA_SUCCESS)
+        free(image);
     return rc;
 }
 

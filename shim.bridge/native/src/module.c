@@ -165,25 +165,40 @@ VGPU_API CUresult cuModuleLoadFatBinary(CUmodule *module, const void *fatCubin)
     return module_load(module, fatCubin);
 }
 
+/* Reads a whole image file, NUL-terminated so PTX text is a string. */
+CUresult vgpu_read_file(const char *path, char **out)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return CUDA_ERROR_FILE_NOT_FOUND;
+    CUresult rc = CUDA_ERROR_INVALID_IMAGE;
+    char *buf = NULL;
+    long n = fseek(f, 0, SEEK_END) == 0 ? ftell(f) : -1;
+    if (n > 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1)) != NULL) {
+        if (fread(buf, 1, (size_t)n, f) == (size_t)n) {
+            buf[n] = '\0';
+            rc = CUDA_SUCCESS;
+        }
+    }
+    fclose(f);
+    if (rc != CUDA_SUCCESS)
+        free(buf);
+    else
+        *out = buf;
+    return rc;
+}
+
 VGPU_API CUresult cuModuleLoad(CUmodule *module, const char *fname)
 {
     VGPU_CHECK_INIT();
     if (fname == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    FILE *f = fopen(fname, "rb");
-    if (f == NULL)
-        return CUDA_ERROR_FILE_NOT_FOUND;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = n > 0 ? malloc((size_t)n + 1) : NULL;
-    CUresult rc = CUDA_ERROR_INVALID_IMAGE;
-    if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-        buf[n] = '\0';
-        rc = module_load(module, buf);
+    char *image;
+    CUresult rc = vgpu_read_file(fname, &image);
+    if (rc == CUDA_SUCCESS) {
+        rc = module_load(module, image);
+        free(image);
     }
-    free(buf);
-    fclose(f);
     return rc;
 }
 

@@ -202,5 +202,8 @@ CUresult vgpu_stream_remote(CUstream s, uint64_t *remote);
 void vgpu_state_reset_after_fork(void);
 const char *vgpu_error_name(CUresult error);
 
+/* Reads a whole file into a malloc'd, NUL-terminated buffer. */
+CUresult vgpu_read_file(const char *path, char **out);
+
 /* Entry points the shim itself calls. */
 CUresult cuDriverGetVersion(int *driverVersion);

@@ -5,6 +5,7 @@
  */
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "cuda_api.h"
@@ -30,6 +31,18 @@ int main(void)
     CHECK(f == f2);
     CHECK_CU(CUDA_ERROR_NOT_FOUND, cuModuleGetFunction(&f2, mod, "no_such_kernel"));
     CHECK_CU(CUDA_ERROR_INVALID_IMAGE, cuModuleLoadData(&mod, "\x7f" "ELF garbage that is no image"));
+    /* The same image from a file. */
+    char path[] = "/tmp/vgpu-test-kernel-XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0 && write(fd, iota_ptx, sizeof iota_ptx - 1) == (ssize_t)(sizeof iota_ptx - 1));
+    close(fd);
+    CUmodule from_file;
+    CUfunction f3;
+    CHECK_CU(CUDA_SUCCESS, cuModuleLoad(&from_file, path));
+    CHECK_CU(CUDA_SUCCESS, cuModuleGetFunction(&f3, from_file, "vgpu_iota"));
+    CHECK_CU(CUDA_SUCCESS, cuModuleUnload(from_file));
+    unlink(path);
+    CHECK_CU(CUDA_ERROR_FILE_NOT_FOUND, cuModuleLoad(&from_file, path));
 
     /* The parameter layout the service parsed from the PTX. */
     size_t off = 99, size = 99;
