@@ -397,13 +397,6 @@ static CUresult copy_any(uint64_t dst, uint64_t src, size_t n, uint64_t stream, 
             return vgpu_graph_add_copy(capture_, (uint64_t)(dst), (uint64_t)(src), (n));      \
     } while (0)
 
-#define CAPTURE_MEMSET(h, dst, pitch, value, size, width, height)                             \
-    do {                                                                                      \
-        struct vgpu_graph *capture_ = vgpu_capturing(h);                                      \
-        if (capture_ != NULL)                                                                 \
-            return vgpu_graph_add_memset(capture_, (dst), (pitch), (value), (size), (width), (height)); \
-    } while (0)
-
 static CUresult memset2d(CUdeviceptr dst, size_t pitch, uint32_t value, uint32_t size, size_t width, size_t height,
                          uint64_t stream, int async);
 
@@ -579,6 +572,18 @@ static CUresult memset2d(CUdeviceptr dst, size_t pitch, uint32_t value, uint32_t
     return rc;
 }
 
+/* Every asynchronous memset: resolve the stream, record it when capturing, else send it. */
+static CUresult memset_async(CUstream hStream, CUdeviceptr dst, size_t pitch, uint32_t value, uint32_t size, size_t width,
+                             size_t height)
+{
+    uint64_t s;
+    STREAM_OR_RETURN(hStream, s);
+    struct vgpu_graph *capture = vgpu_capturing(hStream);
+    if (capture != NULL)
+        return vgpu_graph_add_memset(capture, dst, pitch, value, size, width, height);
+    return memset2d(dst, pitch, value, size, width, height, s, 1);
+}
+
 VGPU_API CUresult cuMemsetD8_v2(CUdeviceptr dstDevice, unsigned char uc, size_t N)
 {
     VGPU_CHECK_INIT();
@@ -600,28 +605,19 @@ VGPU_API CUresult cuMemsetD32_v2(CUdeviceptr dstDevice, unsigned int ui, size_t 
 VGPU_API CUresult cuMemsetD8Async(CUdeviceptr dstDevice, unsigned char uc, size_t N, CUstream hStream)
 {
     VGPU_CHECK_INIT();
-    uint64_t s;
-    STREAM_OR_RETURN(hStream, s);
-    CAPTURE_MEMSET(hStream, dstDevice, 1 * N, uc, 1, N, 1);
-    return memset_any(dstDevice, uc, 1, N, s, 1);
+    return memset_async(hStream, dstDevice, 1 * N, uc, 1, N, 1);
 }
 
 VGPU_API CUresult cuMemsetD16Async(CUdeviceptr dstDevice, unsigned short us, size_t N, CUstream hStream)
 {
     VGPU_CHECK_INIT();
-    uint64_t s;
-    STREAM_OR_RETURN(hStream, s);
-    CAPTURE_MEMSET(hStream, dstDevice, 2 * N, us, 2, N, 1);
-    return memset_any(dstDevice, us, 2, N, s, 1);
+    return memset_async(hStream, dstDevice, 2 * N, us, 2, N, 1);
 }
 
 VGPU_API CUresult cuMemsetD32Async(CUdeviceptr dstDevice, unsigned int ui, size_t N, CUstream hStream)
 {
     VGPU_CHECK_INIT();
-    uint64_t s;
-    STREAM_OR_RETURN(hStream, s);
-    CAPTURE_MEMSET(hStream, dstDevice, 4 * N, ui, 4, N, 1);
-    return memset_any(dstDevice, ui, 4, N, s, 1);
+    return memset_async(hStream, dstDevice, 4 * N, ui, 4, N, 1);
 }
 
 VGPU_API CUresult cuMemsetD2D8_v2(CUdeviceptr dstDevice, size_t dstPitch, unsigned char uc, size_t Width, size_t Height)
@@ -646,30 +642,21 @@ VGPU_API CUresult cuMemsetD2D8Async(CUdeviceptr dstDevice, size_t dstPitch, unsi
                                     size_t Height, CUstream hStream)
 {
     VGPU_CHECK_INIT();
-    uint64_t s;
-    STREAM_OR_RETURN(hStream, s);
-    CAPTURE_MEMSET(hStream, dstDevice, dstPitch, uc, 1, Width, Height);
-    return memset2d(dstDevice, dstPitch, uc, 1, Width, Height, s, 1);
+    return memset_async(hStream, dstDevice, dstPitch, uc, 1, Width, Height);
 }
 
 VGPU_API CUresult cuMemsetD2D16Async(CUdeviceptr dstDevice, size_t dstPitch, unsigned short us, size_t Width,
                                      size_t Height, CUstream hStream)
 {
     VGPU_CHECK_INIT();
-    uint64_t s;
-    STREAM_OR_RETURN(hStream, s);
-    CAPTURE_MEMSET(hStream, dstDevice, dstPitch, us, 2, Width, Height);
-    return memset2d(dstDevice, dstPitch, us, 2, Width, Height, s, 1);
+    return memset_async(hStream, dstDevice, dstPitch, us, 2, Width, Height);
 }
 
 VGPU_API CUresult cuMemsetD2D32Async(CUdeviceptr dstDevice, size_t dstPitch, unsigned int ui, size_t Width,
                                      size_t Height, CUstream hStream)
 {
     VGPU_CHECK_INIT();
-    uint64_t s;
-    STREAM_OR_RETURN(hStream, s);
-    CAPTURE_MEMSET(hStream, dstDevice, dstPitch, ui, 4, Width, Height);
-    return memset2d(dstDevice, dstPitch, ui, 4, Width, Height, s, 1);
+    return memset_async(hStream, dstDevice, dstPitch, ui, 4, Width, Height);
 }
 
 /* ---------------------------------------------------------------- pointer attributes */

@@ -48,7 +48,7 @@ void vgpu_streams_end_capture(struct vgpu_graph *g)
 
 CUresult vgpu_stream_remote(CUstream s, uint64_t *remote)
 {
-    if (s == NULL || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD) {
+    if (vgpu_is_default_stream(s)) {
         *remote = 0;
         return CUDA_SUCCESS;
     }
@@ -157,7 +157,7 @@ VGPU_API CUresult cuStreamGetFlags(CUstream hStream, unsigned int *flags)
     VGPU_CHECK_INIT();
     if (flags == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    if (hStream == NULL || hStream == CU_STREAM_LEGACY || hStream == CU_STREAM_PER_THREAD) {
+    if (vgpu_is_default_stream(hStream)) {
         *flags = 0;
         return CUDA_SUCCESS;
     }
@@ -173,7 +173,7 @@ VGPU_API CUresult cuStreamGetPriority(CUstream hStream, int *priority)
     VGPU_CHECK_INIT();
     if (priority == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    if (hStream == NULL || hStream == CU_STREAM_LEGACY || hStream == CU_STREAM_PER_THREAD) {
+    if (vgpu_is_default_stream(hStream)) {
         *priority = 0;
         return CUDA_SUCCESS;
     }
@@ -209,7 +209,7 @@ VGPU_API CUresult cuStreamGetCtx(CUstream hStream, CUcontext *pctx)
     VGPU_CHECK_INIT();
     if (pctx == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    if (hStream == NULL || hStream == CU_STREAM_LEGACY || hStream == CU_STREAM_PER_THREAD) {
+    if (vgpu_is_default_stream(hStream)) {
         struct vgpu_ctx *c = vgpu_current_ctx();
         if (c == NULL)
             return CUDA_ERROR_INVALID_CONTEXT;

@@ -195,6 +195,12 @@ void vgpu_capture_join(CUstream s, struct vgpu_graph *capture);
 /* Ends the capture of every stream that joined g (stream.c). */
 void vgpu_streams_end_capture(struct vgpu_graph *g);
 
+/* NULL, CU_STREAM_LEGACY and CU_STREAM_PER_THREAD: the context's default stream on the service. */
+static inline int vgpu_is_default_stream(CUstream s)
+{
+    return s == NULL || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD;
+}
+
 /* Resolves a CUstream (NULL, CU_STREAM_LEGACY, CU_STREAM_PER_THREAD or a handle) to the service's stream. */
 CUresult vgpu_stream_remote(CUstream s, uint64_t *remote);
 

@@ -1,8 +1,9 @@
 /*
- * The loader test. "parent" scrubs LD_PRELOAD and LD_LIBRARY_PATH from its environment and starts
- * "child", which starts "grandchild"; the grandchild dlopen()s libcuda.so.1 by soname, as cudart
- * does, and reaches the service. It prints the path the dynamic loader chose and the device name.
- * Built without -lcuda and without an rpath: only ld.so.cache can find the library.
+ * The loader test. "parent" starts "child" with a scrubbed environment (only PATH and VGPU_SOCKET,
+ * so no dynamic-loader variable survives), and the child starts "grandchild"; the grandchild
+ * dlopen()s libcuda.so.1 by soname, as cudart does, and reaches the service. It prints the path
+ * the dynamic loader chose and the device name. Built without -lcuda and without an rpath: only
+ * ld.so.cache can find the library.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -13,11 +14,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int run(const char *self, const char *role)
+extern char **environ;
+
+static int run(const char *self, const char *role, char **env)
 {
     pid_t pid = fork();
     if (pid == 0) {
-        execl(self, self, role, (char *)NULL);
+        char *argv[] = {(char *)self, (char *)role, NULL};
+        execve(self, argv, env);
         _exit(127);
     }
     int status = -1;
@@ -31,9 +35,11 @@ typedef int (*name_fn)(char *, int, int);
 
 static int grandchild(void)
 {
-    if (getenv("LD_PRELOAD") != NULL || getenv("LD_LIBRARY_PATH") != NULL) {
-        printf("grandchild: environment not scrubbed\n");
-        return 3;
+    for (char **e = environ; *e != NULL; e++) {
+        if (strncmp(*e, "LD_", 3) == 0) {
+            printf("grandchild: environment not scrubbed: %s\n", *e);
+            return 3;
+        }
     }
     void *h = dlopen("libcuda.so.1", RTLD_NOW);
     if (h == NULL) {
@@ -60,11 +66,13 @@ int main(int argc, char **argv)
 {
     const char *role = argc > 1 ? argv[1] : "parent";
     if (strcmp(role, "parent") == 0) {
-        unsetenv("LD_PRELOAD");
-        unsetenv("LD_LIBRARY_PATH");
-        return run("/proc/self/exe", "child");
+        static char path[4096], socket_var[4096];
+        snprintf(path, sizeof path, "PATH=%s", getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
+        snprintf(socket_var, sizeof socket_var, "VGPU_SOCKET=%s", getenv("VGPU_SOCKET") ? getenv("VGPU_SOCKET") : "");
+        char *scrubbed[] = {path, socket_var, NULL};
+        return run("/proc/self/exe", "child", scrubbed);
     }
     if (strcmp(role, "child") == 0)
-        return run("/proc/self/exe", "grandchild");
+        return run("/proc/self/exe", "grandchild", environ);
     return grandchild();
 }
