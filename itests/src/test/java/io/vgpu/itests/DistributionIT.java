@@ -10,6 +10,8 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.List;
 import java.util.Map;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.ClassRule;
 import org.junit.Test;
 
@@ -21,6 +23,7 @@ public class DistributionIT {
     static final Path NATIVE = ServiceFixture.NATIVE;
     static final Path DIST = ServiceFixture.DIST;
 
+    /** Starts on a second mock named by the router's file; a third file forgets its backend.id. */
     @ClassRule
     public static final ServiceFixture service = new ServiceFixture()
             .withConf("io.vgpu.backend.mock.gpu-a100.cfg", String.join("\n",
@@ -28,7 +31,24 @@ public class DistributionIT {
                     "name = NVIDIA A100-SXM4-40GB",
                     "memory.mib = 40960",
                     "cc.major = 8",
-                    ""));
+                    ""))
+            .withConf("io.vgpu.backend.mock.gpu-l4.cfg", "name = NVIDIA L4\n")
+            .withConf("io.vgpu.router.cfg", "# Edited by the test.\nbackend = mock2\ndriverVersion = 13000\n");
+
+    @Test
+    public void theConfiguredBackendServesFromTheFirstClientOn() {
+        String log = service.log();
+        // conf/ is applied before the socket opens: until then the default mock is never active.
+        int listening = log.indexOf("listening on unix:");
+        assertTrue(log, listening > 0);
+        String beforeListening = log.substring(0, listening);
+        assertTrue(log, beforeListening.contains("vgpu started: active backend mock2: NVIDIA A100-SXM4-40GB"));
+        assertTrue(log, !beforeListening.contains("active backend mock:"));
+        // A simulated GPU without backend.id is left out, with one line naming its file.
+        assertTrue(log, log.contains("ignoring a backend without a backend.id (configuration io.vgpu.backend.mock.gpu~l4)"));
+        String backends = service.ctl("backends").out;
+        assertTrue(backends, !backends.contains("L4"));
+    }
 
     private static String smi() {
         Result r = service.exec(List.of(DIST.resolve("lib/vgpu-probe").toString(), "smi"), Map.of(), 30);
@@ -39,10 +59,9 @@ public class DistributionIT {
     @Test
     public void editingTheRouterFileSwapsTheBackendForNewSessionsOnly() throws Exception {
         Await.until(10_000, () -> assertTrue(service.ctl("backends").out.contains("mock2")));
-        assertTrue(service.log(), service.log().contains("active backend mock: NVIDIA H100 80GB HBM3"));
-        assertTrue(smi().contains("NVIDIA H100 80GB HBM3"));
+        assertTrue(smi().contains("NVIDIA A100-SXM4-40GB"));
 
-        // A client that keeps copying to 64 MiB on the first mock throughout the swap.
+        // A client that keeps copying to 64 MiB on the A100 throughout the swap.
         ProcessBuilder pb = new ProcessBuilder(NATIVE.resolve("test/test_hold").toString(), "64");
         pb.environment().put("VGPU_SOCKET", service.socket().toString());
         pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
@@ -56,26 +75,38 @@ public class DistributionIT {
 
             // Edit the file the way an editor saves it: write a new file, rename it over the old one.
             Path routerCfg = service.work().resolve("conf/io.vgpu.router.cfg");
-            String edited = Files.readString(routerCfg).replaceAll("(?m)^backend = mock$", "backend = mock2");
-            assertTrue(edited, edited.contains("backend = mock2"));
+            String edited = Files.readString(routerCfg).replaceAll("(?m)^backend = mock2$", "backend = mock");
+            assertTrue(edited, edited.contains("backend = mock\n"));
             Path tmp = service.work().resolve("io.vgpu.router.cfg.new");
             Files.writeString(tmp, edited);
             long t0 = System.nanoTime();
             Files.move(tmp, routerCfg, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            Await.until(10_000, () -> assertTrue(service.ctl("status").out.contains("backend: mock2 (available)")));
-            System.out.printf("router file edit -> active backend mock2 in %d ms%n", (System.nanoTime() - t0) / 1_000_000);
+            Await.until(10_000, () -> assertTrue(service.ctl("status").out.contains("backend: mock (available)")));
+            System.out.printf("router file edit -> active backend mock in %d ms%n", (System.nanoTime() - t0) / 1_000_000);
 
-            // New sessions land on the A100; the running client stays on the H100 and keeps copying.
+            // New sessions land on the H100; the running client stays on the A100 and keeps copying.
             String after = smi();
-            assertTrue(after, after.contains("NVIDIA A100-SXM4-40GB") && after.contains("40960MiB"));
-            assertTrue(service.log(), service.log().contains("switched from mock: active backend mock2"));
+            assertTrue(after, after.contains("NVIDIA H100 80GB HBM3") && after.contains("81920MiB"));
+            assertTrue(service.log(), service.log().contains("switched from mock2: active backend mock: NVIDIA H100 80GB HBM3"));
             Await.until(10_000, () -> assertTrue(service.ctl("sessions").out.lines()
-                    .anyMatch(l -> l.contains(pid) && l.contains(" mock ") && l.contains("64 MiB"))));
+                    .anyMatch(l -> l.contains(pid) && l.contains(" mock2 ") && l.contains("64 MiB"))));
             assertTrue("the client on the old backend failed", hold.isAlive());
         } finally {
             hold.destroyForcibly();
             hold.waitFor();
         }
         assertEquals("copy loop ended by the kill, not by an error", 137, hold.exitValue());
+    }
+
+    @Test
+    public void demoStartsAPrivateServiceWhenNoneAnswersAndCleansUp() {
+        Path nobody = service.work().resolve("nobody-listens.sock");
+        Result r = service.exec(List.of(DIST.resolve("bin/vgpu").toString(), "demo"),
+                Map.of("VGPU_SOCKET", nobody.toString(), "LD_LIBRARY_PATH", ""), 120);
+        assertEquals(r.toString(), 0, r.exit);
+        assertTrue(r.out, r.out.contains("all results correct") && r.out.contains("PASS"));
+        Matcher m = Pattern.compile("starting a private vgpu service on the mock backend \\((\\S+)/vgpu\\.sock\\)").matcher(r.out);
+        assertTrue(r.out, m.find());
+        assertTrue("left behind: " + m.group(1), !Files.exists(Path.of(m.group(1))));
     }
 }

@@ -106,6 +106,18 @@ public class ServiceFixture extends ExternalResource {
             }
             assertTrue("socket file left behind", !Files.exists(socket));
         }
+        deleteTree(work);
+    }
+
+    private static void deleteTree(Path root) {
+        if (root == null) {
+            return;
+        }
+        try (var paths = Files.walk(root)) {
+            paths.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException e) {
+            // Only scratch space in /tmp: a leftover does not change any outcome.
+        }
     }
 
     Path work() {

@@ -174,7 +174,7 @@ public class MockBackend implements CudaService {
             devices[i] = describe(config, i);
             memories[i] = new MockMemory(devices[i].totalMemory);
         }
-        LOG.info("mock backend {} up: {} x {}", id, count, devices[0]);
+        LOG.info("mock backend {} up: {} x {}", id.isEmpty() ? "(without backend.id)" : id, count, devices[0]);
     }
 
     @Deactivate
@@ -266,6 +266,11 @@ public class MockBackend implements CudaService {
     /** Registers a host kernel without a framework (unit tests). */
     public void registerKernel(String name, HostKernel kernel) {
         kernels.put(name, kernel);
+    }
+
+    /** Removes a host kernel registered by {@link #registerKernel} (unit tests). */
+    public void unregisterKernel(String name) {
+        kernels.remove(name);
     }
 
     // ------------------------------------------------------------------ identity
@@ -610,7 +615,8 @@ public class MockBackend implements CudaService {
                 LOG.info("kernel {} touched unmapped memory: {}", f.kernel.name, e.getMessage());
                 rc = CuResult.ILLEGAL_ADDRESS;
             } catch (RuntimeException e) {
-                LOG.warn("host kernel {} failed", f.kernel.name, e);
+                LOG.warn("host kernel {} failed: {} (at {})", f.kernel.name, e,
+                        e.getStackTrace().length > 0 ? e.getStackTrace()[0] : "unknown");
                 rc = CuResult.LAUNCH_FAILED;
             }
         }

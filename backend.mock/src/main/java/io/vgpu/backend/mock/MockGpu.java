@@ -10,7 +10,11 @@ import org.osgi.service.metatype.annotations.Designate;
  * ({@code io.vgpu.backend.mock.gpu-<name>.cfg}), so that different GPUs can be played side by side
  * without disturbing the default {@code mock}. Each needs its own {@code backend.id}.
  */
-@Component(service = CudaService.class, configurationPid = MockGpu.FACTORY_PID, configurationPolicy = ConfigurationPolicy.REQUIRE)
+// backend.id is blanked so that a configuration which forgets it cannot inherit the default
+// "mock" from the shared Config type and pose as a second default mock; the router ignores a
+// blank id with a warning naming the configuration.
+@Component(service = CudaService.class, configurationPid = MockGpu.FACTORY_PID, configurationPolicy = ConfigurationPolicy.REQUIRE,
+        property = CudaService.BACKEND_ID + "=")
 @Designate(ocd = MockBackend.Config.class, factory = true)
 public class MockGpu extends MockBackend {
     public static final String FACTORY_PID = "io.vgpu.backend.mock.gpu";

@@ -2,6 +2,7 @@ package io.vgpu.backend.mock;
 
 import static org.junit.Assert.assertArrayEquals;
 import static org.junit.Assert.assertEquals;
+import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertTrue;
 
 import io.vgpu.api.CuDeviceAttribute;
@@ -9,6 +10,7 @@ import io.vgpu.api.CuResult;
 import io.vgpu.api.dto.DeviceInfo;
 import io.vgpu.api.dto.KernelInfo;
 import io.vgpu.api.dto.LaunchConfig;
+import io.vgpu.api.dto.LaunchRecord;
 import io.vgpu.api.dto.ModuleImage;
 import java.lang.annotation.Annotation;
 import java.nio.ByteBuffer;
@@ -221,6 +223,24 @@ public class MockBackendTest {
         assertEquals(2, mock.launchCount());
         assertTrue(mock.launchLog(10).get(0).executed);
         assertEquals(16, mock.launchLog(10).get(0).paramBytes);
+
+        // Without a host kernel for its name a launch is a recorded no-op: memory stays as it was.
+        mock.unregisterKernel("scale");
+        ByteBuffer again = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(BASE).putFloat(100f).putInt(4).flip();
+        assertEquals(CuResult.SUCCESS, mock.launch(fn[0], new LaunchConfig(3, 2, 1, 64, 2, 1, 512), again, 0));
+        ByteBuffer unchanged = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
+        mock.memcpyDtoH(ctx, unchanged, BASE, 0);
+        assertArrayEquals(out.array(), unchanged.array());
+        assertEquals(3, mock.launchCount());
+        LaunchRecord noop = mock.launchLog(1).get(0);
+        assertEquals("scale", noop.kernel);
+        assertFalse(noop.executed);
+        assertEquals(3, noop.sequence);
+        assertEquals(CuResult.SUCCESS, noop.result);
+        assertEquals(16, noop.paramBytes);
+        assertEquals(3, noop.config.gridX);
+        assertEquals(2, noop.config.blockY);
+        assertEquals(512, noop.config.sharedMemBytes);
     }
 
     @Test

@@ -23,7 +23,11 @@ public interface SessionManager {
 
     RouterStatus status();
 
-    /** Makes {@code backendId} the backend for new sessions (persisted through ConfigAdmin). */
+    /**
+     * Makes {@code backendId} the backend for new sessions, by updating the router's configuration
+     * (in the distribution FileInstall writes it back to {@code conf/io.vgpu.router.cfg}, so the
+     * choice survives a restart).
+     */
     void use(String backendId) throws Exception;
 
     /** The most recent launches a backend recorded, oldest first; empty if it records none. */

@@ -4,6 +4,8 @@ import io.vgpu.api.dto.BackendInfo;
 import io.vgpu.api.dto.LaunchRecord;
 import io.vgpu.api.dto.SessionInfo;
 import io.vgpu.api.session.SessionManager;
+import java.util.List;
+import java.util.stream.Collectors;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
 
@@ -18,6 +20,13 @@ import org.osgi.service.component.annotations.Reference;
 public class Commands {
     @Reference
     private SessionManager sessions;
+
+    public Commands() {}
+
+    /** For unit tests outside a framework. */
+    Commands(SessionManager sessions) {
+        this.sessions = sessions;
+    }
 
     public String status() {
         return sessions.status().message + "\nsessions: " + sessions.status().sessions;
@@ -43,6 +52,13 @@ public class Commands {
     }
 
     public String use(String backendId) throws Exception {
+        // The configuration file may name a backend that registers later; a typed command may not:
+        // a typo would silently leave every new client without a GPU.
+        List<String> known = sessions.backends().stream().map(b -> b.id).distinct().collect(Collectors.toList());
+        if (!known.contains(backendId)) {
+            return "no backend '" + backendId + "' is registered (registered: "
+                    + (known.isEmpty() ? "none" : String.join(", ", known)) + "); nothing changed";
+        }
         sessions.use(backendId);
         return "new sessions go to backend " + backendId;
     }

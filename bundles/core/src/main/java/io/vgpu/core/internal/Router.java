@@ -125,15 +125,24 @@ public class Router implements SessionManager {
             policyOption = ReferencePolicyOption.GREEDY)
     void addBackend(CudaService service, Map<String, Object> props) {
         Object id = props.get(CudaService.BACKEND_ID);
-        if (id == null) {
-            LOG.warn("ignoring a CudaService without the {} property", CudaService.BACKEND_ID);
+        if (id == null || id.toString().isBlank()) {
+            LOG.warn("ignoring a backend without a {} (configuration {}): give it one in its configuration file",
+                    CudaService.BACKEND_ID, props.getOrDefault(Constants.SERVICE_PID, "none"));
             return;
         }
         Object ranking = props.get(Constants.SERVICE_RANKING);
         Backend b = new Backend(id.toString(), service, ranking instanceof Integer ? (Integer) ranking : 0);
-        backends.computeIfAbsent(b.id, k -> new java.util.concurrent.CopyOnWriteArrayList<>()).add(b);
-        LOG.info("backend {} registered: {}", b.id, service.info().description);
-        if (activated && b.id.equals(active)) {
+        List<Backend> same = backends.computeIfAbsent(b.id, k -> new java.util.concurrent.CopyOnWriteArrayList<>());
+        boolean wasMissing = same.isEmpty();
+        same.add(b);
+        if (wasMissing) {
+            LOG.info("backend {} registered: {}", b.id, service.info().description);
+        } else {
+            LOG.warn("backend {} registered again ({}, configuration {}): new sessions use the one with the highest "
+                    + "service.ranking; give each backend its own {}", b.id, service.info().description,
+                    props.getOrDefault(Constants.SERVICE_PID, "none"), CudaService.BACKEND_ID);
+        }
+        if (activated && wasMissing && b.id.equals(active)) {
             logActive("recovered");
         }
     }

@@ -858,9 +858,7 @@ final class SessionImpl implements Session {
         if (f == null) {
             return CuResult.INVALID_HANDLE;
         }
-        long threadsPerBlock = (long) config.blockX * config.blockY * config.blockZ;
-        if (threadsPerBlock <= 0 || threadsPerBlock > f.info.maxThreadsPerBlock || config.gridX <= 0
-                || config.gridY <= 0 || config.gridZ <= 0) {
+        if (!withinDeviceLimits(f, config)) {
             return CuResult.INVALID_VALUE;
         }
         if (params.remaining() < f.info.paramBufferSize) {
@@ -872,6 +870,20 @@ final class SessionImpl implements Session {
         }
         launches++;
         return svc().launch(f.backendFunction, config, params, bs);
+    }
+
+    /** The checks the driver makes before a launch is queued; every one fails with INVALID_VALUE. */
+    private boolean withinDeviceLimits(Function f, LaunchConfig config) {
+        long threadsPerBlock = (long) config.blockX * config.blockY * config.blockZ;
+        if (threadsPerBlock <= 0 || threadsPerBlock > f.info.maxThreadsPerBlock || config.gridX <= 0
+                || config.gridY <= 0 || config.gridZ <= 0 || config.sharedMemBytes < 0) {
+            return false;
+        }
+        int[] a = svc().devices()[f.module.ctx.device].attributes;
+        return config.blockX <= a[CuDeviceAttribute.MAX_BLOCK_DIM_X] && config.blockY <= a[CuDeviceAttribute.MAX_BLOCK_DIM_Y]
+                && config.blockZ <= a[CuDeviceAttribute.MAX_BLOCK_DIM_Z] && config.gridX <= a[CuDeviceAttribute.MAX_GRID_DIM_X]
+                && config.gridY <= a[CuDeviceAttribute.MAX_GRID_DIM_Y] && config.gridZ <= a[CuDeviceAttribute.MAX_GRID_DIM_Z]
+                && (long) config.sharedMemBytes + f.info.sharedSizeBytes <= a[CuDeviceAttribute.MAX_SHARED_MEMORY_PER_BLOCK_OPTIN];
     }
 
     // ------------------------------------------------------------------ streams and events

@@ -6,7 +6,9 @@ import static org.junit.Assert.assertNotEquals;
 import static org.junit.Assert.assertTrue;
 
 import io.vgpu.api.CuResult;
+import io.vgpu.api.CuDeviceAttribute;
 import io.vgpu.api.CudaService;
+import io.vgpu.api.dto.LaunchConfig;
 import io.vgpu.api.session.ClientInfo;
 import io.vgpu.api.session.Session;
 import io.vgpu.backend.mock.MockBackend;
@@ -160,5 +162,34 @@ public class SessionTest {
         assertTrue(router.status().message.contains("no backend"));
         router.addBackend(mock, Map.of(CudaService.BACKEND_ID, "mock"));
         assertEquals(CuResult.SUCCESS, s.check());
+    }
+
+    @Test
+    public void launchesOutsideTheDeviceLimitsAreRefusedLikeTheDriverDoes() {
+        Session s = open();
+        long c = ctx(s);
+        String ptx = ".version 8.0\n.target sm_90\n.address_size 64\n"
+                + ".visible .entry k(.param .u64 p)\n{\n.shared .align 4 .b8 tile[1024];\nret;\n}\n";
+        long[] module = new long[1];
+        assertEquals(CuResult.SUCCESS, s.moduleLoad(c, (ptx + "\0").getBytes(java.nio.charset.StandardCharsets.US_ASCII), module));
+        long[] fn = new long[1];
+        assertEquals(CuResult.SUCCESS, s.functionGet(module[0], "k", fn, new io.vgpu.api.dto.KernelInfo[1]));
+        ByteBuffer params = ByteBuffer.allocate(8);
+        assertEquals(CuResult.SUCCESS, s.launch(fn[0], new LaunchConfig(Integer.MAX_VALUE, 65535, 65535, 1024, 1, 1, 0), params, 0));
+        assertEquals(CuResult.SUCCESS, s.launch(fn[0], new LaunchConfig(1, 1, 1, 16, 1, 64, 0), params, 0));
+        int optin = s.devices()[0].attributes[CuDeviceAttribute.MAX_SHARED_MEMORY_PER_BLOCK_OPTIN];
+        int staticShared = 1024;
+        assertEquals(CuResult.SUCCESS, s.launch(fn[0], new LaunchConfig(1, 1, 1, 32, 1, 1, optin - staticShared), params, 0));
+        LaunchConfig[] refused = {
+            new LaunchConfig(1, 1, 1, 1025, 1, 1, 0),            // threads per block
+            new LaunchConfig(1, 1, 1, 1, 1, 65, 0),              // block z
+            new LaunchConfig(1, 65536, 1, 32, 1, 1, 0),          // grid y
+            new LaunchConfig(1, 1, 65536, 32, 1, 1, 0),          // grid z
+            new LaunchConfig(0, 1, 1, 32, 1, 1, 0),              // empty grid
+            new LaunchConfig(1, 1, 1, 32, 1, 1, optin - staticShared + 1), // shared memory
+        };
+        for (LaunchConfig bad : refused) {
+            assertEquals(CuResult.INVALID_VALUE, s.launch(fn[0], bad, params, 0));
+        }
     }
 }
