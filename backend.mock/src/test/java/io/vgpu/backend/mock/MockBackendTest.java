@@ -62,6 +62,36 @@ public class MockBackendTest {
         assertArrayEquals(d.uuid, new MockBackend(defaults(java.util.Map.of())).devices()[0].uuid);
     }
 
+    /** What deviceQuery prints for an H100 SXM5 80GB, for attributes cudaGetDeviceProperties reads. */
+    @Test
+    public void attributesAreThoseOfARealH100() {
+        int[][] expected = {
+            {CuDeviceAttribute.MAX_THREADS_PER_BLOCK, 1024}, {CuDeviceAttribute.MAX_BLOCK_DIM_Z, 64},
+            {CuDeviceAttribute.MAX_GRID_DIM_X, Integer.MAX_VALUE}, {CuDeviceAttribute.MAX_GRID_DIM_Y, 65535},
+            {8, 49152},        // shared memory per block
+            {9, 65536},        // total constant memory
+            {10, 32},          // warp size
+            {12, 65536},       // registers per block
+            {13, 1980000},     // SM clock, kHz
+            {36, 2619000},     // memory clock, kHz
+            {37, 5120},        // memory bus width, bits
+            {38, 52428800},    // L2 cache, 50 MiB
+            {39, 2048},        // threads per SM
+            {41, 1},           // unified addressing
+            {81, 233472},      // shared memory per SM, 228 KiB
+            {82, 65536},       // registers per SM
+            {83, 1},           // managed memory
+            {97, 232448},      // opt-in shared memory per block, 227 KiB
+            {106, 32},         // blocks per SM
+        };
+        DeviceInfo d = mock.devices()[0];
+        for (int[] e : expected) {
+            assertEquals("attribute " + e[0], e[1], d.attribute(e[0]));
+        }
+        // Every attribute id cudaGetDeviceProperties asks for is inside the table.
+        assertTrue(d.attributes.length > 143);
+    }
+
     @Test
     public void instancesAreConfigurable() {
         MockBackend a100 = new MockBackend(defaults(java.util.Map.of("backend_id", "a100", "name", "NVIDIA A100-SXM4-40GB",
