@@ -26,6 +26,12 @@ ifneq ($(CUDA_TESTS_NVCC),)
 CUDA_TESTS_BINS := $(foreach n,$(CUDA_TESTS_NAMES),$(CUDA_TESTS_DIR)/$(n)_shared $(CUDA_TESTS_DIR)/$(n)_static)
 CUDA12_FATBIN := $(CUDA_TESTS_DIR)/cudart12_kernel.fatbin
 
+# These are built as `nvcc --default-stream per-thread` builds a program: their NULL stream is each
+# thread's per-thread default stream, which cudart reaches through the driver's _ptsz/_ptds forms.
+CUDA_TESTS_PER_THREAD := rt_per_thread
+$(foreach n,$(CUDA_TESTS_PER_THREAD),$(CUDA_TESTS_DIR)/$(n)_shared $(CUDA_TESTS_DIR)/$(n)_static): \
+    CUDA_TESTS_NVCCFLAGS += --default-stream per-thread
+
 $(CUDA_TESTS_DIR)/%_shared: test/cuda/%.cu $(CUDA_TESTS_HEADERS) | $(CUDA_TESTS_DIR)
 	$(CUDA_TESTS_NVCC) $(CUDA_TESTS_NVCCFLAGS) -cudart shared -o $@ $<
 

@@ -154,6 +154,7 @@ VGPU_API CUresult cuDevicePrimaryCtxRetain(CUcontext *pctx, CUdevice dev)
 static CUresult primary_reset(struct primary *p)
 {
     if (p->ctx != NULL) {
+        vgpu_streams_release_ctx(p->ctx);
         destroy_remote(p->ctx);
         forget_current(p->ctx);
         vgpu_handle_free(p->ctx->handle);
@@ -295,6 +296,7 @@ VGPU_API CUresult cuCtxDestroy_v2(CUcontext ctx)
     struct vgpu_ctx *c = vgpu_ctx_from(ctx);
     if (c == NULL || c->primary)
         return CUDA_ERROR_INVALID_CONTEXT;
+    vgpu_streams_release_ctx(c);
     destroy_remote(c);
     forget_current(c);
     vgpu_handle_free(c->handle);

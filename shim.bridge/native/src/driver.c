@@ -52,6 +52,7 @@ static void fork_child(void)
     /* The child gets its own session on first use; its parent's handles are void here. */
     vgpu_conn_after_fork_child();
     vgpu_handles_reset();
+    vgpu_streams_after_fork();
     vgpu_state_reset_after_fork();
 }
 
@@ -78,6 +79,7 @@ __attribute__((destructor)) static void vgpu_unload(void)
     if (atomic_load(&initialized))
         vgpu_conn_shutdown();
     atomic_store(&deinitialized, 1);
+    vgpu_streams_unload();
 }
 
 CUresult vgpu_initialized(void)

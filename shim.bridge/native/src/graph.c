@@ -62,8 +62,6 @@ struct vgpu_exec {
 static pthread_mutex_t capture_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned long long next_capture_id = 1;
 static __thread CUstreamCaptureMode thread_capture_mode = CU_STREAM_CAPTURE_MODE_GLOBAL;
-/* The per-thread default stream captures per thread. */
-static __thread struct vgpu_graph *per_thread_capture;
 
 static struct vgpu_graph *graph_from(CUgraph g)
 {
@@ -110,6 +108,9 @@ static void clear_nodes(struct vgpu_graph *g, int with_handles)
 
 static CUresult add_node(struct vgpu_graph *g, struct vgpu_node *n, int with_handle)
 {
+    /* A failed capture records nothing more, as the driver refuses work on its streams. */
+    if (g->invalidated)
+        return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
     if (g->count == g->cap) {
         size_t cap = g->cap ? g->cap * 2 : 16;
         struct vgpu_node **grown = realloc(g->nodes, cap * sizeof *grown);
@@ -148,12 +149,38 @@ static struct vgpu_node *copy_node(const struct vgpu_node *src)
 /* The graph a stream is capturing into, or NULL. */
 struct vgpu_graph *vgpu_capturing(CUstream s)
 {
-    if (s == NULL || s == CU_STREAM_LEGACY)
-        return NULL;
-    if (s == CU_STREAM_PER_THREAD)
-        return per_thread_capture;
-    struct vgpu_stream *st = vgpu_handle_get((uint64_t)(uintptr_t)s, VGPU_KIND_STREAM);
+    struct vgpu_stream *st;
+    vgpu_stream_resolve(s, 0, &st);
     return st != NULL ? st->capture : NULL;
+}
+
+void vgpu_capture_invalidate(struct vgpu_graph *g)
+{
+    pthread_mutex_lock(&capture_lock);
+    g->invalidated = 1;
+    pthread_mutex_unlock(&capture_lock);
+}
+
+/*
+ * A _ptds entry point is a synchronous operation on the calling thread's per-thread stream. The
+ * generated wrapper then does what the legacy form does: the service runs a session's requests in
+ * order, so the legacy form waits for everything submitted before it, which includes all this
+ * thread's per-thread work, and what it waits for beyond that (other streams' work) always
+ * finishes on its own here (nothing on a stream can block on later host action). What differs is
+ * capture: a stream being captured cannot be synchronized, so the operation is refused and the
+ * capture fails, as on the driver; the legacy form knows nothing of this thread's capture.
+ */
+CUresult vgpu_ptds_begin(void)
+{
+    if (vgpu_initialized() != CUDA_SUCCESS)
+        return CUDA_SUCCESS; /* the legacy form reports it */
+    struct vgpu_graph *g = vgpu_capturing(CU_STREAM_PER_THREAD);
+    if (g == NULL)
+        return CUDA_SUCCESS;
+    if (g->invalidated)
+        return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
+    vgpu_capture_invalidate(g);
+    return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 }
 
 CUresult vgpu_graph_add_kernel(struct vgpu_graph *g, struct vgpu_function *f, const unsigned grid[3],
@@ -227,39 +254,32 @@ void vgpu_capture_event_recorded(CUstream s, struct vgpu_graph **event_capture)
 
 void vgpu_capture_join(CUstream s, struct vgpu_graph *capture)
 {
-    if (capture == NULL || s == NULL || s == CU_STREAM_LEGACY)
-        return;
-    if (s == CU_STREAM_PER_THREAD) {
-        per_thread_capture = capture;
-        return;
-    }
-    struct vgpu_stream *st = vgpu_handle_get((uint64_t)(uintptr_t)s, VGPU_KIND_STREAM);
-    if (st != NULL)
+    struct vgpu_stream *st;
+    if (capture != NULL && vgpu_stream_resolve(s, 1, &st) == CUDA_SUCCESS && st != NULL)
         st->capture = capture;
 }
 
 static CUresult begin_capture(CUstream hStream, CUstreamCaptureMode mode)
 {
     VGPU_CHECK_INIT();
+    /* The legacy stream synchronizes with every blocking stream, so it cannot be captured. */
     if (hStream == NULL || hStream == CU_STREAM_LEGACY)
         return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
-    struct vgpu_stream *st = NULL;
-    if (hStream != CU_STREAM_PER_THREAD && (st = vgpu_handle_get((uint64_t)(uintptr_t)hStream, VGPU_KIND_STREAM)) == NULL)
-        return CUDA_ERROR_INVALID_HANDLE;
-    if (vgpu_capturing(hStream) != NULL)
-        return CUDA_ERROR_ILLEGAL_STATE;
     if ((int)mode < 0 || mode > CU_STREAM_CAPTURE_MODE_RELAXED)
         return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_stream *st;
+    CUresult rc = vgpu_stream_resolve(hStream, 1, &st);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    if (st->capture != NULL)
+        return CUDA_ERROR_ILLEGAL_STATE;
     struct vgpu_graph *g = new_graph();
     if (g == NULL)
         return CUDA_ERROR_OUT_OF_MEMORY;
     pthread_mutex_lock(&capture_lock);
     g->capture_id = next_capture_id++;
     pthread_mutex_unlock(&capture_lock);
-    if (st != NULL)
-        st->capture = g;
-    else
-        per_thread_capture = g;
+    st->capture = g;
     return CUDA_SUCCESS;
 }
 
@@ -278,22 +298,20 @@ VGPU_API CUresult cuStreamEndCapture(CUstream hStream, CUgraph *phGraph)
     VGPU_CHECK_INIT();
     if (phGraph == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    struct vgpu_graph *g = vgpu_capturing(hStream);
+    struct vgpu_stream *st;
+    CUresult rc = vgpu_stream_resolve(hStream, 0, &st);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    struct vgpu_graph *g = st != NULL ? st->capture : NULL;
     if (g == NULL)
         return CUDA_ERROR_STREAM_CAPTURE_UNMATCHED;
-    if (hStream == CU_STREAM_PER_THREAD) {
-        per_thread_capture = NULL;
-    } else {
-        struct vgpu_stream *st = vgpu_handle_get((uint64_t)(uintptr_t)hStream, VGPU_KIND_STREAM);
-        st->capture = NULL;
-    }
-    if (per_thread_capture == g)
-        per_thread_capture = NULL;
+    st->capture = NULL;
     /* Streams that joined through events leave the capture with it. */
     vgpu_streams_end_capture(g);
     if (g->invalidated) {
         clear_nodes(g, 1);
         vgpu_handle_free(g->handle);
+        free(g);
         *phGraph = NULL;
         return CUDA_ERROR_STREAM_CAPTURE_INVALIDATED;
     }
@@ -306,10 +324,11 @@ VGPU_API CUresult cuStreamIsCapturing(CUstream hStream, CUstreamCaptureStatus *c
     VGPU_CHECK_INIT();
     if (captureStatus == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    if (hStream != NULL && hStream != CU_STREAM_LEGACY && hStream != CU_STREAM_PER_THREAD &&
-        vgpu_handle_get((uint64_t)(uintptr_t)hStream, VGPU_KIND_STREAM) == NULL)
-        return CUDA_ERROR_INVALID_HANDLE;
-    struct vgpu_graph *g = vgpu_capturing(hStream);
+    struct vgpu_stream *st;
+    CUresult rc = vgpu_stream_resolve(hStream, 0, &st);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    struct vgpu_graph *g = st != NULL ? st->capture : NULL;
     *captureStatus = g == NULL ? CU_STREAM_CAPTURE_STATUS_NONE
                                : g->invalidated ? CU_STREAM_CAPTURE_STATUS_INVALIDATED : CU_STREAM_CAPTURE_STATUS_ACTIVE;
     return CUDA_SUCCESS;
@@ -444,7 +463,14 @@ VGPU_API CUresult cuGraphInstantiate(CUgraphExec *phGraphExec, CUgraph hGraph, C
 VGPU_API CUresult cuGraphInstantiateWithParams(CUgraphExec *phGraphExec, CUgraph hGraph,
                                                CUDA_GRAPH_INSTANTIATE_PARAMS *instantiateParams)
 {
-    CUresult rc = instantiate(phGraphExec, hGraph);
+    /* Uploading is a no-op here, but the stream it names must be one (the per-thread one included). */
+    uint64_t upload;
+    CUresult rc = CUDA_SUCCESS;
+    if (instantiateParams != NULL && (instantiateParams->flags & CUDA_GRAPH_INSTANTIATE_FLAG_UPLOAD) &&
+        vgpu_initialized() == CUDA_SUCCESS)
+        rc = vgpu_stream_remote(instantiateParams->hUploadStream, &upload);
+    if (rc == CUDA_SUCCESS)
+        rc = instantiate(phGraphExec, hGraph);
     if (instantiateParams != NULL) {
         instantiateParams->hErrNode_out = NULL;
         instantiateParams->result_out = rc == CUDA_SUCCESS ? CUDA_GRAPH_INSTANTIATE_SUCCESS : CUDA_GRAPH_INSTANTIATE_ERROR;

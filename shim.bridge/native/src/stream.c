@@ -4,8 +4,11 @@
  *
  * The service executes a session's requests in order, so work on any stream is ordered after
  * everything submitted before it. That is stricter than CUDA requires and therefore correct for
- * the legacy stream, the per-thread default streams and user streams alike: the NULL stream,
- * CU_STREAM_LEGACY and CU_STREAM_PER_THREAD all map to the context's default stream.
+ * every kind of stream. NULL and CU_STREAM_LEGACY are the legacy stream: the context's default
+ * stream on the service. CU_STREAM_PER_THREAD is a stream of its own per thread and context,
+ * created on first use like a user stream (blocking, so it still orders with the legacy stream),
+ * because it must be distinguishable: it has its own id and captures independently of the legacy
+ * stream and of other threads' per-thread streams.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,13 +25,11 @@ struct vgpu_event {
 
 static unsigned long long next_stream_id = 1;
 static pthread_mutex_t streams_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct vgpu_stream *streams;
+static struct vgpu_stream *streams; /* every live stream, user and per-thread */
 
 /* Whether some stream still captures into g (compares pointers only: g may be gone). */
 static int capture_active(struct vgpu_graph *g)
 {
-    if (vgpu_capturing(CU_STREAM_PER_THREAD) == g)
-        return 1;
     pthread_mutex_lock(&streams_lock);
     int active = 0;
     for (struct vgpu_stream *s = streams; s != NULL && !active; s = s->next)
@@ -46,22 +47,221 @@ void vgpu_streams_end_capture(struct vgpu_graph *g)
     pthread_mutex_unlock(&streams_lock);
 }
 
-CUresult vgpu_stream_remote(CUstream s, uint64_t *remote)
-{
-    if (vgpu_is_default_stream(s)) {
-        *remote = 0;
-        return CUDA_SUCCESS;
-    }
-    struct vgpu_stream *st = vgpu_handle_get((uint64_t)(uintptr_t)s, VGPU_KIND_STREAM);
-    if (st == NULL)
-        return CUDA_ERROR_INVALID_HANDLE;
-    *remote = st->remote;
-    return CUDA_SUCCESS;
-}
-
 static struct vgpu_stream *stream_from(CUstream s)
 {
     return vgpu_handle_get((uint64_t)(uintptr_t)s, VGPU_KIND_STREAM);
+}
+
+/* Creates the service's stream and our record of it, listed in `streams`. */
+static CUresult stream_new(struct vgpu_ctx *c, unsigned flags, int priority, struct vgpu_stream **out)
+{
+    struct vgpu_stream_create_req req = {.ctx = c->remote, .flags = flags, .priority = priority};
+    struct vgpu_stream_create_rep rep;
+    CUresult rc = vgpu_call(VGPU_OP_STREAM_CREATE, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    struct vgpu_stream *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    s->ctx = c;
+    s->remote = rep.stream;
+    s->flags = flags;
+    s->priority = priority;
+    s->id = __atomic_fetch_add(&next_stream_id, 1, __ATOMIC_RELAXED);
+    s->handle = vgpu_handle_new(VGPU_KIND_STREAM, s);
+    if (s->handle == 0) {
+        free(s);
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    }
+    pthread_mutex_lock(&streams_lock);
+    s->next = streams;
+    streams = s;
+    pthread_mutex_unlock(&streams_lock);
+    *out = s;
+    return CUDA_SUCCESS;
+}
+
+/* Takes s off the list and voids its handle; 0 if someone else already did. */
+static int stream_unlink(struct vgpu_stream *s)
+{
+    int found = 0;
+    pthread_mutex_lock(&streams_lock);
+    for (struct vgpu_stream **p = &streams; *p != NULL; p = &(*p)->next) {
+        if (*p == s) {
+            *p = s->next;
+            found = 1;
+            break;
+        }
+    }
+    if (found)
+        vgpu_handle_free(s->handle);
+    pthread_mutex_unlock(&streams_lock);
+    return found;
+}
+
+/*
+ * A context going away takes its streams along: the service drops them with the context, and
+ * their handles (per-thread ones included) must read as gone here too. The records are not freed,
+ * since another thread may be in the middle of a call with one.
+ */
+void vgpu_streams_release_ctx(struct vgpu_ctx *c)
+{
+    pthread_mutex_lock(&streams_lock);
+    for (struct vgpu_stream **p = &streams; *p != NULL;) {
+        struct vgpu_stream *s = *p;
+        if (s->ctx == c) {
+            *p = s->next;
+            vgpu_handle_free(s->handle);
+        } else {
+            p = &s->next;
+        }
+    }
+    pthread_mutex_unlock(&streams_lock);
+}
+
+/* ---------------------------------------------------------------- per-thread default streams */
+
+/*
+ * Each thread keeps the handles of its per-thread streams, one per context it used one in. Handles,
+ * not pointers: a stream released with its context then simply reads as absent and a new one is
+ * made if the thread uses CU_STREAM_PER_THREAD again. The table lives on the heap and is handed to
+ * a pthread key, whose destructor releases the streams when the thread exits.
+ */
+struct per_thread_entry {
+    uint64_t ctx;
+    uint64_t stream;
+};
+
+struct per_thread_table {
+    size_t count, cap;
+    struct per_thread_entry entries[];
+};
+
+static __thread struct per_thread_table *per_thread;
+static pthread_key_t per_thread_key;
+static pthread_once_t per_thread_once = PTHREAD_ONCE_INIT;
+static int per_thread_key_ok;
+
+static void per_thread_exit(void *arg)
+{
+    struct per_thread_table *t = arg;
+    for (size_t i = 0; i < t->count; i++) {
+        struct vgpu_stream *s = vgpu_handle_get(t->entries[i].stream, VGPU_KIND_STREAM);
+        if (s == NULL || !stream_unlink(s))
+            continue;
+        /* The service stream goes too, unless its context (and so the stream) is already gone. */
+        if (vgpu_initialized() == CUDA_SUCCESS && vgpu_ctx_from((CUcontext)(uintptr_t)t->entries[i].ctx) == s->ctx) {
+            struct vgpu_stream_destroy_req req = {.stream = s->remote};
+            vgpu_call(VGPU_OP_STREAM_DESTROY, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+        }
+        /* Nobody else can reach it: its handle is void and no other thread resolves to it. */
+        free(s);
+    }
+    free(t);
+}
+
+static void per_thread_key_create(void)
+{
+    per_thread_key_ok = pthread_key_create(&per_thread_key, per_thread_exit) == 0;
+}
+
+/* Forgets entries whose stream is gone (its context was destroyed). */
+static void per_thread_prune(struct per_thread_table *t)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < t->count; i++)
+        if (vgpu_handle_get(t->entries[i].stream, VGPU_KIND_STREAM) != NULL)
+            t->entries[j++] = t->entries[i];
+    t->count = j;
+}
+
+static CUresult per_thread_remember(uint64_t ctx, uint64_t stream)
+{
+    pthread_once(&per_thread_once, per_thread_key_create);
+    struct per_thread_table *t = per_thread;
+    if (t != NULL)
+        per_thread_prune(t);
+    if (t == NULL || t->count == t->cap) {
+        size_t cap = t != NULL ? t->cap * 2 : 4;
+        struct per_thread_table *grown = realloc(t, sizeof *t + cap * sizeof t->entries[0]);
+        if (grown == NULL)
+            return CUDA_ERROR_OUT_OF_MEMORY;
+        if (t == NULL)
+            grown->count = 0;
+        grown->cap = cap;
+        t = per_thread = grown;
+        if (per_thread_key_ok)
+            pthread_setspecific(per_thread_key, t);
+    }
+    t->entries[t->count++] = (struct per_thread_entry){.ctx = ctx, .stream = stream};
+    return CUDA_SUCCESS;
+}
+
+/* The calling thread's per-thread stream in the current context; made now if `create`, else NULL if none yet. */
+static CUresult per_thread_stream(int create, struct vgpu_stream **out)
+{
+    *out = NULL;
+    struct vgpu_ctx *c = vgpu_current_ctx();
+    if (c == NULL)
+        return create ? CUDA_ERROR_INVALID_CONTEXT : CUDA_SUCCESS;
+    struct per_thread_table *t = per_thread;
+    for (size_t i = 0; t != NULL && i < t->count; i++) {
+        if (t->entries[i].ctx == c->handle) {
+            *out = vgpu_handle_get(t->entries[i].stream, VGPU_KIND_STREAM);
+            if (*out != NULL)
+                return CUDA_SUCCESS;
+            break;
+        }
+    }
+    if (!create)
+        return CUDA_SUCCESS;
+    CUresult rc = vgpu_ctx_remote(c);
+    struct vgpu_stream *s;
+    if (rc == CUDA_SUCCESS)
+        rc = stream_new(c, 0, 0, &s);
+    if (rc == CUDA_SUCCESS && (rc = per_thread_remember(c->handle, s->handle)) != CUDA_SUCCESS)
+        stream_unlink(s);
+    if (rc == CUDA_SUCCESS)
+        *out = s;
+    return rc;
+}
+
+/* The library is going away: threads exiting later must not call into it. */
+void vgpu_streams_unload(void)
+{
+    if (per_thread_key_ok) {
+        per_thread_key_ok = 0;
+        pthread_key_delete(per_thread_key);
+    }
+}
+
+/* A forked child has none of its parent's streams (their handles are already void). */
+void vgpu_streams_after_fork(void)
+{
+    pthread_mutex_init(&streams_lock, NULL);
+    streams = NULL;
+    if (per_thread != NULL)
+        per_thread->count = 0;
+}
+
+CUresult vgpu_stream_resolve(CUstream s, int create, struct vgpu_stream **out)
+{
+    *out = NULL;
+    if (s == NULL || s == CU_STREAM_LEGACY)
+        return CUDA_SUCCESS;
+    if (s == CU_STREAM_PER_THREAD)
+        return per_thread_stream(create, out);
+    *out = stream_from(s);
+    return *out != NULL ? CUDA_SUCCESS : CUDA_ERROR_INVALID_HANDLE;
+}
+
+CUresult vgpu_stream_remote(CUstream s, uint64_t *remote)
+{
+    struct vgpu_stream *st;
+    CUresult rc = vgpu_stream_resolve(s, 1, &st);
+    if (rc == CUDA_SUCCESS)
+        *remote = st != NULL ? st->remote : 0;
+    return rc;
 }
 
 VGPU_API CUresult cuStreamCreateWithPriority(CUstream *phStream, unsigned int flags, int priority)
@@ -78,26 +278,11 @@ VGPU_API CUresult cuStreamCreateWithPriority(CUstream *phStream, unsigned int fl
         priority = 0;
     if (priority < -5)
         priority = -5;
-    struct vgpu_stream_create_req req = {.ctx = c->remote, .flags = flags, .priority = priority};
-    struct vgpu_stream_create_rep rep;
-    rc = vgpu_call(VGPU_OP_STREAM_CREATE, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
-    if (rc != CUDA_SUCCESS)
-        return rc;
-    struct vgpu_stream *s = calloc(1, sizeof *s);
-    if (s == NULL)
-        return CUDA_ERROR_OUT_OF_MEMORY;
-    s->ctx = c;
-    s->remote = rep.stream;
-    s->flags = flags;
-    s->priority = priority;
-    s->id = __atomic_fetch_add(&next_stream_id, 1, __ATOMIC_RELAXED);
-    s->handle = vgpu_handle_new(VGPU_KIND_STREAM, s);
-    pthread_mutex_lock(&streams_lock);
-    s->next = streams;
-    streams = s;
-    pthread_mutex_unlock(&streams_lock);
-    *phStream = (CUstream)(uintptr_t)s->handle;
-    return CUDA_SUCCESS;
+    struct vgpu_stream *s;
+    rc = stream_new(c, flags, priority, &s);
+    if (rc == CUDA_SUCCESS)
+        *phStream = (CUstream)(uintptr_t)s->handle;
+    return rc;
 }
 
 VGPU_API CUresult cuStreamCreate(CUstream *phStream, unsigned int Flags)
@@ -113,15 +298,7 @@ VGPU_API CUresult cuStreamDestroy_v2(CUstream hStream)
         return CUDA_ERROR_INVALID_HANDLE;
     struct vgpu_stream_destroy_req req = {.stream = s->remote};
     CUresult rc = vgpu_call(VGPU_OP_STREAM_DESTROY, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
-    vgpu_handle_free(s->handle);
-    pthread_mutex_lock(&streams_lock);
-    for (struct vgpu_stream **p = &streams; *p != NULL; p = &(*p)->next) {
-        if (*p == s) {
-            *p = s->next;
-            break;
-        }
-    }
-    pthread_mutex_unlock(&streams_lock);
+    stream_unlink(s);
     return rc == CUDA_ERROR_DEVICE_UNAVAILABLE ? CUDA_SUCCESS : rc;
 }
 
@@ -189,19 +366,11 @@ VGPU_API CUresult cuStreamGetId(CUstream hStream, unsigned long long *streamId)
     VGPU_CHECK_INIT();
     if (streamId == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    if (hStream == NULL || hStream == CU_STREAM_LEGACY) {
-        *streamId = 0;
-        return CUDA_SUCCESS;
-    }
-    if (hStream == CU_STREAM_PER_THREAD) {
-        *streamId = 2;
-        return CUDA_SUCCESS;
-    }
-    struct vgpu_stream *s = stream_from(hStream);
-    if (s == NULL)
-        return CUDA_ERROR_INVALID_HANDLE;
-    *streamId = s->id + 2;
-    return CUDA_SUCCESS;
+    struct vgpu_stream *s;
+    CUresult rc = vgpu_stream_resolve(hStream, 1, &s);
+    if (rc == CUDA_SUCCESS)
+        *streamId = s != NULL ? s->id : 0; /* 0: the legacy stream; the others count from 1 */
+    return rc;
 }
 
 VGPU_API CUresult cuStreamGetCtx(CUstream hStream, CUcontext *pctx)

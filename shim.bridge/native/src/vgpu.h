@@ -194,15 +194,29 @@ CUresult vgpu_graph_add_copy(struct vgpu_graph *g, uint64_t dst, uint64_t src, s
 void vgpu_capture_join(CUstream s, struct vgpu_graph *capture);
 /* Ends the capture of every stream that joined g (stream.c). */
 void vgpu_streams_end_capture(struct vgpu_graph *g);
+/* Marks a capture failed: it ends with CUDA_ERROR_STREAM_CAPTURE_INVALIDATED and records nothing more. */
+void vgpu_capture_invalidate(struct vgpu_graph *g);
+/* Called by every generated _ptds entry point before it does the work of its legacy form (graph.c). */
+CUresult vgpu_ptds_begin(void);
 
-/* NULL, CU_STREAM_LEGACY and CU_STREAM_PER_THREAD: the context's default stream on the service. */
+/* The default streams (flags 0, priority 0): the legacy stream (NULL, CU_STREAM_LEGACY) and CU_STREAM_PER_THREAD. */
 static inline int vgpu_is_default_stream(CUstream s)
 {
     return s == NULL || s == CU_STREAM_LEGACY || s == CU_STREAM_PER_THREAD;
 }
 
-/* Resolves a CUstream (NULL, CU_STREAM_LEGACY, CU_STREAM_PER_THREAD or a handle) to the service's stream. */
+/*
+ * Resolves a CUstream: *out is NULL for the legacy stream (NULL, CU_STREAM_LEGACY), the calling
+ * thread's per-thread stream of the current context for CU_STREAM_PER_THREAD (created when
+ * `create`, else NULL while there is none), or the handle's stream (INVALID_HANDLE if stale).
+ */
+CUresult vgpu_stream_resolve(CUstream s, int create, struct vgpu_stream **out);
+/* The service's stream for a CUstream: 0 for the legacy stream. */
 CUresult vgpu_stream_remote(CUstream s, uint64_t *remote);
+/* Releases the streams of a context being destroyed, per-thread ones included. */
+void vgpu_streams_release_ctx(struct vgpu_ctx *c);
+void vgpu_streams_unload(void);
+void vgpu_streams_after_fork(void);
 
 /* Resets process-local driver state in a forked child. */
 void vgpu_state_reset_after_fork(void);

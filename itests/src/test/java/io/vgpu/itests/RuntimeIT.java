@@ -231,6 +231,18 @@ public class RuntimeIT {
     }
 
     @Test
+    public void perThreadDefaultStreamCapturesAndReplaysThroughCudart13() {
+        assumeNvccPrograms();
+        for (String cudart : List.of("shared", "static")) {
+            long before = lastLaunch();
+            assertPassed("rt_per_thread", runProgram("rt_per_thread", cudart, List.of()));
+            // Stream 0 captured and replayed three times (two kernels each), then two threads
+            // replaying their own one-kernel graph twice each.
+            assertExecuted(before, 10, "_Z7rt_stepPiiii", 20);
+        }
+    }
+
+    @Test
     public void structParameterThroughCudart13() {
         assumeNvccPrograms();
         for (String cudart : List.of("shared", "static")) {

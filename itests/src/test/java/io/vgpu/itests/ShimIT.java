@@ -74,6 +74,12 @@ public class ShimIT {
     }
 
     @Test
+    public void perThreadEntryPointsTakeNullAsTheCallingThreadsOwnStream() {
+        // _ptsz/_ptds forms by dlsym and by cuGetProcAddress_v2 flag 2: ids, capture, two threads.
+        assertPasses("test_ptsz");
+    }
+
+    @Test
     public void contextsFollowTheDriverRules() {
         assertPasses("test_context");
     }
