@@ -84,6 +84,19 @@ public class ShimIT {
     }
 
     @Test
+    public void exportTablesRefuseUnknownIdsAndKeepContextLocalStorage() {
+        Result r = test("test_darkapi");
+        assertEquals(r.toString(), 0, r.exit);
+        assertTrue(r.toString(), r.out.contains("test_darkapi: ") && r.out.contains(" checks, 0 failed"));
+        // It asks once for a table nobody defines: exactly one warning, naming it.
+        String err = r.err;
+        List<String> lines = err.lines().filter(l -> l.contains("76677075-2d74-6573-742d-756e6b6e6f77")).toList();
+        assertEquals(err, 1, lines.size());
+        assertTrue(err, lines.get(0).contains(" WARN ") && lines.get(0).contains("cuGetExportTable: unknown table"));
+        assertEquals(err, 1, err.lines().filter(l -> l.contains("cuGetExportTable")).count());
+    }
+
+    @Test
     public void forkedChildReconnectsOnItsOwn() {
         Result r = test("test_fork");
         assertEquals(r.toString(), 0, r.exit);
