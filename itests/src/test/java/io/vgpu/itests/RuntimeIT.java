@@ -36,12 +36,13 @@ import org.junit.Test;
  * linked once against the shared and once against the static cudart), cudart 12.6 and cuBLAS 12.6
  * (driven through dlopen by gcc-built harnesses), all on our libcuda.so.1 and the real service.
  *
- * <p>The mock is configured as a device no real GPU reports (name, memory, SM count, PCI address,
- * UUID), so "the runtime reports the configured device" cannot pass by accident. The kernels of
- * the nvcc programs run as the Java host kernels of bundles/samples and the programs check every
- * element; cuBLAS's kernels have no host kernels, so only their launches are checked: parameter
- * sizes against what the images in NVIDIA's library files declare (parsed here, independently of
- * the service), and for images cuBLAS builds at run time, consistency across launches.
+ * <p>The mock is configured as a device no real GPU reports (name, memory, SM count, PCI address
+ * and device id, clocks, bus width, L2 size, UUID), so "the runtime reports the configured device"
+ * cannot pass by accident. The kernels of the nvcc programs run as the Java host kernels of
+ * bundles/samples and the programs check every element; cuBLAS's kernels have no host kernels, so
+ * only their launches are checked: parameter sizes against what the images in NVIDIA's library
+ * files declare (parsed here, independently of the service), and for images cuBLAS builds at run
+ * time, consistency across launches.
  */
 public class RuntimeIT {
     static final Path NATIVE = ServiceFixture.NATIVE;
@@ -57,6 +58,11 @@ public class RuntimeIT {
     static final int PCI_BUS = 66;
     static final int PCI_DEVICE = 2;
     static final String UUID = "GPU-0a1b2c3d-4e5f-4607-8899-aabbccddeeff";
+    static final int CLOCK_KHZ = 1234567;
+    static final int MEMORY_CLOCK_KHZ = 2345678;
+    static final int MEMORY_BUS_WIDTH = 3072;
+    static final int L2_CACHE_BYTES = 41943040;
+    static final int PCI_DEVICE_ID = 0x23ff;
 
     /** The mock's configuration, which is also what the programs are told to expect. */
     static final Map<String, String> CONFIG = new LinkedHashMap<>();
@@ -71,6 +77,11 @@ public class RuntimeIT {
         CONFIG.put("pci.bus", Integer.toString(PCI_BUS));
         CONFIG.put("pci.device", Integer.toString(PCI_DEVICE));
         CONFIG.put("uuid", UUID);
+        CONFIG.put("clock.khz", Integer.toString(CLOCK_KHZ));
+        CONFIG.put("memory.clock.khz", Integer.toString(MEMORY_CLOCK_KHZ));
+        CONFIG.put("memory.bus.width", Integer.toString(MEMORY_BUS_WIDTH));
+        CONFIG.put("l2.cache.bytes", Integer.toString(L2_CACHE_BYTES));
+        CONFIG.put("pci.device.id", Integer.toString(PCI_DEVICE_ID));
     }
 
     @ClassRule
@@ -276,9 +287,21 @@ public class RuntimeIT {
         assertTrue(r.out, r.out.contains("version driver=13000 runtime=12060\n"));
         Map<String, String> props = props(r.out);
         assertConfiguredDevice(props);
-        // Two launches on two streams ordered by an event; the harness checked y = -6x + 5.
-        List<Launch> ls = assertExecuted(before, 2, "_Z11rt12_affinePfPKfffi", 28);
-        assertEquals("33,1,1 128,1,1", ls.get(0).grid + " " + ls.get(0).block);
+        // Two affine launches on two streams ordered by an event (the harness checked y = -6x + 5),
+        // then the struct-parameter kernel with its 50-byte block (checked element by element).
+        List<Launch> ls = launchesAfter(before);
+        assertEquals(ls.toString(), 3, ls.size());
+        for (Launch l : ls) {
+            assertTrue("no host kernel ran " + l, l.executed);
+            assertEquals(l.toString(), 0, l.result);
+        }
+        for (Launch l : ls.subList(0, 2)) {
+            assertEquals(l.toString(), "_Z11rt12_affinePfPKfffi 28 33,1,1 128,1,1",
+                    l.kernel + " " + l.params + " " + l.grid + " " + l.block);
+        }
+        Launch struct = ls.get(2);
+        assertEquals(struct.toString(), "_Z15rt_struct_applyi8RtStructs 50 12,1,1 256,1,1",
+                struct.kernel + " " + struct.params + " " + struct.grid + " " + struct.block);
 
         // Field by field what cudart 13 reports, where nvcc could build the cudart 13 program.
         if (Files.isExecutable(PROGRAMS.resolve("rt_device_props_shared"))) {
@@ -352,6 +375,11 @@ public class RuntimeIT {
         assertEquals(Integer.toString(PCI_BUS), p.get("pciBusID"));
         assertEquals(Integer.toString(PCI_DEVICE), p.get("pciDeviceID"));
         assertEquals(String.format("%04x:%02x:%02x.0", PCI_DOMAIN, PCI_BUS, PCI_DEVICE), p.get("pciBusIdString"));
+        assertEquals(Integer.toString(CLOCK_KHZ), p.get("clockRate"));
+        assertEquals(Integer.toString(MEMORY_CLOCK_KHZ), p.get("memoryClockRate"));
+        assertEquals(Integer.toString(MEMORY_BUS_WIDTH), p.get("memoryBusWidth"));
+        assertEquals(Integer.toString(L2_CACHE_BYTES), p.get("l2CacheSize"));
+        assertEquals(Integer.toString(PCI_DEVICE_ID << 16 | 0x10de), p.get("gpuPciDeviceId"));
         Map<String, String> h100 = new TreeMap<>();
         h100.put("warpSize", "32");
         h100.put("maxThreadsPerBlock", "1024");
@@ -369,8 +397,6 @@ public class RuntimeIT {
         h100.put("maxThreadsPerMultiProcessor", "2048");
         h100.put("maxBlocksPerMultiProcessor", "32");
         h100.put("totalConstMem", "65536");
-        h100.put("l2CacheSize", "52428800");
-        h100.put("memoryBusWidth", "5120");
         h100.put("integrated", "0");
         h100.put("unifiedAddressing", "1");
         h100.put("managedMemory", "1");
