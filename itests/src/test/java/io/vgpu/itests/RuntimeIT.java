@@ -3,6 +3,7 @@ package io.vgpu.itests;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertNotNull;
+import static org.junit.Assert.assertNull;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assume.assumeTrue;
 
@@ -311,42 +312,73 @@ public class RuntimeIT {
         }
     }
 
+    /** What cublasSgemm_v2 (64x64x64, fp32) launches on the configured device: a kernel of libcublas's own images. */
+    static final String SGEMM_KERNEL = "sm80_xmma_gemm_f32f32_f32f32_f32_nn_n_tilesize32x32x8_stage3_warpsize1x2x1_ffma_"
+            + "aligna4_alignc4_execute_kernel__5x_cublas";
+    /** What cublasGemmEx (fp16 in, fp32 out and compute) launches: a kernel of a cubin cuBLASLt generates at run time. */
+    static final String GEMMEX_KERNEL = "nvjet_hss_64x8_64x16_1x4_h_bz_NNT";
+    /**
+     * The parameter block that generated cubin declares: EIATTR_PARAM_CBANK and
+     * EIATTR_CBANK_PARAM_SIZE (0x398) in its .nv.info section, read from a dump of the uploaded
+     * image with an ELF reader independent of the service's. No library file holds the image,
+     * so unlike SGEMM_KERNEL's this cannot be parsed here at test time.
+     */
+    static final int GEMMEX_PARAMS = 920;
+
     @Test
-    public void cublas12LaunchesGemmKernelsWithTheParameterSizesTheirImagesDeclare() throws IOException {
+    public void cublas12SgemmAndGemmExEachLaunchTheKernelTheirImagesDeclare() throws IOException {
         assumeCuda12();
-        long before = lastLaunch();
-        Result r = run(NATIVE.resolve("test/test_cublas12"), List.of(CUDA12.toString()));
+        // The harness stops before each call and after cublasDestroy, everything before synchronized.
+        Map<String, Long> seq = new LinkedHashMap<>();
+        Map<String, ServiceFixture.ImageStats> images = new LinkedHashMap<>();
+        Result r = service.execSteps(List.of(NATIVE.resolve("test/test_cublas12").toString(), CUDA12.toString(), "steps"),
+                Map.of("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString()), 300, step -> {
+                    seq.put(step, lastLaunch());
+                    images.put(step, service.imageStats());
+                });
         for (String call : List.of("cublasCreate_v2", "cublasSgemm_v2", "cublasGemmEx", "cudaDeviceSynchronize",
                 "cublasDestroy_v2")) {
             assertTrue(call + " did not return 0:\n" + r + "\n--- service log (tail)\n" + tail(service.log()),
                     r.out.contains("status " + call + "=0\n"));
         }
         assertPassed("test_cublas12", r);
+        assertEquals(r.out, List.of("sgemm", "gemmex", "destroy", "destroyed"), List.copyOf(seq.keySet()));
 
-        List<Launch> ls = launchesAfter(before);
-        assertFalse("cuBLAS launched nothing", ls.isEmpty());
-        assertTrue(ls.toString(), ls.stream().anyMatch(l -> l.kernel.toLowerCase().contains("gemm")));
+        List<Launch> all = launchesAfter(seq.get("sgemm"));
         Map<String, Set<Integer>> declared = declaredParamSizes(
                 List.of(CUDA12.resolve("libcublasLt.so.12"), CUDA12.resolve("libcublas.so.12")));
-        Map<String, Integer> seen = new HashMap<>();
-        int checkedAgainstImage = 0;
-        for (Launch l : ls) {
-            assertEquals(l.toString(), 0, l.result);
-            assertTrue(l.toString(), l.params > 0);
-            Integer earlier = seen.putIfAbsent(l.kernel, l.params);
-            assertTrue(l + " after a launch with params=" + earlier, earlier == null || earlier == l.params);
-            Set<Integer> sizes = declaredFor(declared, l.kernel);
-            if (sizes != null) {
-                assertTrue(l + ": the image declares " + sizes, sizes.contains(l.params));
-                checkedAgainstImage++;
-            } else {
-                // cuBLAS builds some images at run time (nvjet kernels: small cubins on the heap),
-                // so no file holds them; their size is only checked for consistency above.
-                System.out.println("RuntimeIT: " + l.kernel + " (params=" + l.params
-                        + ") comes from an image cuBLAS generated at run time");
-            }
-        }
-        assertTrue("no launch was from an image in the libraries: " + ls, checkedAgainstImage > 0);
+
+        // cublasSgemm_v2: one launch of its kernel, with the size libcublas's image declares for it.
+        List<Launch> sgemm = between(all, seq.get("sgemm"), seq.get("gemmex"));
+        assertEquals(all.toString(), 1, sgemm.size());
+        Launch s = sgemm.get(0);
+        assertEquals(s.toString(), SGEMM_KERNEL, s.kernel);
+        assertEquals(s + " against the image", Set.of(s.params), declared.get(SGEMM_KERNEL));
+        assertEquals(s.toString(), 0, s.result);
+
+        // cublasGemmEx: one launch of the generated kernel, whose image reached the service in that call.
+        List<Launch> gemmEx = between(all, seq.get("gemmex"), seq.get("destroy"));
+        assertEquals(all.toString(), 1, gemmEx.size());
+        Launch g = gemmEx.get(0);
+        assertEquals(g.toString(), GEMMEX_KERNEL, g.kernel);
+        assertEquals(g.toString(), GEMMEX_PARAMS, g.params);
+        assertEquals(g.toString(), 0, g.result);
+        assertNull("a library file holds " + GEMMEX_KERNEL + ": check it against the file",
+                declaredFor(declared, GEMMEX_KERNEL));
+        ServiceFixture.ImageStats loaded = images.get("destroy").since(images.get("gemmex"));
+        assertTrue("cublasGemmEx loaded no image: " + loaded, loaded.hits() + loaded.misses() >= 1);
+
+        // cublasDestroy_v2 and the exit launch nothing, print no shim warning, and end the session.
+        assertEquals(all.toString(), List.of(), launchesAfter(seq.get("destroy")));
+        assertFalse(r.err, r.err.contains("vgpu["));
+        Await.until(10_000, () -> {
+            Result sessions = service.ctl("sessions");
+            assertFalse(sessions.out, sessions.out.contains("test_cublas12"));
+        });
+    }
+
+    private static List<Launch> between(List<Launch> launches, long after, long upTo) {
+        return launches.stream().filter(l -> l.seq > after && l.seq <= upTo).toList();
     }
 
     // ---- helpers ---------------------------------------------------------------------------------
