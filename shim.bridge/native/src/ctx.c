@@ -97,6 +97,28 @@ static void destroy_remote(struct vgpu_ctx *c)
     }
 }
 
+/*
+ * Context-local storage entries end with their context: the runtime keeps its per-context state
+ * there and frees it in the destructor it registered. Destructors run with no lock held (they may
+ * call back into the driver) and while the context is still valid.
+ */
+static int cls_take(struct vgpu_ctx *c, struct vgpu_cls_entry *out)
+{
+    pthread_mutex_lock(&c->cls_lock);
+    int n = c->cls_count;
+    memcpy(out, c->cls, (size_t)n * sizeof *out);
+    c->cls_count = 0;
+    pthread_mutex_unlock(&c->cls_lock);
+    return n;
+}
+
+static void cls_run(uint64_t handle, const struct vgpu_cls_entry *entries, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (entries[i].dtor != NULL)
+            entries[i].dtor((CUcontext)(uintptr_t)handle, entries[i].key, entries[i].value);
+}
+
 /* Pops every occurrence of c from this thread's stack. */
 static void forget_current(struct vgpu_ctx *c)
 {
@@ -165,20 +187,46 @@ static CUresult primary_reset(struct primary *p)
     return CUDA_SUCCESS;
 }
 
-VGPU_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
+/*
+ * The last release and a reset end the primary context. Its storage destructors run first, outside
+ * ctx_lock; a retain that slips in meanwhile keeps the context, which then simply has empty storage.
+ */
+static CUresult primary_end(CUdevice dev, int reset)
 {
     VGPU_CHECK_INIT();
     if (vgpu_device(dev) == NULL)
         return CUDA_ERROR_INVALID_DEVICE;
+    struct vgpu_cls_entry entries[VGPU_CLS_SLOTS];
+    int n = 0;
+    uint64_t handle = 0;
     pthread_mutex_lock(&ctx_lock);
     struct primary *p = &primaries[dev];
+    if (!reset && p->refs <= 0) {
+        pthread_mutex_unlock(&ctx_lock);
+        return CUDA_ERROR_INVALID_CONTEXT;
+    }
+    if ((reset || p->refs == 1) && p->ctx != NULL) {
+        handle = p->ctx->handle;
+        n = cls_take(p->ctx, entries);
+    }
+    pthread_mutex_unlock(&ctx_lock);
+    cls_run(handle, entries, n);
+
     CUresult rc = CUDA_SUCCESS;
-    if (p->refs <= 0)
-        rc = CUDA_ERROR_INVALID_CONTEXT;
+    pthread_mutex_lock(&ctx_lock);
+    if (reset)
+        primary_reset(p);
+    else if (p->refs <= 0)
+        rc = CUDA_ERROR_INVALID_CONTEXT; /* another thread released it meanwhile */
     else if (--p->refs == 0)
         primary_reset(p);
     pthread_mutex_unlock(&ctx_lock);
     return rc;
+}
+
+VGPU_API CUresult cuDevicePrimaryCtxRelease_v2(CUdevice dev)
+{
+    return primary_end(dev, 0);
 }
 
 VGPU_API CUresult cuDevicePrimaryCtxRelease(CUdevice dev)
@@ -188,13 +236,7 @@ VGPU_API CUresult cuDevicePrimaryCtxRelease(CUdevice dev)
 
 VGPU_API CUresult cuDevicePrimaryCtxReset_v2(CUdevice dev)
 {
-    VGPU_CHECK_INIT();
-    if (vgpu_device(dev) == NULL)
-        return CUDA_ERROR_INVALID_DEVICE;
-    pthread_mutex_lock(&ctx_lock);
-    primary_reset(&primaries[dev]);
-    pthread_mutex_unlock(&ctx_lock);
-    return CUDA_SUCCESS;
+    return primary_end(dev, 1);
 }
 
 VGPU_API CUresult cuDevicePrimaryCtxReset(CUdevice dev)
@@ -296,6 +338,10 @@ VGPU_API CUresult cuCtxDestroy_v2(CUcontext ctx)
     struct vgpu_ctx *c = vgpu_ctx_from(ctx);
     if (c == NULL || c->primary)
         return CUDA_ERROR_INVALID_CONTEXT;
+    struct vgpu_cls_entry entries[VGPU_CLS_SLOTS];
+    int n = cls_take(c, entries);
+    /* Destructors first: they may still use the context and its streams. */
+    cls_run(c->handle, entries, n);
     vgpu_streams_release_ctx(c);
     destroy_remote(c);
     forget_current(c);

@@ -6,6 +6,11 @@
  * cublasDestroy_v2 must all return 0; each status is printed as "status <call>=<value>".
  * No host kernel implements cuBLAS's kernels, so the mock only records the launches: the matrices'
  * values are not checked here (the Java test checks the recorded launches instead).
+ *
+ * With "steps" after the directory, the program stops before cublasSgemm_v2, before cublasGemmEx,
+ * before cublasDestroy_v2 and after it ("step <name>" on stdout) until it reads a line on stdin,
+ * with all earlier work synchronized: RuntimeIT reads the service's launch log there, so each
+ * call's launches are told apart.
  */
 #include <dlfcn.h>
 #include <stdint.h>
@@ -16,6 +21,21 @@
 #include "check.h"
 
 static const char *NAME = "test_cublas12";
+static int stepping;
+
+static void step(const char *name)
+{
+    if (!stepping) {
+        return;
+    }
+    printf("step %s\n", name);
+    fflush(stdout);
+    char line[16];
+    if (fgets(line, sizeof line, stdin) == NULL) {
+        fprintf(stderr, "%s: stdin closed at step %s\n", NAME, name);
+        exit(2);
+    }
+}
 
 typedef int cudaError_t;
 typedef int cublasStatus_t;
@@ -113,9 +133,10 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *dir = argc > 1 ? argv[1] : getenv("VGPU_CUDA12_DIR");
     if (dir == NULL) {
-        fprintf(stderr, "usage: %s DIR-WITH-libcublas.so.12 (or set VGPU_CUDA12_DIR)\n", argv[0]);
+        fprintf(stderr, "usage: %s DIR-WITH-libcublas.so.12 [steps] (or set VGPU_CUDA12_DIR)\n", argv[0]);
         return 2;
     }
+    stepping = argc > 2 && strcmp(argv[2], "steps") == 0;
     void *cudart = open_lib(dir, "libcudart.so.12");
     open_lib(dir, "libcublasLt.so.12");
     void *cublas = open_lib(dir, "libcublas.so.12");
@@ -165,12 +186,18 @@ int main(int argc, char **argv)
     printf("version cublas=%d\n", version);
 
     const float alpha = 1.0f, beta = 0.0f;
+    RT("cudaDeviceSynchronize", rt.DeviceSynchronize());
+    step("sgemm");
     BLAS("cublasSgemm_v2", blas.Sgemm(handle, CUBLAS_OP_N, CUBLAS_OP_N, N, N, N, &alpha, da, N, db, N, &beta, dc, N));
+    RT("cudaDeviceSynchronize", rt.DeviceSynchronize());
+    step("gemmex");
     BLAS("cublasGemmEx", blas.GemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, N, N, N, &alpha, dah, CUDA_R_16F, N, dbh,
                                      CUDA_R_16F, N, &beta, dc, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
     RT("cudaDeviceSynchronize", rt.DeviceSynchronize());
     RT("cudaMemcpy", rt.Memcpy(c, dc, sizeof c, cudaMemcpyDeviceToHost));
+    step("destroy");
     BLAS("cublasDestroy_v2", blas.Destroy(handle));
+    step("destroyed");
 
     RT("cudaFree", rt.Free(da));
     RT("cudaFree", rt.Free(db));

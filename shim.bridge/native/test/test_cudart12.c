@@ -3,9 +3,11 @@
  * is dlopen'ed from the directory given as the first argument (or $VGPU_CUDA12_DIR) and driven
  * through the runtime API, like the nvcc-built programs in test/cuda/ drive cudart 13: device
  * count and properties (printed as "prop" lines and checked against key=value arguments and
- * cudaDeviceGetAttribute), memory copies and memsets, streams and events, and a kernel from a
- * fatbin registered by hand with __cudaRegisterFatBinary/__cudaRegisterFunction, launched with
- * cudaLaunchKernel and executed by the Java host kernel io.vgpu.samples.Rt12Affine.
+ * cudaDeviceGetAttribute), memory copies and memsets, pitched memory and 2D copies, registered
+ * host memory and pointer attributes, streams and events with elapsed times, and two kernels from
+ * a fatbin registered by hand with __cudaRegisterFatBinary/__cudaRegisterFunction, launched with
+ * cudaLaunchKernel and executed by the Java host kernels io.vgpu.samples.Rt12Affine and
+ * io.vgpu.samples.RtStructApply (a struct passed by value).
  */
 #include <dlfcn.h>
 #include <stddef.h>
@@ -34,6 +36,18 @@ enum { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cud
 #define cudaStreamNonBlocking 0x01
 #define cudaErrorInvalidResourceHandle 400
 #define cudaErrorInvalidDevice 101
+#define cudaErrorHostMemoryNotRegistered 713
+#define cudaHostRegisterDefault 0
+enum { cudaMemoryTypeUnregistered, cudaMemoryTypeHost, cudaMemoryTypeDevice, cudaMemoryTypeManaged };
+
+/* CUDA 12.x has the first four fields; the reserved tail (13.x) only gives the runtime room. */
+struct cudaPointerAttributes {
+    int type;
+    int device;
+    void *devicePointer;
+    void *hostPointer;
+    long reserved[8];
+};
 
 /* struct cudaDeviceProp of CUDA 12.x (driver_types.h), which cudaGetDeviceProperties_v2 fills. */
 struct cudaDeviceProp12 {
@@ -179,6 +193,12 @@ static struct {
     cudaError_t (*MemcpyAsync)(void *, const void *, size_t, int, cudaStream_t);
     cudaError_t (*Memset)(void *, int, size_t);
     cudaError_t (*MemsetAsync)(void *, int, size_t, cudaStream_t);
+    cudaError_t (*MallocPitch)(void **, size_t *, size_t, size_t);
+    cudaError_t (*Memcpy2D)(void *, size_t, const void *, size_t, size_t, size_t, int);
+    cudaError_t (*Memset2D)(void *, size_t, int, size_t, size_t);
+    cudaError_t (*HostRegister)(void *, size_t, unsigned int);
+    cudaError_t (*HostUnregister)(void *);
+    cudaError_t (*PointerGetAttributes)(struct cudaPointerAttributes *, const void *);
     cudaError_t (*StreamCreateWithFlags)(cudaStream_t *, unsigned int);
     cudaError_t (*StreamDestroy)(cudaStream_t);
     cudaError_t (*StreamSynchronize)(cudaStream_t);
@@ -234,6 +254,12 @@ static void bind_runtime(void)
     BIND(MemcpyAsync, "cudaMemcpyAsync");
     BIND(Memset, "cudaMemset");
     BIND(MemsetAsync, "cudaMemsetAsync");
+    BIND(MallocPitch, "cudaMallocPitch");
+    BIND(Memcpy2D, "cudaMemcpy2D");
+    BIND(Memset2D, "cudaMemset2D");
+    BIND(HostRegister, "cudaHostRegister");
+    BIND(HostUnregister, "cudaHostUnregister");
+    BIND(PointerGetAttributes, "cudaPointerGetAttributes");
     BIND(StreamCreateWithFlags, "cudaStreamCreateWithFlags");
     BIND(StreamDestroy, "cudaStreamDestroy");
     BIND(StreamSynchronize, "cudaStreamSynchronize");
@@ -295,6 +321,22 @@ static struct fatbin_wrapper wrapper = {0x466243b1, 1, rt12_fatbin, NULL};
 /* cudaLaunchKernel finds a kernel by the host address it was registered under; any unique one. */
 static const char rt12_affine_host = 0;
 static char rt12_affine_name[] = "_Z11rt12_affinePfPKfffi";
+static const char rt_struct_apply_host = 0;
+static char rt_struct_apply_name[] = "_Z15rt_struct_applyi8RtStructs";
+
+/* The struct rt_struct_apply takes by value (cudart12_kernel.cu), with padding after tag. */
+struct RtStruct {
+    char tag;
+    double offset;
+    int count;
+    float scale;
+    const float *in;
+    double *out;
+};
+_Static_assert(sizeof(struct RtStruct) == 40 && offsetof(struct RtStruct, offset) == 8 &&
+                   offsetof(struct RtStruct, count) == 16 && offsetof(struct RtStruct, scale) == 20 &&
+                   offsetof(struct RtStruct, in) == 24 && offsetof(struct RtStruct, out) == 32,
+               "RtStruct layout");
 
 static int device_attribute(int attr, int *value)
 {
@@ -334,6 +376,7 @@ static int device_checks(int argc, char **argv)
     REQUIRE_RT(rt.GetDeviceProperties(&prop, 0));
     static struct rt_props ps;
     RT_PROPS_COLLECT(&ps, prop);
+    rt_props_add_attributes(&ps, device_attribute);
     rt_props_print(&ps);
     rt_props_expect(&ps, argc, argv);
     rt_props_cross_check(&ps, device_attribute);
@@ -400,6 +443,177 @@ static int memory_checks(void)
     return 0;
 }
 
+static unsigned char pattern(size_t i, unsigned seed)
+{
+    return (unsigned char)((i * 2654435761u + seed) >> 13);
+}
+
+/* Pitched arrays and 2D copies, as rt_memcpy does through cudart 13: rows padded to the pitch,
+ * the padding untouched by 2D copies and memsets. */
+static int pitch_checks(void)
+{
+    const size_t width = 1000, height = 37, hpitch = width + 24;
+    unsigned char *dp = NULL, *dq = NULL;
+    size_t pitch = 0, pitch2 = 0;
+    REQUIRE_RT(rt.MallocPitch((void **)&dp, &pitch, width, height));
+    REQUIRE_RT(rt.MallocPitch((void **)&dq, &pitch2, width, height));
+    /* Rows are padded to the driver's pitch alignment, 512 bytes. */
+    CHECK_EQ(1024, pitch);
+    CHECK_EQ(pitch, pitch2);
+    if (pitch != 1024 || pitch2 != 1024) {
+        return 1;
+    }
+    unsigned char *h = malloc(hpitch * height), *packed = malloc(width * height), *full = malloc(pitch * height),
+                  *expect = malloc(width * height);
+    for (size_t i = 0; i < hpitch * height; i++) {
+        h[i] = pattern(i, 3);
+    }
+    for (size_t y = 0; y < height; y++) {
+        memcpy(expect + y * width, h + y * hpitch, width);
+    }
+    CHECK_RT(rt.Memset(dp, 0xee, pitch * height));
+    CHECK_RT(rt.Memcpy2D(dp, pitch, h, hpitch, width, height, cudaMemcpyHostToDevice));
+    CHECK_RT(rt.Memcpy2D(packed, width, dp, pitch, width, height, cudaMemcpyDeviceToHost));
+    CHECK_EQ(0, differences("2D H2D/D2H", expect, packed, width * height));
+    CHECK_RT(rt.Memcpy(full, dp, pitch * height, cudaMemcpyDeviceToHost));
+    int wrong = 0;
+    for (size_t y = 0; y < height; y++) {
+        for (size_t x = width; x < pitch; x++) {
+            wrong += full[y * pitch + x] != 0xee;
+        }
+    }
+    CHECK_EQ(0, wrong);
+
+    /* Device to device between pitched arrays, then a 2D memset of a rectangle inside. */
+    CHECK_RT(rt.Memset(dq, 0x01, pitch2 * height));
+    CHECK_RT(rt.Memcpy2D(dq, pitch2, dp, pitch, width, height, cudaMemcpyDeviceToDevice));
+    CHECK_RT(rt.Memset2D(dq + 3 * pitch2 + 10, pitch2, 0x42, 20, 5));
+    CHECK_RT(rt.Memcpy2D(packed, width, dq, pitch2, width, height, cudaMemcpyDeviceToHost));
+    for (size_t y = 3; y < 8; y++) {
+        memset(expect + y * width + 10, 0x42, 20);
+    }
+    CHECK_EQ(0, differences("2D D2D + memset2D", expect, packed, width * height));
+    CHECK_RT(rt.Memcpy(full, dq, pitch2 * height, cudaMemcpyDeviceToHost));
+    wrong = 0;
+    for (size_t y = 0; y < height; y++) {
+        for (size_t x = width; x < pitch2; x++) {
+            wrong += full[y * pitch2 + x] != 0x01;
+        }
+    }
+    CHECK_EQ(0, wrong);
+
+    CHECK_RT(rt.Free(dp));
+    CHECK_RT(rt.Free(dq));
+    free(h);
+    free(packed);
+    free(full);
+    free(expect);
+    return 0;
+}
+
+/* Registered host memory and what cudaPointerGetAttributes says of host and device pointers. */
+static int host_memory_checks(void)
+{
+    const size_t n = 300007;
+    unsigned char *reg = malloc(n), *d = NULL;
+    REQUIRE_RT(rt.Malloc((void **)&d, n));
+    struct cudaPointerAttributes attr;
+    /* Memory the runtime knows nothing of is "unregistered", which is not an error. */
+    memset(&attr, 0xff, sizeof attr);
+    CHECK_RT(rt.PointerGetAttributes(&attr, reg));
+    CHECK_EQ(cudaMemoryTypeUnregistered, attr.type);
+
+    for (size_t i = 0; i < n; i++) {
+        reg[i] = pattern(i, 4);
+    }
+    REQUIRE_RT(rt.HostRegister(reg, n, cudaHostRegisterDefault));
+    memset(&attr, 0xff, sizeof attr);
+    CHECK_RT(rt.PointerGetAttributes(&attr, reg + 5));
+    CHECK_EQ(cudaMemoryTypeHost, attr.type);
+    CHECK(attr.hostPointer == reg + 5);
+
+    cudaStream_t s = NULL;
+    REQUIRE_RT(rt.StreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    CHECK_RT(rt.MemcpyAsync(d, reg, n, cudaMemcpyHostToDevice, s));
+    CHECK_RT(rt.StreamSynchronize(s));
+    memset(reg, 0, n);
+    CHECK_RT(rt.MemcpyAsync(reg, d, n, cudaMemcpyDeviceToHost, s));
+    CHECK_RT(rt.StreamSynchronize(s));
+    int wrong = 0;
+    for (size_t i = 0; i < n; i++) {
+        wrong += reg[i] != pattern(i, 4);
+    }
+    CHECK_EQ(0, wrong);
+    CHECK_RT(rt.HostUnregister(reg));
+    CHECK_EQ(cudaErrorHostMemoryNotRegistered, rt.HostUnregister(reg));
+    CHECK_EQ(cudaErrorHostMemoryNotRegistered, rt.GetLastError());
+    memset(&attr, 0xff, sizeof attr);
+    CHECK_RT(rt.PointerGetAttributes(&attr, reg));
+    CHECK_EQ(cudaMemoryTypeUnregistered, attr.type);
+
+    memset(&attr, 0xff, sizeof attr);
+    CHECK_RT(rt.PointerGetAttributes(&attr, d + 17));
+    CHECK_EQ(cudaMemoryTypeDevice, attr.type);
+    CHECK_EQ(0, attr.device);
+    CHECK(attr.devicePointer == d + 17);
+    CHECK(attr.hostPointer == NULL);
+
+    CHECK_RT(rt.StreamDestroy(s));
+    CHECK_RT(rt.Free(d));
+    free(reg);
+    return 0;
+}
+
+/*
+ * rt_struct_apply(int first, RtStruct p, short bias): a 50-byte parameter block (first at 0, the
+ * struct at 8, bias at 48) that cudart 12 packs from the image's declaration alone. Garbage in the
+ * struct's padding must not matter; outputs past count keep their -0.5.
+ */
+static int struct_checks(void)
+{
+    enum { N = 3000, COUNT = 2500 };
+    static float in[N];
+    static double out[N];
+    for (int i = 0; i < N; i++) {
+        in[i] = 0.1f * (float)(i - 1234);
+        out[i] = -0.5;
+    }
+    float *din = NULL;
+    double *dout = NULL;
+    REQUIRE_RT(rt.Malloc((void **)&din, sizeof in));
+    REQUIRE_RT(rt.Malloc((void **)&dout, sizeof out));
+    CHECK_RT(rt.Memcpy(din, in, sizeof in, cudaMemcpyHostToDevice));
+    CHECK_RT(rt.Memcpy(dout, out, sizeof out, cudaMemcpyHostToDevice));
+
+    struct RtStruct p;
+    memset(&p, 0xa5, sizeof p);
+    p.tag = -7;
+    p.offset = 1.0e10 + 0.25;
+    p.count = COUNT;
+    p.scale = 3.5f;
+    p.in = din;
+    p.out = dout;
+    int first = 123456789;
+    short bias = -321;
+    void *args[] = {&first, &p, &bias};
+    rt_dim3 grid = {(N + 255) / 256, 1, 1}, block = {256, 1, 1};
+    CHECK_RT(rt.LaunchKernel(&rt_struct_apply_host, grid, block, args, 0, NULL));
+    CHECK_RT(rt.GetLastError());
+    CHECK_RT(rt.DeviceSynchronize());
+    CHECK_RT(rt.Memcpy(out, dout, sizeof out, cudaMemcpyDeviceToHost));
+    int wrong = 0;
+    for (int i = 0; i < N; i++) {
+        double want = i < COUNT ? (double)(in[i] * p.scale) + p.offset + p.tag + bias + first : -0.5;
+        if (out[i] != want && wrong++ < 5) {
+            fprintf(stderr, "FAIL struct out[%d] = %.17g, expected %.17g\n", i, out[i], want);
+        }
+    }
+    CHECK_EQ(0, wrong);
+    CHECK_RT(rt.Free(din));
+    CHECK_RT(rt.Free(dout));
+    return 0;
+}
+
 /* rt12_affine on two streams ordered by an event; y = a*x + b on small integers, exact. */
 static int kernel_checks(void)
 {
@@ -407,6 +621,8 @@ static int kernel_checks(void)
     CHECK(module != NULL);
     rt.RegisterFunction(module, &rt12_affine_host, rt12_affine_name, rt12_affine_name, -1, NULL, NULL, NULL, NULL,
                         NULL);
+    rt.RegisterFunction(module, &rt_struct_apply_host, rt_struct_apply_name, rt_struct_apply_name, -1, NULL, NULL, NULL,
+                        NULL, NULL);
     rt.RegisterFatBinaryEnd(module);
 
     enum { N = 4099 };
@@ -421,12 +637,14 @@ static int kernel_checks(void)
     CHECK_RT(rt.Memset(dy, 0, sizeof y));
 
     cudaStream_t s1 = NULL, s2 = NULL;
-    cudaEvent_t start = NULL, mid = NULL, end = NULL;
+    cudaEvent_t start = NULL, mid = NULL, timed_mid = NULL, end = NULL, never = NULL;
     REQUIRE_RT(rt.StreamCreateWithFlags(&s1, cudaStreamNonBlocking));
     REQUIRE_RT(rt.StreamCreateWithFlags(&s2, cudaStreamNonBlocking));
     REQUIRE_RT(rt.EventCreateWithFlags(&start, 0));
     REQUIRE_RT(rt.EventCreateWithFlags(&mid, cudaEventDisableTiming));
+    REQUIRE_RT(rt.EventCreateWithFlags(&timed_mid, 0));
     REQUIRE_RT(rt.EventCreateWithFlags(&end, 0));
+    REQUIRE_RT(rt.EventCreateWithFlags(&never, 0));
 
     /* s1: y = 3x + 1; s2, after s1: y = -2y + 7 (in place), so y = -6x + 5. */
     float a1 = 3.0f, b1 = 1.0f, a2 = -2.0f, b2 = 7.0f;
@@ -437,6 +655,7 @@ static int kernel_checks(void)
     CHECK_RT(rt.EventRecord(start, s1));
     CHECK_RT(rt.LaunchKernel(&rt12_affine_host, grid, block, args1, 0, s1));
     CHECK_RT(rt.EventRecord(mid, s1));
+    CHECK_RT(rt.EventRecord(timed_mid, s1));
     CHECK_RT(rt.StreamWaitEvent(s2, mid, 0));
     CHECK_RT(rt.LaunchKernel(&rt12_affine_host, grid, block, args2, 0, s2));
     CHECK_RT(rt.EventRecord(end, s2));
@@ -445,10 +664,16 @@ static int kernel_checks(void)
     CHECK_RT(rt.EventQuery(end));
     CHECK_RT(rt.StreamQuery(s1));
     CHECK_RT(rt.StreamQuery(s2));
-    float ms = -1.0f;
+    /* Elapsed times between recorded timing events, in recording order. */
+    float ms = -1.0f, ms_mid = -1.0f, ms_zero = -1.0f;
     CHECK_RT(rt.EventElapsedTime(&ms, start, end));
-    CHECK(ms >= 0.0f);
+    CHECK_RT(rt.EventElapsedTime(&ms_mid, start, timed_mid));
+    CHECK_RT(rt.EventElapsedTime(&ms_zero, start, start));
+    CHECK(ms_mid >= 0.0f && ms_mid <= ms);
+    CHECK(ms_zero == 0.0f);
+    /* Timing needs two timing events that have both been recorded. */
     CHECK_EQ(cudaErrorInvalidResourceHandle, rt.EventElapsedTime(&ms, start, mid));
+    CHECK_EQ(cudaErrorInvalidResourceHandle, rt.EventElapsedTime(&ms, start, never));
     CHECK_EQ(cudaErrorInvalidResourceHandle, rt.GetLastError());
     CHECK_RT(rt.DeviceSynchronize());
     CHECK_RT(rt.Memcpy(y, dy, sizeof y, cudaMemcpyDeviceToHost));
@@ -463,11 +688,14 @@ static int kernel_checks(void)
 
     CHECK_RT(rt.EventDestroy(start));
     CHECK_RT(rt.EventDestroy(mid));
+    CHECK_RT(rt.EventDestroy(timed_mid));
     CHECK_RT(rt.EventDestroy(end));
+    CHECK_RT(rt.EventDestroy(never));
     CHECK_RT(rt.StreamDestroy(s1));
     CHECK_RT(rt.StreamDestroy(s2));
     CHECK_RT(rt.Free(dx));
     CHECK_RT(rt.Free(dy));
+    struct_checks();
     rt.UnregisterFatBinary(module);
     return 0;
 }
@@ -497,6 +725,8 @@ int main(int argc, char **argv)
 
     /* A part gives up (returns 1) only when a failure leaves nothing sensible to check after it. */
     if (device_checks(argc - first, argv + first) == 0 && memory_checks() == 0) {
+        pitch_checks();
+        host_memory_checks();
         kernel_checks();
     }
     return check_done(NAME);

@@ -48,6 +48,7 @@ int main(int argc, char **argv)
     REQUIRE_RT(NAME, cudaGetDeviceProperties(&prop, 0));
     static struct rt_props ps;
     RT_PROPS_COLLECT(&ps, prop);
+    rt_props_add_attributes(&ps, device_attribute);
     rt_props_print(&ps);
     rt_props_expect(&ps, argc - 1, argv + 1);
     rt_props_cross_check(&ps, device_attribute);

@@ -3,7 +3,8 @@
  * cudaDeviceProp declaration) print and check them. Both print the same "prop <field>=<value>"
  * lines so the Java test can compare the runtimes field by field; both compare each field with
  * cudaDeviceGetAttribute, which catches a wrongly declared struct layout; and both check the
- * fields named by key=value arguments (the mock's configuration keys) exactly.
+ * fields named by key=value arguments (the mock's configuration keys) exactly. A few values only
+ * attributes report are added as properties (rt_props_add_attributes).
  */
 #pragma once
 #include <stdio.h>
@@ -111,6 +112,31 @@ static inline void rt_props_print(const struct rt_props *ps)
     }
 }
 
+/*
+ * What CUDA 13's cudaDeviceProp no longer holds (the clock rates) or no cudaDeviceProp holds (the
+ * PCI device and vendor id), read with cudaDeviceGetAttribute and added as properties, so both
+ * runtimes print and check them alike. get_attr(attr, &value) returns 0 on success
+ * (cudaDeviceGetAttribute for device 0).
+ */
+static inline void rt_props_add_attributes(struct rt_props *ps, int (*get_attr)(int, int *))
+{
+    static const struct {
+        const char *name;
+        int attr;
+    } attrs[] = {{"clockRate", 13}, {"memoryClockRate", 36}, {"gpuPciDeviceId", 139}};
+    for (size_t i = 0; i < sizeof attrs / sizeof attrs[0]; i++) {
+        int v = -12345;
+        int rc = get_attr(attrs[i].attr, &v);
+        check_count++;
+        if (rc != 0) {
+            check_failures++;
+            fprintf(stderr, "FAIL cudaDeviceGetAttribute(%d) (%s): error %d\n", attrs[i].attr, attrs[i].name, rc);
+        }
+        /* Not cross-checked: the attribute is where the value came from. */
+        rt_props_add(ps, attrs[i].name, -1, v, -1);
+    }
+}
+
 /* get_attr(attr, &value) returns 0 on success (cudaDeviceGetAttribute for device 0). */
 static inline void rt_props_cross_check(const struct rt_props *ps, int (*get_attr)(int, int *))
 {
@@ -162,16 +188,26 @@ static inline int rt_parse_uuid(const char *text, unsigned char out[16])
  */
 static inline void rt_props_expect(const struct rt_props *ps, int argc, char **argv)
 {
+    /* the field holds (value << shift) | low */
     static const struct {
         const char *key;
         const char *field;
         int shift;
+        long long low;
     } keys[] = {
-        {"memory.mib", "totalGlobalMem", 20},  {"sm.count", "multiProcessorCount", 0},
-        {"cc.major", "major", 0},              {"cc.minor", "minor", 0},
-        {"pci.domain", "pciDomainID", 0},      {"pci.bus", "pciBusID", 0},
-        {"pci.device", "pciDeviceID", 0},      {"l2.cache.bytes", "l2CacheSize", 0},
-        {"memory.bus.width", "memoryBusWidth", 0},
+        {"memory.mib", "totalGlobalMem", 20, 0},
+        {"sm.count", "multiProcessorCount", 0, 0},
+        {"cc.major", "major", 0, 0},
+        {"cc.minor", "minor", 0, 0},
+        {"pci.domain", "pciDomainID", 0, 0},
+        {"pci.bus", "pciBusID", 0, 0},
+        {"pci.device", "pciDeviceID", 0, 0},
+        {"l2.cache.bytes", "l2CacheSize", 0, 0},
+        {"memory.bus.width", "memoryBusWidth", 0, 0},
+        {"clock.khz", "clockRate", 0, 0},
+        {"memory.clock.khz", "memoryClockRate", 0, 0},
+        /* the device id in the high half, NVIDIA's vendor id (0x10de) in the low */
+        {"pci.device.id", "gpuPciDeviceId", 16, 0x10de},
     };
     for (int a = 0; a < argc; a++) {
         const char *eq = strchr(argv[a], '=');
@@ -204,7 +240,7 @@ static inline void rt_props_expect(const struct rt_props *ps, int argc, char **a
             }
             known = 1;
             const struct rt_prop *p = rt_props_find(ps, keys[k].field);
-            long long want = strtoll(value, NULL, 0) << keys[k].shift;
+            long long want = strtoll(value, NULL, 0) << keys[k].shift | keys[k].low;
             if (p == NULL || p->value != want) {
                 check_failures++;
                 fprintf(stderr, "FAIL %s (%s): expected %lld, got %lld\n", keys[k].field, key, want,

@@ -3,6 +3,7 @@ package io.vgpu.itests;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertNotNull;
+import static org.junit.Assert.assertNull;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assume.assumeTrue;
 
@@ -36,12 +37,13 @@ import org.junit.Test;
  * linked once against the shared and once against the static cudart), cudart 12.6 and cuBLAS 12.6
  * (driven through dlopen by gcc-built harnesses), all on our libcuda.so.1 and the real service.
  *
- * <p>The mock is configured as a device no real GPU reports (name, memory, SM count, PCI address,
- * UUID), so "the runtime reports the configured device" cannot pass by accident. The kernels of
- * the nvcc programs run as the Java host kernels of bundles/samples and the programs check every
- * element; cuBLAS's kernels have no host kernels, so only their launches are checked: parameter
- * sizes against what the images in NVIDIA's library files declare (parsed here, independently of
- * the service), and for images cuBLAS builds at run time, consistency across launches.
+ * <p>The mock is configured as a device no real GPU reports (name, memory, SM count, PCI address
+ * and device id, clocks, bus width, L2 size, UUID), so "the runtime reports the configured device"
+ * cannot pass by accident. The kernels of the nvcc programs run as the Java host kernels of
+ * bundles/samples and the programs check every element; cuBLAS's kernels have no host kernels, so
+ * only their launches are checked: parameter sizes against what the images in NVIDIA's library
+ * files declare (parsed here, independently of the service), and for images cuBLAS builds at run
+ * time, consistency across launches.
  */
 public class RuntimeIT {
     static final Path NATIVE = ServiceFixture.NATIVE;
@@ -57,6 +59,11 @@ public class RuntimeIT {
     static final int PCI_BUS = 66;
     static final int PCI_DEVICE = 2;
     static final String UUID = "GPU-0a1b2c3d-4e5f-4607-8899-aabbccddeeff";
+    static final int CLOCK_KHZ = 1234567;
+    static final int MEMORY_CLOCK_KHZ = 2345678;
+    static final int MEMORY_BUS_WIDTH = 3072;
+    static final int L2_CACHE_BYTES = 41943040;
+    static final int PCI_DEVICE_ID = 0x23ff;
 
     /** The mock's configuration, which is also what the programs are told to expect. */
     static final Map<String, String> CONFIG = new LinkedHashMap<>();
@@ -71,6 +78,11 @@ public class RuntimeIT {
         CONFIG.put("pci.bus", Integer.toString(PCI_BUS));
         CONFIG.put("pci.device", Integer.toString(PCI_DEVICE));
         CONFIG.put("uuid", UUID);
+        CONFIG.put("clock.khz", Integer.toString(CLOCK_KHZ));
+        CONFIG.put("memory.clock.khz", Integer.toString(MEMORY_CLOCK_KHZ));
+        CONFIG.put("memory.bus.width", Integer.toString(MEMORY_BUS_WIDTH));
+        CONFIG.put("l2.cache.bytes", Integer.toString(L2_CACHE_BYTES));
+        CONFIG.put("pci.device.id", Integer.toString(PCI_DEVICE_ID));
     }
 
     @ClassRule
@@ -288,9 +300,21 @@ public class RuntimeIT {
         assertTrue(r.out, r.out.contains("version driver=13000 runtime=12060\n"));
         Map<String, String> props = props(r.out);
         assertConfiguredDevice(props);
-        // Two launches on two streams ordered by an event; the harness checked y = -6x + 5.
-        List<Launch> ls = assertExecuted(before, 2, "_Z11rt12_affinePfPKfffi", 28);
-        assertEquals("33,1,1 128,1,1", ls.get(0).grid + " " + ls.get(0).block);
+        // Two affine launches on two streams ordered by an event (the harness checked y = -6x + 5),
+        // then the struct-parameter kernel with its 50-byte block (checked element by element).
+        List<Launch> ls = launchesAfter(before);
+        assertEquals(ls.toString(), 3, ls.size());
+        for (Launch l : ls) {
+            assertTrue("no host kernel ran " + l, l.executed);
+            assertEquals(l.toString(), 0, l.result);
+        }
+        for (Launch l : ls.subList(0, 2)) {
+            assertEquals(l.toString(), "_Z11rt12_affinePfPKfffi 28 33,1,1 128,1,1",
+                    l.kernel + " " + l.params + " " + l.grid + " " + l.block);
+        }
+        Launch struct = ls.get(2);
+        assertEquals(struct.toString(), "_Z15rt_struct_applyi8RtStructs 50 12,1,1 256,1,1",
+                struct.kernel + " " + struct.params + " " + struct.grid + " " + struct.block);
 
         // Field by field what cudart 13 reports, where nvcc could build the cudart 13 program.
         if (Files.isExecutable(PROGRAMS.resolve("rt_device_props_shared"))) {
@@ -300,42 +324,73 @@ public class RuntimeIT {
         }
     }
 
+    /** What cublasSgemm_v2 (64x64x64, fp32) launches on the configured device: a kernel of libcublas's own images. */
+    static final String SGEMM_KERNEL = "sm80_xmma_gemm_f32f32_f32f32_f32_nn_n_tilesize32x32x8_stage3_warpsize1x2x1_ffma_"
+            + "aligna4_alignc4_execute_kernel__5x_cublas";
+    /** What cublasGemmEx (fp16 in, fp32 out and compute) launches: a kernel of a cubin cuBLASLt generates at run time. */
+    static final String GEMMEX_KERNEL = "nvjet_hss_64x8_64x16_1x4_h_bz_NNT";
+    /**
+     * The parameter block that generated cubin declares: EIATTR_PARAM_CBANK and
+     * EIATTR_CBANK_PARAM_SIZE (0x398) in its .nv.info section, read from a dump of the uploaded
+     * image with an ELF reader independent of the service's. No library file holds the image,
+     * so unlike SGEMM_KERNEL's this cannot be parsed here at test time.
+     */
+    static final int GEMMEX_PARAMS = 920;
+
     @Test
-    public void cublas12LaunchesGemmKernelsWithTheParameterSizesTheirImagesDeclare() throws IOException {
+    public void cublas12SgemmAndGemmExEachLaunchTheKernelTheirImagesDeclare() throws IOException {
         assumeCuda12();
-        long before = lastLaunch();
-        Result r = run(NATIVE.resolve("test/test_cublas12"), List.of(CUDA12.toString()));
+        // The harness stops before each call and after cublasDestroy, everything before synchronized.
+        Map<String, Long> seq = new LinkedHashMap<>();
+        Map<String, ServiceFixture.ImageStats> images = new LinkedHashMap<>();
+        Result r = service.execSteps(List.of(NATIVE.resolve("test/test_cublas12").toString(), CUDA12.toString(), "steps"),
+                Map.of("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString()), 300, step -> {
+                    seq.put(step, lastLaunch());
+                    images.put(step, service.imageStats());
+                });
         for (String call : List.of("cublasCreate_v2", "cublasSgemm_v2", "cublasGemmEx", "cudaDeviceSynchronize",
                 "cublasDestroy_v2")) {
             assertTrue(call + " did not return 0:\n" + r + "\n--- service log (tail)\n" + tail(service.log()),
                     r.out.contains("status " + call + "=0\n"));
         }
         assertPassed("test_cublas12", r);
+        assertEquals(r.out, List.of("sgemm", "gemmex", "destroy", "destroyed"), List.copyOf(seq.keySet()));
 
-        List<Launch> ls = launchesAfter(before);
-        assertFalse("cuBLAS launched nothing", ls.isEmpty());
-        assertTrue(ls.toString(), ls.stream().anyMatch(l -> l.kernel.toLowerCase().contains("gemm")));
+        List<Launch> all = launchesAfter(seq.get("sgemm"));
         Map<String, Set<Integer>> declared = declaredParamSizes(
                 List.of(CUDA12.resolve("libcublasLt.so.12"), CUDA12.resolve("libcublas.so.12")));
-        Map<String, Integer> seen = new HashMap<>();
-        int checkedAgainstImage = 0;
-        for (Launch l : ls) {
-            assertEquals(l.toString(), 0, l.result);
-            assertTrue(l.toString(), l.params > 0);
-            Integer earlier = seen.putIfAbsent(l.kernel, l.params);
-            assertTrue(l + " after a launch with params=" + earlier, earlier == null || earlier == l.params);
-            Set<Integer> sizes = declaredFor(declared, l.kernel);
-            if (sizes != null) {
-                assertTrue(l + ": the image declares " + sizes, sizes.contains(l.params));
-                checkedAgainstImage++;
-            } else {
-                // cuBLAS builds some images at run time (nvjet kernels: small cubins on the heap),
-                // so no file holds them; their size is only checked for consistency above.
-                System.out.println("RuntimeIT: " + l.kernel + " (params=" + l.params
-                        + ") comes from an image cuBLAS generated at run time");
-            }
-        }
-        assertTrue("no launch was from an image in the libraries: " + ls, checkedAgainstImage > 0);
+
+        // cublasSgemm_v2: one launch of its kernel, with the size libcublas's image declares for it.
+        List<Launch> sgemm = between(all, seq.get("sgemm"), seq.get("gemmex"));
+        assertEquals(all.toString(), 1, sgemm.size());
+        Launch s = sgemm.get(0);
+        assertEquals(s.toString(), SGEMM_KERNEL, s.kernel);
+        assertEquals(s + " against the image", Set.of(s.params), declared.get(SGEMM_KERNEL));
+        assertEquals(s.toString(), 0, s.result);
+
+        // cublasGemmEx: one launch of the generated kernel, whose image reached the service in that call.
+        List<Launch> gemmEx = between(all, seq.get("gemmex"), seq.get("destroy"));
+        assertEquals(all.toString(), 1, gemmEx.size());
+        Launch g = gemmEx.get(0);
+        assertEquals(g.toString(), GEMMEX_KERNEL, g.kernel);
+        assertEquals(g.toString(), GEMMEX_PARAMS, g.params);
+        assertEquals(g.toString(), 0, g.result);
+        assertNull("a library file holds " + GEMMEX_KERNEL + ": check it against the file",
+                declaredFor(declared, GEMMEX_KERNEL));
+        ServiceFixture.ImageStats loaded = images.get("destroy").since(images.get("gemmex"));
+        assertTrue("cublasGemmEx loaded no image: " + loaded, loaded.hits() + loaded.misses() >= 1);
+
+        // cublasDestroy_v2 and the exit launch nothing, print no shim warning, and end the session.
+        assertEquals(all.toString(), List.of(), launchesAfter(seq.get("destroy")));
+        assertFalse(r.err, r.err.contains("vgpu["));
+        Await.until(10_000, () -> {
+            Result sessions = service.ctl("sessions");
+            assertFalse(sessions.out, sessions.out.contains("test_cublas12"));
+        });
+    }
+
+    private static List<Launch> between(List<Launch> launches, long after, long upTo) {
+        return launches.stream().filter(l -> l.seq > after && l.seq <= upTo).toList();
     }
 
     // ---- helpers ---------------------------------------------------------------------------------
@@ -364,6 +419,11 @@ public class RuntimeIT {
         assertEquals(Integer.toString(PCI_BUS), p.get("pciBusID"));
         assertEquals(Integer.toString(PCI_DEVICE), p.get("pciDeviceID"));
         assertEquals(String.format("%04x:%02x:%02x.0", PCI_DOMAIN, PCI_BUS, PCI_DEVICE), p.get("pciBusIdString"));
+        assertEquals(Integer.toString(CLOCK_KHZ), p.get("clockRate"));
+        assertEquals(Integer.toString(MEMORY_CLOCK_KHZ), p.get("memoryClockRate"));
+        assertEquals(Integer.toString(MEMORY_BUS_WIDTH), p.get("memoryBusWidth"));
+        assertEquals(Integer.toString(L2_CACHE_BYTES), p.get("l2CacheSize"));
+        assertEquals(Integer.toString(PCI_DEVICE_ID << 16 | 0x10de), p.get("gpuPciDeviceId"));
         Map<String, String> h100 = new TreeMap<>();
         h100.put("warpSize", "32");
         h100.put("maxThreadsPerBlock", "1024");
@@ -381,8 +441,6 @@ public class RuntimeIT {
         h100.put("maxThreadsPerMultiProcessor", "2048");
         h100.put("maxBlocksPerMultiProcessor", "32");
         h100.put("totalConstMem", "65536");
-        h100.put("l2CacheSize", "52428800");
-        h100.put("memoryBusWidth", "5120");
         h100.put("integrated", "0");
         h100.put("unifiedAddressing", "1");
         h100.put("managedMemory", "1");

@@ -3,14 +3,23 @@ package io.vgpu.itests;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
 
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStreamReader;
+import java.io.OutputStreamWriter;
+import java.io.Writer;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Consumer;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.rules.ExternalResource;
 
 /**
@@ -162,6 +171,77 @@ public class ServiceFixture extends ExternalResource {
             Thread.currentThread().interrupt();
             throw new AssertionError(e);
         }
+    }
+
+    /**
+     * Like {@link #exec}, for a program that stops at each "step NAME" line it prints until it
+     * reads a line on stdin: {@code onStep} gets NAME while the program waits, then it goes on.
+     */
+    Result execSteps(List<String> command, Map<String, String> env, long timeoutSeconds, Consumer<String> onStep) {
+        Process p = null;
+        try {
+            ProcessBuilder pb = new ProcessBuilder(command);
+            pb.environment().put("VGPU_SOCKET", socket.toString());
+            pb.environment().remove("CUDA_VISIBLE_DEVICES");
+            pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
+            pb.environment().putAll(env);
+            Path err = Files.createTempFile(work, "err", ".txt");
+            pb.redirectError(err.toFile());
+            Process started = pb.start();
+            p = started;
+            // A program that hangs is killed, which ends the reads below.
+            CompletableFuture.runAsync(started::destroyForcibly,
+                    CompletableFuture.delayedExecutor(timeoutSeconds, TimeUnit.SECONDS));
+            StringBuilder out = new StringBuilder();
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(started.getInputStream(),
+                    StandardCharsets.UTF_8)); Writer w = new OutputStreamWriter(started.getOutputStream(),
+                    StandardCharsets.UTF_8)) {
+                for (String line; (line = r.readLine()) != null;) {
+                    out.append(line).append('\n');
+                    if (line.startsWith("step ")) {
+                        onStep.accept(line.substring(5));
+                        w.write('\n');
+                        w.flush();
+                    }
+                }
+            }
+            if (!started.waitFor(timeoutSeconds, TimeUnit.SECONDS)) {
+                throw new AssertionError(command + " timed out; stderr:\n" + Files.readString(err));
+            }
+            return new Result(started.exitValue(), out.toString(), Files.readString(err));
+        } catch (IOException e) {
+            throw new AssertionError(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError(e);
+        } finally {
+            if (p != null && p.isAlive()) {
+                p.destroyForcibly();
+            }
+        }
+    }
+
+    /** The service's image-cache counters, as {@code vgpu-ctl status} prints them. */
+    record ImageStats(long images, long bytes, long uploads, long uploadBytes, long hits, long misses) {
+        ImageStats since(ImageStats before) {
+            return new ImageStats(images - before.images, bytes - before.bytes, uploads - before.uploads,
+                    uploadBytes - before.uploadBytes, hits - before.hits, misses - before.misses);
+        }
+    }
+
+    private static final Pattern IMAGE_STATS = Pattern.compile("(?m)^image cache: (\\d+) images \\((\\d+) bytes\\), "
+            + "(\\d+) uploads \\((\\d+) bytes\\), loads by hash: (\\d+) hit, (\\d+) missed$");
+
+    ImageStats imageStats() {
+        Result r = ctl("status");
+        assertEquals(r.toString(), 0, r.exit);
+        Matcher m = IMAGE_STATS.matcher(r.out);
+        assertTrue("no image cache line in\n" + r.out, m.find());
+        long[] v = new long[6];
+        for (int i = 0; i < 6; i++) {
+            v[i] = Long.parseLong(m.group(i + 1));
+        }
+        return new ImageStats(v[0], v[1], v[2], v[3], v[4], v[5]);
     }
 
     Result ctl(String... args) {

@@ -5,13 +5,18 @@ import static org.junit.Assert.assertNotEquals;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assume.assumeTrue;
 
+import io.vgpu.itests.ServiceFixture.ImageStats;
 import io.vgpu.itests.ServiceFixture.Result;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.UUID;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.junit.ClassRule;
 import org.junit.Test;
 
@@ -87,6 +92,51 @@ public class ShimIT {
     @Test
     public void badHandlesGetExactErrors() {
         assertPasses("test_errors");
+    }
+
+    @Test
+    public void exportTablesRefuseUnknownIdsAndKeepContextLocalStorage() {
+        Result r = test("test_darkapi");
+        assertEquals(r.toString(), 0, r.exit);
+        assertTrue(r.toString(), r.out.contains("test_darkapi: ") && r.out.contains(" checks, 0 failed"));
+        // It asks once for a table nobody defines: exactly one warning, naming it.
+        String err = r.err;
+        List<String> lines = err.lines().filter(l -> l.contains("76677075-2d74-6573-742d-756e6b6e6f77")).toList();
+        assertEquals(err, 1, lines.size());
+        assertTrue(err, lines.get(0).contains(" WARN ") && lines.get(0).contains("cuGetExportTable: unknown table"));
+        assertEquals(err, 1, err.lines().filter(l -> l.contains("cuGetExportTable")).count());
+    }
+
+    @Test
+    public void librariesRunThroughKernelsAndFunctionsAndUploadLazilyOncePerService() {
+        // A fresh image: its PTX carries this nonce, so no earlier test can have uploaded it.
+        String nonce = UUID.randomUUID().toString();
+        List<String> cmd = List.of(NATIVE.resolve("test/test_library").toString(), nonce, "steps");
+        Map<String, ImageStats> at = new LinkedHashMap<>();
+        Result first = service.execSteps(cmd, Map.of(), 120, name -> at.put(name, service.imageStats()));
+        assertEquals(first + "\n--- service log\n" + service.log(), 0, first.exit);
+        assertTrue(first.toString(), first.out.contains("test_library: ") && first.out.contains(" checks, 0 failed"));
+        assertEquals(first.out, List.of("start", "loaded", "kernel", "global", "second-context"), List.copyOf(at.keySet()));
+        Matcher m = Pattern.compile("image bytes=(\\d+)").matcher(first.out);
+        assertTrue(first.out, m.find());
+        long size = Long.parseLong(m.group(1));
+        ImageStats none = new ImageStats(0, 0, 0, 0, 0, 0);
+
+        // cuLibraryLoadData sends nothing; the first kernel lookup asks by hash, misses, uploads once.
+        assertEquals(none, at.get("loaded").since(at.get("start")));
+        assertEquals(new ImageStats(1, size, 1, size, 0, 1), at.get("kernel").since(at.get("loaded")));
+        // More lookups, launches and the global in that context: nothing more.
+        assertEquals(none, at.get("global").since(at.get("kernel")));
+        // A second context loads it by hash.
+        assertEquals(new ImageStats(0, 0, 0, 0, 1, 0), at.get("second-context").since(at.get("global")));
+        ImageStats end = service.imageStats();
+        assertEquals(none, end.since(at.get("second-context")));
+
+        // Another process with the same image: named by hash in both its contexts, never sent.
+        Result second = test("test_library", nonce);
+        assertEquals(second.toString(), 0, second.exit);
+        assertTrue(second.toString(), second.out.contains(" checks, 0 failed"));
+        assertEquals(new ImageStats(0, 0, 0, 0, 2, 0), service.imageStats().since(end));
     }
 
     @Test

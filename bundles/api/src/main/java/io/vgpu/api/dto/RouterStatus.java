@@ -10,6 +10,8 @@ public class RouterStatus {
     public String message;
     public int sessions;
     public int driverVersion;
+    /** The module-image cache shared by all sessions. */
+    public ImageCacheStats images;
 
     @Override
     public String toString() {

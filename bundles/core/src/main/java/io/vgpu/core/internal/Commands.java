@@ -2,6 +2,7 @@ package io.vgpu.core.internal;
 
 import io.vgpu.api.dto.BackendInfo;
 import io.vgpu.api.dto.LaunchRecord;
+import io.vgpu.api.dto.RouterStatus;
 import io.vgpu.api.dto.SessionInfo;
 import io.vgpu.api.session.SessionManager;
 import java.util.List;
@@ -29,7 +30,8 @@ public class Commands {
     }
 
     public String status() {
-        return sessions.status().message + "\nsessions: " + sessions.status().sessions;
+        RouterStatus st = sessions.status();
+        return st.message + "\nsessions: " + st.sessions + (st.images != null ? "\n" + st.images : "");
     }
 
     public String backends() {

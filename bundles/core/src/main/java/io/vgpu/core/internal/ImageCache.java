@@ -1,5 +1,6 @@
 package io.vgpu.core.internal;
 
+import io.vgpu.api.dto.ImageCacheStats;
 import io.vgpu.api.dto.ModuleImage;
 import io.vgpu.core.image.ImageFormatException;
 import io.vgpu.core.image.ImageParser;
@@ -8,6 +9,7 @@ import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.concurrent.atomic.LongAdder;
 
 /**
  * Parsed module images by content hash, shared by all sessions: cuBLAS registers the same
@@ -29,8 +31,51 @@ final class ImageCache {
         }
     };
 
+    /* How clients reached the cache, for `vgpu status`: the one place where lazy, once-per-service uploads show. */
+    private final LongAdder uploads = new LongAdder();
+    private final LongAdder uploadBytes = new LongAdder();
+    private final LongAdder hits = new LongAdder();
+    private final LongAdder misses = new LongAdder();
+
     ImageCache(long maxBytes) {
         this.maxBytes = maxBytes;
+    }
+
+    /** An image a client sent in full (MODULE_LOAD): counted, then parsed unless already cached. */
+    ModuleImage upload(byte[] data, int arch) throws ImageFormatException {
+        uploads.increment();
+        uploadBytes.add(data.length);
+        return parse(data, arch);
+    }
+
+    /**
+     * The image a client named by content hash (MODULE_LOAD_CACHED), or null when it has to send
+     * the bytes. An image rejected before is rejected again without an upload.
+     */
+    ModuleImage byHash(byte[] sha256, int arch) throws ImageFormatException {
+        byte[] key = key(sha256, arch);
+        ModuleImage cached = get(key);
+        ImageFormatException failed = cached == null ? failure(key) : null;
+        if (cached == null && failed == null) {
+            misses.increment();
+            return null;
+        }
+        hits.increment();
+        if (failed != null) {
+            throw failed;
+        }
+        return cached;
+    }
+
+    synchronized ImageCacheStats stats() {
+        ImageCacheStats s = new ImageCacheStats();
+        s.images = images.size();
+        s.bytes = bytes;
+        s.uploads = uploads.sum();
+        s.uploadBytes = uploadBytes.sum();
+        s.hits = hits.sum();
+        s.misses = misses.sum();
+        return s;
     }
 
     static byte[] sha256(byte[] data) {

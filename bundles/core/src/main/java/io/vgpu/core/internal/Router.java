@@ -230,6 +230,7 @@ public class Router implements SessionManager {
         st.activeBackend = active;
         st.driverVersion = driverVersion;
         st.sessions = sessions.size();
+        st.images = images.stats();
         Backend b = activeBackend();
         if (b == null) {
             st.backendPresent = false;

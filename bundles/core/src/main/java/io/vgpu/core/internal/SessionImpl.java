@@ -712,7 +712,7 @@ final class SessionImpl implements Session {
         }
         ModuleImage parsed;
         try {
-            parsed = router.images().parse(image, arch(c));
+            parsed = router.images().upload(image, arch(c));
         } catch (ImageFormatException e) {
             // Libraries probe many images a device cannot run; that is not news worth a log line.
             LOG.debug("session {} (pid {}): module image rejected: {}", id, client.pid, e.getMessage());
@@ -734,13 +734,13 @@ final class SessionImpl implements Session {
         if (sha256 == null || sha256.length != 32) {
             return CuResult.INVALID_VALUE;
         }
-        byte[] key = ImageCache.key(sha256, arch(c));
-        ModuleImage parsed = router.images().get(key);
-        if (parsed == null) {
-            ImageFormatException failed = router.images().failure(key);
-            return failed != null ? rejected(failed) : CuResult.NOT_FOUND;
+        ModuleImage parsed;
+        try {
+            parsed = router.images().byHash(sha256, arch(c));
+        } catch (ImageFormatException e) {
+            return rejected(e);
         }
-        return load(c, parsed, out);
+        return parsed == null ? CuResult.NOT_FOUND : load(c, parsed, out);
     }
 
     private static int rejected(ImageFormatException e) {

@@ -349,7 +349,8 @@ final class Dispatcher {
 
     private int serviceStatus() {
         RouterStatus st = manager.status();
-        byte[] message = (st.message == null ? "" : st.message).getBytes(StandardCharsets.UTF_8);
+        String text = (st.message == null ? "" : st.message) + (st.images != null ? "\n" + st.images : "");
+        byte[] message = text.getBytes(StandardCharsets.UTF_8);
         int n = Math.min(message.length, Frame.MAX_PAYLOAD - Wire.ServiceStatus.REP_FIXED);
         ByteBuffer r = io.out(Wire.ServiceStatus.REP_FIXED + n);
         r.putInt(R + Wire.ServiceStatus.REP_BACKEND_PRESENT, st.backendPresent ? 1 : 0)
