@@ -47,6 +47,7 @@ void vgpu_setup(void);
 
 /* What HELLO told us. */
 struct vgpu_session_info {
+    uint16_t minor; /* the service's protocol minor version: which newer ops it knows */
     uint32_t driver_version;
     int32_t status;
     uint64_t session;

@@ -184,10 +184,14 @@ public class OllamaIT {
             String pid = Long.toString(hold.pid());
             ServiceFixture.Result procs = run(Map.of(), 30, nativeFile("test/nvml_check"), "procs");
             assertEquals(procs.toString(), 0, procs.exit);
-            assertTrue(procs.out, procs.out.contains("process pid=" + pid + " used=" + (4096L << 20) + " gi=4294967295 ci=4294967295"));
-            assertTrue(procs.out, Long.parseLong(keys(procs.out).get("used")) >= 4096L << 20);
+            for (String abi : List.of("v3", "v2")) {
+                assertTrue(procs.out, procs.out.contains("process " + abi + " device=0 pid=" + pid + " used=" + (4096L << 20)
+                        + " gi=4294967295 ci=4294967295\n"));
+            }
+            assertTrue(procs.out, procs.out.contains("process v1 device=0 pid=" + pid + " used=" + (4096L << 20) + "\n"));
+            assertTrue(procs.out, Long.parseLong(keys(procs.out).get("device0.used")) >= 4096L << 20);
             // The size query answers INSUFFICIENT_SIZE (7) with the count, as NVML does.
-            assertTrue(procs.out, procs.out.matches("(?s).*count_query rc=7 count=[1-9].*"));
+            assertTrue(procs.out, procs.out.matches("(?s).*device0.count_query rc=7 count=[1-9].*"));
 
             ServiceFixture.Result smi = vgpu(Map.of(), "smi");
             assertEquals(smi.toString(), 0, smi.exit);
