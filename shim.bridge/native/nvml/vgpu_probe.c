@@ -153,15 +153,15 @@ static void *doctor_open(const char *name, const char *why_needed, char *path, s
     return h;
 }
 
-static int doctor(void)
+/*
+ * The CUDA half: cuInit, the devices, a context and memory figures on each. Fills devs (allocated
+ * here, *count entries) with what NVML must agree with; returns 0 when cuInit found devices.
+ */
+static int doctor_cuda(void *lib, const char *path, struct cuda_device **devs_out, int *count_out)
 {
-    char path[4096], nvml_path[4096];
     struct cuda cu = {0};
-    /* Both, before anything can stop the probe: the loader's answers matter most when things fail. */
-    void *lib = doctor_open("libcuda.so.1", "no CUDA program can start", path, sizeof path);
-    void *nvml = doctor_open("libnvidia-ml.so.1", "Ollama then cannot check the driver version", nvml_path, sizeof nvml_path);
-    if (lib == NULL)
-        return 1;
+    *devs_out = NULL;
+    *count_out = 0;
     SYM(lib, cu.Init, "cuInit");
     SYM(lib, cu.DriverGetVersion, "cuDriverGetVersion");
     SYM(lib, cu.DeviceGetCount, "cuDeviceGetCount");
@@ -233,13 +233,22 @@ static int doctor(void)
         verdict("OK", "device %d: %s, %zu MiB (%zu MiB free), compute capability %d.%d, PCI %s, %s", i, d->name,
                 d->total >> 20, d->free_mem >> 20, d->cc_major, d->cc_minor, d->pci, d->uuid_text);
     }
+    *devs_out = devs;
+    *count_out = count;
+    return 0;
+}
 
-    /* NVML must describe the same devices: Ollama matches them by UUID and PCI id. */
-    if (nvml == NULL)
-        return 1;
+/*
+ * The NVML half, whatever CUDA said: nvmlInit's own answer is worth a line when CUDA failed too
+ * (Ollama reads the driver version through NVML before it touches CUDA). NVML must describe the
+ * devices CUDA found: Ollama matches them by UUID and PCI id.
+ */
+static void doctor_nvml(void *nvml, const char *nvml_path, const struct cuda_device *devs, int count)
+{
     nvmlReturn_t (*init)(void), (*shutdown)(void), (*driver)(char *, unsigned), (*by_uuid)(const char *, nvmlDevice_t *),
         (*name)(nvmlDevice_t, char *, unsigned), (*mem)(nvmlDevice_t, nvmlMemory_t *), (*pci)(nvmlDevice_t, nvmlPciInfo_t *),
         (*ncount)(unsigned *);
+    const char *(*error)(nvmlReturn_t);
     SYM(nvml, init, "nvmlInit_v2");
     SYM(nvml, shutdown, "nvmlShutdown");
     SYM(nvml, driver, "nvmlSystemGetDriverVersion");
@@ -248,14 +257,18 @@ static int doctor(void)
     SYM(nvml, mem, "nvmlDeviceGetMemoryInfo");
     SYM(nvml, pci, "nvmlDeviceGetPciInfo_v3");
     SYM(nvml, ncount, "nvmlDeviceGetCount_v2");
-    if (!init || !shutdown || !driver || !by_uuid || !name || !mem || !pci || !ncount) {
+    SYM(nvml, error, "nvmlErrorString");
+    if (!init || !shutdown || !driver || !by_uuid || !name || !mem || !pci || !ncount || !error) {
         verdict("FAIL", "%s lacks nvmlInit_v2, nvmlSystemGetDriverVersion or the device queries", nvml_path);
-        return 1;
+        return;
     }
     nvmlReturn_t nr = init();
     if (nr != NVML_SUCCESS) {
-        verdict("FAIL", "nvmlInit_v2 = %d", nr);
-        return 1;
+        verdict("FAIL", "nvmlInit_v2 = %d (%s)%s", nr, error(nr),
+                nr == NVML_ERROR_DRIVER_NOT_LOADED ? ": the vgpu service is not reachable (see the socket check); "
+                                                     "Ollama then finds no NVIDIA driver"
+                                                   : "");
+        return;
     }
     char version_text[NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE] = "";
     unsigned ndev = 0;
@@ -265,7 +278,7 @@ static int doctor(void)
     verdict(branch >= 570 ? "OK" : "WARN", "nvmlInit_v2 = 0; driver %s, %u device(s)%s", version_text, ndev,
             branch >= 570 ? "" : ": Ollama drops CUDA 12 GPUs below driver 550, older GPUs below 570");
     for (int i = 0; i < count; i++) {
-        struct cuda_device *d = &devs[i];
+        const struct cuda_device *d = &devs[i];
         if (!d->ok)
             continue;
         nvmlDevice_t h;
@@ -293,8 +306,22 @@ static int doctor(void)
                     m.total >> 20, m.used >> 20);
     }
     shutdown();
+}
+
+static int doctor(void)
+{
+    char path[4096], nvml_path[4096];
+    /* Both, before anything can stop the probe: the loader's answers matter most when things fail. */
+    void *lib = doctor_open("libcuda.so.1", "no CUDA program can start", path, sizeof path);
+    void *nvml = doctor_open("libnvidia-ml.so.1", "Ollama then cannot check the driver version", nvml_path, sizeof nvml_path);
+    struct cuda_device *devs = NULL;
+    int count = 0;
+    if (lib != NULL)
+        doctor_cuda(lib, path, &devs, &count);
+    if (nvml != NULL)
+        doctor_nvml(nvml, nvml_path, devs, count);
     free(devs);
-    return failures ? 1 : 0;
+    return failures || lib == NULL || nvml == NULL ? 1 : 0;
 }
 
 /* ---------------------------------------------------------------- smi and nvidia-smi */
