@@ -5,7 +5,7 @@
 
 #define VGPU_PROTOCOL_MAGIC 0x55504756u
 #define VGPU_PROTOCOL_MAJOR 1
-#define VGPU_PROTOCOL_MINOR 0
+#define VGPU_PROTOCOL_MINOR 1
 #define VGPU_FRAME_HEADER_SIZE 16
 #define VGPU_FLAG_ASYNC 0x1
 
@@ -35,6 +35,7 @@ enum vgpu_op {
     VGPU_OP_LAUNCH_LOG = 6,
     VGPU_OP_BACKEND_LIST = 7,
     VGPU_OP_BATCH = 8,
+    VGPU_OP_SESSION_DEVICES = 9,
     VGPU_OP_DEVICE_LIST = 16,
     VGPU_OP_MEM_GET_INFO = 17,
     VGPU_OP_CTX_CREATE = 32,
@@ -169,6 +170,10 @@ _Static_assert(offsetof(struct vgpu_launch_log_req, pad) == 4, "vgpu_launch_log_
 #define VGPU_BATCH_REQ_SIZE 0
 
 #define VGPU_BATCH_REP_SIZE 0
+
+#define VGPU_SESSION_DEVICES_REQ_SIZE 0
+
+#define VGPU_SESSION_DEVICES_REP_SIZE 0
 
 #define VGPU_DEVICE_LIST_REQ_SIZE 0
 
@@ -816,6 +821,21 @@ _Static_assert(offsetof(struct vgpu_backend_rec, id) == 8, "vgpu_backend_rec.id"
 _Static_assert(offsetof(struct vgpu_backend_rec, description) == 40, "vgpu_backend_rec.description");
 _Static_assert(offsetof(struct vgpu_backend_rec, reason) == 168, "vgpu_backend_rec.reason");
 
+#define VGPU_SESSION_DEVICE_REC_SIZE 56
+struct vgpu_session_device_rec {
+    uint64_t session;
+    uint64_t memory_used;
+    uint32_t pid;
+    uint32_t device;
+    char backend[32];
+};
+_Static_assert(sizeof(struct vgpu_session_device_rec) == 56, "vgpu_session_device_rec");
+_Static_assert(offsetof(struct vgpu_session_device_rec, session) == 0, "vgpu_session_device_rec.session");
+_Static_assert(offsetof(struct vgpu_session_device_rec, memory_used) == 8, "vgpu_session_device_rec.memory_used");
+_Static_assert(offsetof(struct vgpu_session_device_rec, pid) == 16, "vgpu_session_device_rec.pid");
+_Static_assert(offsetof(struct vgpu_session_device_rec, device) == 20, "vgpu_session_device_rec.device");
+_Static_assert(offsetof(struct vgpu_session_device_rec, backend) == 24, "vgpu_session_device_rec.backend");
+
 static inline const char *vgpu_op_name(unsigned op)
 {
     switch (op) {
@@ -827,6 +847,7 @@ static inline const char *vgpu_op_name(unsigned op)
     case 6: return "LAUNCH_LOG";
     case 7: return "BACKEND_LIST";
     case 8: return "BATCH";
+    case 9: return "SESSION_DEVICES";
     case 16: return "DEVICE_LIST";
     case 17: return "MEM_GET_INFO";
     case 32: return "CTX_CREATE";

@@ -81,6 +81,9 @@ static const unsigned char golden_batch_req_tail[] = {0xd9, 0xc3, 0xd4, 0xcb, 0x
 
 
 
+static const unsigned char golden_session_devices_rep_tail[] = {0xf2, 0xfe, 0xa7, 0x3c, 0x66, 0x62, 0x33, 0x50, 0xda};
+
+
 static const unsigned char golden_device_list_rep_tail[] = {0xe5, 0xc3, 0x05, 0x30, 0x71, 0x5f, 0x91, 0x5c, 0xcd};
 static void golden_device_list_rep(void *msg)
 {
@@ -737,6 +740,17 @@ static void golden_record_backend(void *msg)
     memcpy(m->reason, "reason-3c28-4", 13);
 }
 
+static void golden_record_session_device(void *msg)
+{
+    struct vgpu_session_device_rec *m = msg;
+    m->session = 0x2a4d1bee27fbb2b3ull;
+    m->memory_used = 0x4cf76c06aa7f8d5bull;
+    m->pid = 0xd0faa542u;
+    m->device = 0xf3331565u;
+    memset(m->backend, 0, sizeof m->backend);
+    memcpy(m->backend, "backend-b40b-4", 14);
+}
+
 static const struct vgpu_golden vgpu_golden_messages[] = {
     {"HELLO.req", 1, 0, 0, 216, 0, golden_hello_req, NULL, 0},
     {"HELLO.rep", 1, 1, 0, 48, 0, golden_hello_rep, NULL, 0},
@@ -754,6 +768,8 @@ static const struct vgpu_golden vgpu_golden_messages[] = {
     {"BACKEND_LIST.rep", 7, 1, 0, 0, 1, NULL, golden_backend_list_rep_tail, 10},
     {"BATCH.req", 8, 0, 1, 0, 1, NULL, golden_batch_req_tail, 15},
     {"BATCH.rep", 8, 1, 0, 0, 0, NULL, NULL, 0},
+    {"SESSION_DEVICES.req", 9, 0, 0, 0, 0, NULL, NULL, 0},
+    {"SESSION_DEVICES.rep", 9, 1, 0, 0, 1, NULL, golden_session_devices_rep_tail, 9},
     {"DEVICE_LIST.req", 16, 0, 0, 0, 0, NULL, NULL, 0},
     {"DEVICE_LIST.rep", 16, 1, 0, 8, 1, golden_device_list_rep, golden_device_list_rep_tail, 9},
     {"MEM_GET_INFO.req", 17, 0, 0, 8, 0, golden_mem_get_info_req, NULL, 0},
@@ -835,4 +851,5 @@ static const struct vgpu_golden vgpu_golden_messages[] = {
     {"record.PARAM", 0, 0, 0, 8, 0, golden_record_param, NULL, 0},
     {"record.LAUNCH_RECORD", 0, 0, 0, 176, 0, golden_record_launch_record, NULL, 0},
     {"record.BACKEND", 0, 0, 0, 296, 0, golden_record_backend, NULL, 0},
+    {"record.SESSION_DEVICE", 0, 0, 0, 56, 0, golden_record_session_device, NULL, 0},
 };

@@ -68,6 +68,7 @@ static atomic_uint init_count;
 static uint32_t cuda_version;
 static char driver_version[NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE];
 static char backend_id[64];
+static unsigned service_minor;
 
 /*
  * Readers: every call that talks to the service. Writer: nvmlInit/nvmlShutdown and fork, which
@@ -192,6 +193,7 @@ static nvmlReturn_t attach(void)
     if (rc == CUDA_SUCCESS) {
         load_backend_locked();
         cuda_version = vgpu_session()->driver_version;
+        service_minor = vgpu_session()->minor;
     }
     vgpu_conn_unlock();
     if (rc != CUDA_SUCCESS) {
@@ -686,28 +688,33 @@ NVML_API nvmlReturn_t nvmlDeviceGetMemoryBusWidth(nvmlDevice_t device, unsigned 
 /* ---------------------------------------------------------------- processes */
 
 /*
- * The service's sessions that hold a context or memory on this library's backend. The service does
- * not say which device a session uses, so with several devices every process is listed on the first.
+ * The sessions that hold a context or memory on this device of the active backend, with what each
+ * holds there (SESSION_DEVICES): a process using devices 0 and 1 is listed under both, each time
+ * with that device's share, as NVIDIA's driver lists it.
  */
 static nvmlReturn_t processes(struct nvmlDevice_st *d, unsigned *count, void *infos, int version)
 {
     if (count == NULL)
         return NVML_ERROR_INVALID_ARGUMENT;
-    size_t cap = MAX_SESSIONS * sizeof(struct vgpu_session_rec);
-    struct vgpu_session_rec *recs = malloc(cap);
+    /* A service older than protocol 1.1 cannot say which device a session uses: no guessing. */
+    if (service_minor < 1)
+        return NVML_ERROR_NOT_SUPPORTED;
+    size_t cap = MAX_SESSIONS * sizeof(struct vgpu_session_device_rec);
+    struct vgpu_session_device_rec *recs = malloc(cap);
     if (recs == NULL)
         return NVML_ERROR_MEMORY;
     size_t got = 0;
-    nvmlReturn_t rc = service_call(VGPU_OP_SESSION_LIST, NULL, 0, NULL, 0, recs, cap, &got);
+    nvmlReturn_t rc = service_call(VGPU_OP_SESSION_DEVICES, NULL, 0, NULL, 0, recs, cap, &got);
     if (rc != NVML_SUCCESS) {
         free(recs);
         return rc;
     }
     unsigned n = 0, capacity = infos == NULL ? 0 : *count;
-    for (size_t i = 0; d->index == 0 && i < got / sizeof *recs; i++) {
-        const struct vgpu_session_rec *s = &recs[i];
-        if (s->memory_used == 0 && s->contexts == 0)
+    for (size_t i = 0; i < got / sizeof *recs; i++) {
+        const struct vgpu_session_device_rec *s = &recs[i];
+        if (s->device != (uint32_t)d->service_ordinal)
             continue;
+        /* Sessions left on a backend that is no longer active use other devices than ours. */
         if (backend_id[0] != '\0' && strncmp(s->backend, backend_id, sizeof s->backend) != 0)
             continue;
         if (n < capacity) {
@@ -716,6 +723,7 @@ static nvmlReturn_t processes(struct nvmlDevice_st *d, unsigned *count, void *in
                 p->pid = s->pid;
                 p->usedGpuMemory = s->memory_used;
             } else {
+                /* v2 and v3 share one layout (nvmlProcessInfo_v2_t is nvmlProcessInfo_t). */
                 nvmlProcessInfo_t *p = (nvmlProcessInfo_t *)infos + n;
                 p->pid = s->pid;
                 p->usedGpuMemory = s->memory_used;

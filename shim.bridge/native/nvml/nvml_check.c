@@ -5,8 +5,9 @@
  *   nvml_check          every field both APIs expose, as "agree <field> cuda=<a> nvml=<b>" lines
  *                       (the caller compares them), then "check <what> ok|FAIL" lines for NVML's
  *                       own rules: reference-counted init, handles, buffer sizes, fork
- *   nvml_check procs    NVML's memory use and compute processes: "used=<bytes>" and
- *                       "process pid=<pid> used=<bytes>" lines
+ *   nvml_check procs    per device, NVML's memory use and compute processes through the v3, v2
+ *                       and v1 ABIs: "device<i>.used=<bytes>" and
+ *                       "process v<abi> device=<i> pid=<pid> used=<bytes>[ gi=<id> ci=<id>]" lines
  *
  * Exit status 1 when a check failed or a call that must succeed did not.
  */
@@ -45,6 +46,8 @@ nvmlReturn_t nvmlDeviceGetMultiGpuBoard(nvmlDevice_t device, unsigned int *multi
 nvmlReturn_t nvmlDeviceGetEccMode(nvmlDevice_t device, nvmlEnableState_t *current, nvmlEnableState_t *pending);
 nvmlReturn_t nvmlDeviceGetComputeMode(nvmlDevice_t device, nvmlComputeMode_t *mode);
 nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v3(nvmlDevice_t device, unsigned int *count, nvmlProcessInfo_t *infos);
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses_v2(nvmlDevice_t device, unsigned int *count, nvmlProcessInfo_v2_t *infos);
+nvmlReturn_t nvmlDeviceGetComputeRunningProcesses(nvmlDevice_t device, unsigned int *count, nvmlProcessInfo_v1_t *infos);
 nvmlReturn_t nvmlDeviceGetFanSpeed(nvmlDevice_t device, unsigned int *speed);
 nvmlReturn_t nvmlDeviceGetBrand(nvmlDevice_t device, nvmlBrandType_t *type);
 nvmlReturn_t nvmlDeviceGetArchitecture(nvmlDevice_t device, nvmlDeviceArchitecture_t *arch);
@@ -222,24 +225,42 @@ static void rules(void)
     nvmlShutdown();
 }
 
+/* Every device's memory use and compute processes through all three ABI versions. */
 static int procs(void)
 {
-    nvmlDevice_t h;
-    nvmlMemory_t m;
     static nvmlProcessInfo_t infos[256];
-    unsigned n = 0;
-    if (nvmlInit_v2() || nvmlDeviceGetHandleByIndex_v2(0, &h) || nvmlDeviceGetMemoryInfo(h, &m))
+    static nvmlProcessInfo_v1_t infos_v1[256];
+    unsigned count = 0;
+    if (nvmlInit_v2() || nvmlDeviceGetCount_v2(&count))
         return 1;
-    printf("used=%llu\n", m.used);
-    /* The size query first, as tools do. */
-    nvmlReturn_t rc = nvmlDeviceGetComputeRunningProcesses_v3(h, &n, NULL);
-    printf("count_query rc=%d count=%u\n", rc, n);
-    n = sizeof infos / sizeof infos[0];
-    if (nvmlDeviceGetComputeRunningProcesses_v3(h, &n, infos))
-        return 1;
-    for (unsigned i = 0; i < n; i++)
-        printf("process pid=%u used=%llu gi=%u ci=%u\n", infos[i].pid, infos[i].usedGpuMemory, infos[i].gpuInstanceId,
-               infos[i].computeInstanceId);
+    for (unsigned d = 0; d < count; d++) {
+        nvmlDevice_t h;
+        nvmlMemory_t m;
+        unsigned n = 0;
+        if (nvmlDeviceGetHandleByIndex_v2(d, &h) || nvmlDeviceGetMemoryInfo(h, &m))
+            return 1;
+        printf("device%u.used=%llu\n", d, m.used);
+        /* The size query first, as tools do. */
+        nvmlReturn_t rc = nvmlDeviceGetComputeRunningProcesses_v3(h, &n, NULL);
+        printf("device%u.count_query rc=%d count=%u\n", d, rc, n);
+        n = sizeof infos / sizeof infos[0];
+        if (nvmlDeviceGetComputeRunningProcesses_v3(h, &n, infos))
+            return 1;
+        for (unsigned i = 0; i < n; i++)
+            printf("process v3 device=%u pid=%u used=%llu gi=%u ci=%u\n", d, infos[i].pid, infos[i].usedGpuMemory,
+                   infos[i].gpuInstanceId, infos[i].computeInstanceId);
+        n = sizeof infos / sizeof infos[0];
+        if (nvmlDeviceGetComputeRunningProcesses_v2(h, &n, (nvmlProcessInfo_v2_t *)infos))
+            return 1;
+        for (unsigned i = 0; i < n; i++)
+            printf("process v2 device=%u pid=%u used=%llu gi=%u ci=%u\n", d, infos[i].pid, infos[i].usedGpuMemory,
+                   infos[i].gpuInstanceId, infos[i].computeInstanceId);
+        n = sizeof infos_v1 / sizeof infos_v1[0];
+        if (nvmlDeviceGetComputeRunningProcesses(h, &n, infos_v1))
+            return 1;
+        for (unsigned i = 0; i < n; i++)
+            printf("process v1 device=%u pid=%u used=%llu\n", d, infos_v1[i].pid, infos_v1[i].usedGpuMemory);
+    }
     return nvmlShutdown() != NVML_SUCCESS;
 }
 

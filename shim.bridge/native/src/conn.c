@@ -416,6 +416,7 @@ static CUresult hello(uint32_t caps)
         drop_shm();
         return rc;
     }
+    conn.info.minor = rep.minor;
     conn.info.driver_version = rep.driver_version;
     conn.info.status = rep.status;
     conn.info.session = rep.session;

@@ -280,18 +280,24 @@ void vgpu_driver_after_fork(void)
     pthread_mutex_init(&init_lock, NULL);
 }
 
+int vgpu_driver_version(int may_connect)
+{
+    vgpu_setup();
+    /* Answered before cuInit too, as the real driver does; the service decides the number. */
+    vgpu_conn_lock();
+    if (vgpu_session()->driver_version == 0 && may_connect)
+        vgpu_conn_ensure_locked();
+    uint32_t v = vgpu_session()->driver_version;
+    vgpu_conn_unlock();
+    return v != 0 ? (int)v : (int)env_long("VGPU_DRIVER_VERSION", DEFAULT_DRIVER_VERSION);
+}
+
 VGPU_API CUresult cuDriverGetVersion(int *driverVersion)
 {
     vgpu_setup();
     if (driverVersion == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    /* Answered before cuInit too, as the real driver does; the service decides the number. */
-    vgpu_conn_lock();
-    if (vgpu_session()->driver_version == 0)
-        vgpu_conn_ensure_locked();
-    uint32_t v = vgpu_session()->driver_version;
-    vgpu_conn_unlock();
-    *driverVersion = v != 0 ? (int)v : (int)env_long("VGPU_DRIVER_VERSION", DEFAULT_DRIVER_VERSION);
+    *driverVersion = vgpu_driver_version(1);
     return CUDA_SUCCESS;
 }
 

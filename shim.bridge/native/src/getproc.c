@@ -1,11 +1,14 @@
 /*
  * cuGetProcAddress: how cudart and cuBLAS bind the driver. The request names an API, the CUDA
  * version whose ABI the caller was built for, and whether it wants the per-thread-default-stream
- * variant; the answer is the newest variant introduced at or below that version. The table is
- * data (gen/procaddress_table.h, generated from cudart's own request map and cudaTypedefs.h).
+ * variant; the answer is the newest variant introduced at or below that version, and never above
+ * the driver version we report (cuDriverGetVersion's number): a runtime built for a newer CUDA
+ * gets what a driver of that version has, as from NVIDIA's driver. The table is data
+ * (gen/procaddress_table.h, generated from cudart's own request map and cudaTypedefs.h).
  * Entry points we only stub are answered NOT_FOUND: cudart tolerates gaps at init and reports
  * them when the API is used, which beats handing out a function that always fails.
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "vgpu.h"
@@ -48,6 +51,18 @@ static const struct vgpu_proc_entry *lookup(const char *name, int version, int f
     return best;
 }
 
+/*
+ * The bound. cudart asks for cuInit itself through here, so this may run before cuInit: like
+ * cuDriverGetVersion, connect to learn the service's version, but only once per process, so that
+ * a service that is down costs one attempt (and one log line), not one per request.
+ */
+static atomic_int version_asked;
+
+static int driver_version(void)
+{
+    return vgpu_driver_version(!atomic_exchange(&version_asked, 1));
+}
+
 static CUresult get_proc(const char *symbol, void **pfn, int cudaVersion, cuuint64_t flags,
                          CUdriverProcAddressQueryResult *status)
 {
@@ -59,6 +74,11 @@ static CUresult get_proc(const char *symbol, void **pfn, int cudaVersion, cuuint
         *status = CU_GET_PROC_ADDRESS_SYMBOL_NOT_FOUND;
     if (flags & ~(cuuint64_t)(CU_GET_PROC_ADDRESS_LEGACY_STREAM | CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM))
         return CUDA_ERROR_INVALID_VALUE;
+    int driver = driver_version();
+    if (cudaVersion > driver) {
+        LOG_TRACE("cuGetProcAddress(%s, %d): answering for the driver's version %d", symbol, cudaVersion, driver);
+        cudaVersion = driver;
+    }
     int too_old = 0;
     const struct vgpu_proc_entry *e = NULL;
     if (flags & CU_GET_PROC_ADDRESS_PER_THREAD_DEFAULT_STREAM)

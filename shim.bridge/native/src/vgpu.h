@@ -47,6 +47,7 @@ void vgpu_setup(void);
 
 /* What HELLO told us. */
 struct vgpu_session_info {
+    uint16_t minor; /* the service's protocol minor version: which newer ops it knows */
     uint32_t driver_version;
     int32_t status;
     uint64_t session;
@@ -224,6 +225,13 @@ const char *vgpu_error_name(CUresult error);
 
 /* Reads a whole file into a malloc'd, NUL-terminated buffer. */
 CUresult vgpu_read_file(const char *path, char **out);
+
+/*
+ * The driver version cuDriverGetVersion reports: the service's (HELLO), connecting first if the
+ * process has no session yet and may_connect is set; VGPU_DRIVER_VERSION (default 13000) when the
+ * service cannot be reached or may not be asked.
+ */
+int vgpu_driver_version(int may_connect);
 
 /* Entry points the shim itself calls. */
 CUresult cuDriverGetVersion(int *driverVersion);

@@ -1,10 +1,13 @@
 /*
  * cuGetProcAddress against cudart 13.0's own request map: every (name, version, flags) it asks
  * for must yield exactly the ABI symbol the map names, or NOT_FOUND when that symbol is one of
- * our NOT_SUPPORTED stubs; never another variant. Also SHA-256 test vectors (FIPS 180-4).
+ * our NOT_SUPPORTED stubs; never another variant. The driver version bounds the answer: with no
+ * service to ask, that is VGPU_DRIVER_VERSION (default 13000). Also SHA-256 test vectors (FIPS
+ * 180-4).
  */
 #include <dlfcn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
@@ -33,6 +36,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s libcuda.so.1 abi-map.tsv unsupported.txt\n", argv[0]);
         return 2;
     }
+    /* No service answers here: the driver version is the fallback, 13000 unless told otherwise. */
+    setenv("VGPU_SOCKET", "/nonexistent/vgpu-unit-test.sock", 1);
+    setenv("VGPU_LOG", "off", 1);
+    unsetenv("VGPU_DRIVER_VERSION");
     void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
     CHECK(lib != NULL);
     if (lib == NULL)
@@ -87,6 +94,28 @@ int main(int argc, char **argv)
     CHECK_EQ(CUDA_ERROR_NOT_FOUND, gpa("cuNoSuchFunction", &fn, 13000, 0, &status));
     CHECK(fn == NULL);
     CHECK_EQ(CUDA_ERROR_INVALID_VALUE, gpa("cuInit", &fn, 13000, 8, &status));
+    CHECK_EQ(CUDA_SUCCESS, gpa("cuCtxSynchronize", &fn, 13000, 0, &status));
+    CHECK(fn == dlsym(lib, "cuCtxSynchronize_v2"));
+
+    /* A CUDA 12.8 driver: a runtime asking for 13.0 gets 12.8's variants, and nothing newer. */
+    typedef CUresult (*version_fn)(int *);
+    version_fn driver_version = (version_fn)dlsym(lib, "cuDriverGetVersion");
+    setenv("VGPU_DRIVER_VERSION", "12080", 1);
+    int v = 0;
+    CHECK(driver_version != NULL && driver_version(&v) == CUDA_SUCCESS);
+    CHECK_EQ(12080, v);
+    CHECK_EQ(CUDA_SUCCESS, gpa("cuCtxSynchronize", &fn, 13000, 0, &status));
+    CHECK(fn == dlsym(lib, "cuCtxSynchronize"));
+    CHECK_EQ(CUDA_SUCCESS, gpa("cuCtxGetDevice", &fn, 13020, 0, &status));
+    CHECK(fn == dlsym(lib, "cuCtxGetDevice"));
+    CHECK_EQ(CUDA_SUCCESS, gpa("cuCtxGetDevice", &fn, 12000, 0, &status));
+    CHECK(fn == dlsym(lib, "cuCtxGetDevice"));
+    CHECK_EQ(CUDA_ERROR_NOT_FOUND, gpa("cuDeviceGetHostAtomicCapabilities", &fn, 13000, 0, &status));
+    CHECK_EQ(CU_GET_PROC_ADDRESS_VERSION_NOT_SUFFICIENT, status);
+    CHECK(fn == NULL);
+    setenv("VGPU_DRIVER_VERSION", "13000", 1);
+    CHECK_EQ(CUDA_SUCCESS, gpa("cuCtxGetDevice", &fn, 13020, 0, &status));
+    CHECK(fn == dlsym(lib, "cuCtxGetDevice_v2"));
 
     static const struct { const char *msg; const char *hex; } vectors[] = {
         {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},

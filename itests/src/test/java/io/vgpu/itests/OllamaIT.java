@@ -10,6 +10,9 @@ import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.attribute.PosixFileAttributes;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -184,10 +187,14 @@ public class OllamaIT {
             String pid = Long.toString(hold.pid());
             ServiceFixture.Result procs = run(Map.of(), 30, nativeFile("test/nvml_check"), "procs");
             assertEquals(procs.toString(), 0, procs.exit);
-            assertTrue(procs.out, procs.out.contains("process pid=" + pid + " used=" + (4096L << 20) + " gi=4294967295 ci=4294967295"));
-            assertTrue(procs.out, Long.parseLong(keys(procs.out).get("used")) >= 4096L << 20);
+            for (String abi : List.of("v3", "v2")) {
+                assertTrue(procs.out, procs.out.contains("process " + abi + " device=0 pid=" + pid + " used=" + (4096L << 20)
+                        + " gi=4294967295 ci=4294967295\n"));
+            }
+            assertTrue(procs.out, procs.out.contains("process v1 device=0 pid=" + pid + " used=" + (4096L << 20) + "\n"));
+            assertTrue(procs.out, Long.parseLong(keys(procs.out).get("device0.used")) >= 4096L << 20);
             // The size query answers INSUFFICIENT_SIZE (7) with the count, as NVML does.
-            assertTrue(procs.out, procs.out.matches("(?s).*count_query rc=7 count=[1-9].*"));
+            assertTrue(procs.out, procs.out.matches("(?s).*device0.count_query rc=7 count=[1-9].*"));
 
             ServiceFixture.Result smi = vgpu(Map.of(), "smi");
             assertEquals(smi.toString(), 0, smi.exit);
@@ -227,6 +234,8 @@ public class OllamaIT {
             throw new AssertionError(e);
         }
         all.put("VGPU_DOCTOR_OLLAMA_DIRS", ollama.toString());
+        // Never the machine's own ollama user either: the user running the tests stands in.
+        all.put("VGPU_DOCTOR_OLLAMA_USER", ME);
         all.put("LD_PRELOAD", "");
         all.putAll(env);
         List<String> cmd = new ArrayList<>();
@@ -234,6 +243,8 @@ public class OllamaIT {
         cmd.addAll(List.of(args));
         return SERVICE.exec(cmd, all, 120);
     }
+
+    static final String ME = System.getProperty("user.name");
 
     static List<String> failLines(String out) {
         return out.lines().filter(l -> l.startsWith("FAIL")).toList();
@@ -256,6 +267,7 @@ public class OllamaIT {
                 "OK   no libcuda or libnvidia-ml copies under Ollama's library directories",
                 "OK   service at " + SERVICE.socket() + " answers",
                 "OK   active backend: mock (available)",
+                "OK   user " + ME + " can reach " + SERVICE.socket(),
                 "OK   dlopen(libcuda.so.1) loads " + lib + "/libcuda.so.1",
                 "OK   dlopen(libnvidia-ml.so.1) loads " + lib + "/libnvidia-ml.so.1",
                 "OK   cuInit(0) = 0",
@@ -276,24 +288,117 @@ public class OllamaIT {
         assertTrue(r.toString(), failLines(r.out).stream().anyMatch(l -> l.contains("service socket " + nobody)
                 && l.contains("start the service")));
         assertTrue(r.toString(), r.out.contains("FAIL cuInit(0) = 46 (CUDA_ERROR_DEVICE_UNAVAILABLE)"));
+        // NVML's side still gets its line: Ollama asks NVML before CUDA.
+        assertTrue(r.toString(), r.out.contains("FAIL nvmlInit_v2 = 9 (Driver Not Loaded): the vgpu service is not reachable"));
         // The loader's answers still come: they matter most when nothing works.
         assertTrue(r.toString(), r.out.contains("OK   dlopen(libnvidia-ml.so.1) loads "));
     }
 
     @Test
     public void doctorFailsOnALibcudaThatShadowsOurs() throws Exception {
-        Path shadow = Files.createDirectories(SERVICE.work().resolve("shadow"));
-        Path src = shadow.resolve("dummy.c");
-        Files.writeString(src, "int cuDummy(void) { return 0; }\n");
-        ServiceFixture.Result cc = run(Map.of(), 60, "gcc", "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o",
-                shadow.resolve("libcuda.so.1").toString(), src.toString());
-        assertEquals(cc.toString(), 0, cc.exit);
+        Path shadow = foreignLibcuda(SERVICE.work().resolve("shadow")).getParent();
         ServiceFixture.Result r = vgpu(Map.of("LD_LIBRARY_PATH", shadow + ":" + nativeFile("lib")), "doctor", "--lib-dir",
                 nativeFile("lib"));
         assertNotEquals(r.toString(), 0, r.exit);
         String fake = shadow.resolve("libcuda.so.1").toString();
         assertTrue(r.toString(), r.out.contains("FAIL LD_LIBRARY_PATH: " + fake + " is not vgpu's"));
         assertTrue(r.toString(), r.out.contains("FAIL dlopen(libcuda.so.1) loads " + fake + ", which is not vgpu's"));
+    }
+
+    /** A shared object with libcuda.so.1's soname that is not vgpu's: a stand-in for NVIDIA's or an old shim. */
+    static Path foreignLibcuda(Path dir) throws IOException {
+        Files.createDirectories(dir);
+        Path src = dir.resolve("dummy.c");
+        Files.writeString(src, "int cuDummy(void) { return 0; }\n");
+        Path lib = dir.resolve("libcuda.so.1");
+        ServiceFixture.Result cc = run(Map.of(), 60, "gcc", "-shared", "-fPIC", "-Wl,-soname,libcuda.so.1", "-o",
+                lib.toString(), src.toString());
+        assertEquals(cc.toString(), 0, cc.exit);
+        return lib;
+    }
+
+    @Test
+    public void doctorNamesAStaleLdPreloadAndWhatToDo() throws Exception {
+        Path gone = SERVICE.work().resolve("removed/libcuda-shim-old.so");
+        ServiceFixture.Result r = vgpu(Map.of("LD_PRELOAD", gone.toString()), "doctor", "--lib-dir", nativeFile("lib"));
+        assertTrue(r.toString(), r.out.contains("WARN LD_PRELOAD names " + gone + ", which does not exist: every program prints "
+                + "a loader error for it; unset LD_PRELOAD"));
+        assertEquals(r.toString(), List.of(), failLines(r.out).stream().filter(l -> !l.startsWith("FAIL loader cache:")).toList());
+
+        // An old shim preloaded wins over ours in every process: the probe's dlopen gets it too.
+        Path old = foreignLibcuda(SERVICE.work().resolve("old-shim"));
+        r = vgpu(Map.of("LD_PRELOAD", old.toString()), "doctor", "--lib-dir", nativeFile("lib"));
+        assertNotEquals(r.toString(), 0, r.exit);
+        assertTrue(r.toString(), r.out.contains("FAIL LD_PRELOAD loads " + old + ", which is not vgpu's libcuda/libnvidia-ml: it "
+                + "wins over vgpu's in every process; unset LD_PRELOAD"));
+        assertTrue(r.toString(), r.out.contains("FAIL dlopen(libcuda.so.1) loads " + old + ", which is not vgpu's"));
+    }
+
+    /** A real NVIDIA driver's libcuda.so.1 ahead of ours in the loader cache, in a private mount namespace. */
+    @Test
+    public void doctorFailsOnANonVgpuLibcudaEarlierInTheLoaderCache() throws Exception {
+        boolean unshare = run(Map.of(), 30, "unshare", "-rm", "true").exit == 0;
+        assumeTrue("SKIP: unshare -rm (user and mount namespaces) is not available here", unshare);
+        Path t = Files.createTempDirectory(SERVICE.work(), "cache");
+        Path nvidia = foreignLibcuda(t.resolve("nvidia"));
+        Path script = t.resolve("shadow.sh");
+        Files.writeString(script, String.join("\n",
+                "set -euo pipefail",
+                "T=$1 V=$2/bin/vgpu",
+                // A private /etc holding only the loader's configuration, as ShimIT installs.
+                "mkdir -p \"$T/etc\"",
+                "cp -r /etc/ld.so.conf /etc/ld.so.conf.d \"$T/etc/\"",
+                "mount --bind \"$T/etc\" /etc",
+                "\"$V\" install --lib-dir \"$T/lib\" --bin-dir \"$T/bin\" > /dev/null",
+                // ld.so.conf.d is read in name order: a driver package's file sorts before vgpu.conf.
+                "echo \"$T/nvidia\" > /etc/ld.so.conf.d/000-nvidia-driver.conf",
+                "ldconfig",
+                "unset LD_LIBRARY_PATH",
+                "exec \"$V\" doctor --lib-dir \"$T/lib\"",
+                ""));
+        Map<String, String> env = new HashMap<>();
+        env.put("VGPU_DOCTOR_OLLAMA_DIRS", SERVICE.work().resolve("ollama-lib").toString());
+        env.put("LD_LIBRARY_PATH", "");
+        env.put("LD_PRELOAD", "");
+        ServiceFixture.Result r = run(env, 120, "unshare", "-rm", "bash", script.toString(), t.toString(), DIST.toString());
+        assertNotEquals(r.toString(), 0, r.exit);
+        assertTrue(r.toString(), r.out.contains("FAIL loader cache: libcuda.so.1 => " + nvidia + ", which is not vgpu's (an "
+                + "NVIDIA driver?): programs without vgpu on LD_LIBRARY_PATH load it; remove that package or file and run ldconfig"));
+        assertTrue(r.toString(), r.out.contains("OK   loader cache: libnvidia-ml.so.1 => " + t.resolve("lib/libnvidia-ml.so.1")));
+        assertTrue(r.toString(), r.out.contains("FAIL dlopen(libcuda.so.1) loads " + nvidia + ", which is not vgpu's"));
+    }
+
+    @Test
+    public void doctorSaysWhoMayConnectAndWhetherTheOllamaUserCan() throws Exception {
+        Path sock = SERVICE.socket();
+        PosixFileAttributes a = Files.readAttributes(sock, PosixFileAttributes.class);
+        String owner = a.owner().getName(), group = a.group().getName();
+        ServiceFixture.Result r = vgpu(Map.of(), "doctor", "--lib-dir", nativeFile("lib"));
+        assertTrue(r.toString(), r.out.contains("INFO service socket " + sock + " (owner " + owner + ", group " + group
+                + ", mode 660): who may connect: root" + (owner.equals("root") ? "" : ", " + owner + " (owner)") + " and group "
+                + group + " (members: "));
+        assertTrue(r.toString(), r.out.contains("OK   user " + ME + " can reach " + sock + "\n"));
+
+        boolean nobody = run(Map.of(), 30, "getent", "passwd", "nobody").exit == 0;
+        assumeTrue("SKIP: no user nobody to play a service user outside the socket's group", nobody && !ME.equals("nobody"));
+        // The fixture's directory is private (0700): nobody cannot even get to the socket.
+        r = vgpu(Map.of("VGPU_DOCTOR_OLLAMA_USER", "nobody"), "doctor", "--lib-dir", nativeFile("lib"));
+        assertNotEquals(r.toString(), 0, r.exit);
+        assertTrue(r.toString(), r.out.contains("FAIL user nobody cannot reach " + sock + ": it cannot enter " + SERVICE.work()
+                + " (owner " + owner + ", group " + group + ", mode 700)"));
+        // Once it may enter, what is missing is the socket's group.
+        Set<PosixFilePermission> before = Files.getPosixFilePermissions(SERVICE.work());
+        try {
+            Files.setPosixFilePermissions(SERVICE.work(), PosixFilePermissions.fromString("rwx--x--x"));
+            r = vgpu(Map.of("VGPU_DOCTOR_OLLAMA_USER", "nobody"), "doctor", "--lib-dir", nativeFile("lib"));
+        } finally {
+            Files.setPosixFilePermissions(SERVICE.work(), before);
+        }
+        String advice = group.equals("root") || group.equals(owner)
+                ? "the socket's group is " + group + ": set socket.group = vgpu in conf/io.vgpu.bridge.cfg, restart the service, "
+                        + "then `groupadd -f vgpu && usermod -aG vgpu nobody` and restart nobody's service"
+                : "it is not in group " + group + ": `usermod -aG " + group + " nobody`, then restart nobody's service";
+        assertTrue(r.toString(), r.out.contains("FAIL user nobody cannot reach " + sock + ": " + advice + "\n"));
     }
 
     @Test

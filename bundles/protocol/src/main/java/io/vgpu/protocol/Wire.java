@@ -7,7 +7,7 @@ public final class Wire {
 
     public static final int MAGIC = 0x55504756;
     public static final int MAJOR = 1;
-    public static final int MINOR = 0;
+    public static final int MINOR = 1;
     public static final int HEADER = 16;
     /** Header flag: the sender does not wait for a reply. */
     public static final int FLAG_ASYNC = 1;
@@ -20,6 +20,7 @@ public final class Wire {
     public static final int LAUNCH_LOG = 6;
     public static final int BACKEND_LIST = 7;
     public static final int BATCH = 8;
+    public static final int SESSION_DEVICES = 9;
     public static final int DEVICE_LIST = 16;
     public static final int MEM_GET_INFO = 17;
     public static final int CTX_CREATE = 32;
@@ -181,6 +182,18 @@ public final class Wire {
         public static final boolean REQ_TAIL = true;
         public static final int REP_FIXED = 0;
         public static final boolean REP_TAIL = false;
+    }
+
+    public static final class SessionDevices {
+        private SessionDevices() {}
+
+        public static final int OP = 9;
+        public static final boolean ASYNC = false;
+        public static final int REQ_FIXED = 0;
+        public static final boolean REQ_TAIL = false;
+        public static final int REP_USAGES = 0;
+        public static final int REP_FIXED = 0;
+        public static final boolean REP_TAIL = true;
     }
 
     public static final class DeviceList {
@@ -797,6 +810,18 @@ public final class Wire {
         public static final boolean TAIL = false;
     }
 
+    public static final class SessionDevice {
+        private SessionDevice() {}
+
+        public static final int SESSION = 0;
+        public static final int MEMORY_USED = 8;
+        public static final int PID = 16;
+        public static final int DEVICE = 20;
+        public static final int BACKEND = 24;
+        public static final int FIXED = 56;
+        public static final boolean TAIL = false;
+    }
+
     /** Every message kind, for tests and tracing. */
     public static final Message[] MESSAGES = {
         new Message("HELLO.req", 1, false, false, 216, false,
@@ -845,6 +870,9 @@ public final class Wire {
         new Message("BATCH.req", 8, false, true, 0, true,
                 new Field("bytes", "frames", 0, 0, 0)),
         new Message("BATCH.rep", 8, true, false, 0, false),
+        new Message("SESSION_DEVICES.req", 9, false, false, 0, false),
+        new Message("SESSION_DEVICES.rep", 9, true, false, 0, true,
+                new Field("bytes", "usages", 0, 0, 0)),
         new Message("DEVICE_LIST.req", 16, false, false, 0, false),
         new Message("DEVICE_LIST.rep", 16, true, false, 8, true,
                 new Field("u32", "count", 1, 0, 4),
@@ -1087,6 +1115,12 @@ public final class Wire {
                 new Field("char", "id", 32, 8, 32),
                 new Field("char", "description", 128, 40, 128),
                 new Field("char", "reason", 128, 168, 128)),
+        new Message("record.SESSION_DEVICE", 0, false, false, 56, false,
+                new Field("u64", "session", 1, 0, 8),
+                new Field("u64", "memory_used", 1, 8, 8),
+                new Field("u32", "pid", 1, 16, 4),
+                new Field("u32", "device", 1, 20, 4),
+                new Field("char", "backend", 32, 24, 32)),
     };
 
     public static String name(int op) {
@@ -1099,6 +1133,7 @@ public final class Wire {
             case 6: return "LAUNCH_LOG";
             case 7: return "BACKEND_LIST";
             case 8: return "BATCH";
+            case 9: return "SESSION_DEVICES";
             case 16: return "DEVICE_LIST";
             case 17: return "MEM_GET_INFO";
             case 32: return "CTX_CREATE";

@@ -14,6 +14,13 @@ public class SessionInfo {
     /** Device memory the session holds on its backend, in bytes. */
     public long memoryUsed;
     public int contexts;
+    /**
+     * Device memory the session holds on each device of its backend, in bytes, indexed by device
+     * ordinal (as long as the highest ordinal it uses, plus one). Sums to {@link #memoryUsed}.
+     */
+    public long[] deviceMemory = new long[0];
+    /** The session's contexts on each device of its backend, indexed like {@link #deviceMemory}. */
+    public int[] deviceContexts = new int[0];
     public long launches;
     public long openedAtMillis;
 }

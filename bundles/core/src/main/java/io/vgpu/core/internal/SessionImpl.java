@@ -179,6 +179,7 @@ final class SessionImpl implements Session {
         s.status = status();
         s.memoryUsed = memoryUsed();
         s.contexts = (int) contexts.stream().filter(c -> !c.hidden).count();
+        deviceUsage(s);
         s.launches = launches;
         s.openedAtMillis = openedAt;
         return s;
@@ -205,6 +206,34 @@ final class SessionImpl implements Session {
             sum += p.size;
         }
         return sum;
+    }
+
+    /**
+     * Per device: what the session holds there (allocations and physical VMM memory, by the device
+     * of the context that made them) and its visible contexts, so that NVML lists a process under
+     * the device it really uses.
+     */
+    private void deviceUsage(SessionInfo s) {
+        // Memory always belongs to a live context (ctxDestroy frees it), so the contexts bound the ordinals.
+        int n = 0;
+        for (Ctx c : contexts) {
+            n = Math.max(n, c.device + 1);
+        }
+        s.deviceMemory = new long[n];
+        s.deviceContexts = new int[n];
+        for (Ctx c : contexts) {
+            if (!c.hidden) {
+                s.deviceContexts[c.device]++;
+            }
+        }
+        for (Range r : ranges.values()) {
+            if (r.mapping == null) {
+                s.deviceMemory[r.ctx.device] += r.size;
+            }
+        }
+        for (PhysicalMemory p : physical) {
+            s.deviceMemory[p.ctx.device] += p.size;
+        }
     }
 
     /**

@@ -16,6 +16,7 @@ import io.vgpu.protocol.Wire;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.List;
 
 /**
@@ -81,6 +82,8 @@ final class Dispatcher {
                 return serviceStatus();
             case Wire.SESSION_LIST:
                 return sessionList();
+            case Wire.SESSION_DEVICES:
+                return sessionDevices();
             case Wire.LAUNCH_LOG:
                 return launchLog(q.getInt(p + Wire.LaunchLog.REQ_MAX));
             case Wire.BACKEND_LIST:
@@ -381,6 +384,34 @@ final class Dispatcher {
             Frame.putString(r, at + Wire.Session.STATUS, Wire.Session.FIXED - Wire.Session.STATUS, s.status);
         }
         replyLength = count * Wire.Session.FIXED;
+        return CuResult.SUCCESS;
+    }
+
+    private record DeviceUse(SessionInfo session, int device) {}
+
+    /** One SESSION_DEVICE record per device a session has a context or memory on. */
+    private int sessionDevices() {
+        List<DeviceUse> uses = new ArrayList<>();
+        int max = Frame.MAX_PAYLOAD / Wire.SessionDevice.FIXED;
+        for (SessionInfo s : manager.sessions()) {
+            for (int d = 0; d < s.deviceMemory.length && uses.size() < max; d++) {
+                if (s.deviceMemory[d] != 0 || s.deviceContexts[d] != 0) {
+                    uses.add(new DeviceUse(s, d));
+                }
+            }
+        }
+        ByteBuffer r = io.out(uses.size() * Wire.SessionDevice.FIXED);
+        int at = R + Wire.SessionDevices.REP_USAGES;
+        for (DeviceUse u : uses) {
+            r.putLong(at + Wire.SessionDevice.SESSION, u.session.id)
+                    .putLong(at + Wire.SessionDevice.MEMORY_USED, u.session.deviceMemory[u.device])
+                    .putInt(at + Wire.SessionDevice.PID, u.session.pid)
+                    .putInt(at + Wire.SessionDevice.DEVICE, u.device);
+            Frame.putString(r, at + Wire.SessionDevice.BACKEND, Wire.SessionDevice.FIXED - Wire.SessionDevice.BACKEND,
+                    u.session.backend);
+            at += Wire.SessionDevice.FIXED;
+        }
+        replyLength = uses.size() * Wire.SessionDevice.FIXED;
         return CuResult.SUCCESS;
     }
 

@@ -43,6 +43,7 @@ final class Ops {
             case Wire.PING:
             case Wire.SERVICE_STATUS:
             case Wire.SESSION_LIST:
+            case Wire.SESSION_DEVICES:
             case Wire.LAUNCH_LOG:
             case Wire.BACKEND_LIST:
             case Wire.GOODBYE:

@@ -15,11 +15,14 @@ import io.vgpu.api.CuDeviceAttribute;
 import io.vgpu.api.CuResult;
 import io.vgpu.api.session.Session;
 import io.vgpu.api.session.SessionManager;
+import io.vgpu.backend.mock.MockBackend;
+import io.vgpu.core.internal.TestRouters;
 import io.vgpu.protocol.Frame;
 import io.vgpu.protocol.Wire;
 import io.vgpu.shim.bridge.internal.TestClient.Hello;
 import io.vgpu.shim.bridge.internal.TestClient.Reply;
 import java.io.ByteArrayOutputStream;
+import java.io.IOException;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Proxy;
 import java.nio.ByteBuffer;
@@ -388,6 +391,52 @@ public class ProtocolTest extends BridgeTestBase {
             assertEquals(CuResult.SUCCESS, cli.call(Wire.GOODBYE).result());
             assertTrue(cli.closedByService());
         }
+    }
+
+    @Test
+    public void sessionDevicesSaysWhichDeviceEachSessionUsesAndHowMuch() throws Exception {
+        // Two simulated devices; one client on device 1 only, one on both.
+        bridge.deactivate();
+        TestRouters.stop(router);
+        mock = new MockBackend(TestRouters.config(MockBackend.Config.class, Map.of("device_count", 2)));
+        router = TestRouters.withBackend(mock, "mock");
+        bridge = start(router, Map.of());
+        try (TestClient one = connect(); TestClient both = connect(); TestClient cli = connect()) {
+            Hello h1 = one.hello("on-device-1");
+            one.memAlloc(ctxOn(one, 1), 3 << 20);
+            Hello h2 = both.hello("on-both");
+            both.memAlloc(ctxOn(both, 0), 1 << 20);
+            long onOne = ctxOn(both, 1);
+            both.memAlloc(onOne, 5 << 20);
+            both.memAlloc(onOne, 2 << 20);
+            cli.hello(Connection.CAPS_CONTROL, 0, "", "vgpu");
+
+            Reply r = cli.call(Wire.SESSION_DEVICES);
+            assertEquals(CuResult.SUCCESS, r.result());
+            assertEquals(3 * Wire.SessionDevice.FIXED, r.payload().limit());
+            Map<String, Long> seen = new java.util.TreeMap<>();
+            for (int at = 0; at < r.payload().limit(); at += Wire.SessionDevice.FIXED) {
+                assertEquals(ProcessHandle.current().pid(), r.i32(at + Wire.SessionDevice.PID));
+                assertEquals("mock", Frame.string(r.payload(), at + Wire.SessionDevice.BACKEND, 32));
+                seen.put(r.u64(at + Wire.SessionDevice.SESSION) + "@" + r.i32(at + Wire.SessionDevice.DEVICE),
+                        r.u64(at + Wire.SessionDevice.MEMORY_USED));
+            }
+            assertEquals(Map.of(h1.session() + "@1", 3L << 20, h2.session() + "@0", 1L << 20, h2.session() + "@1", 7L << 20),
+                    seen);
+            // The totals of SESSION_LIST are the sums.
+            Reply sessions = cli.call(Wire.SESSION_LIST);
+            assertEquals(2 * Wire.Session.FIXED, sessions.payload().limit());
+            assertEquals(3 << 20, sessions.u64(Wire.Session.MEMORY_USED));
+            assertEquals(8 << 20, sessions.u64(Wire.Session.FIXED + Wire.Session.MEMORY_USED));
+        }
+    }
+
+    private static long ctxOn(TestClient c, int device) throws IOException {
+        ByteBuffer p = payload(Wire.CtxCreate.REQ_FIXED);
+        p.putInt(Wire.CtxCreate.REQ_DEVICE, device);
+        Reply r = c.call(Wire.CTX_CREATE, p);
+        assertEquals(CuResult.SUCCESS, r.result());
+        return r.u64(Wire.CtxCreate.REP_CTX);
     }
 
     @Test
