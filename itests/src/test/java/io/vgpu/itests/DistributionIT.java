@@ -109,4 +109,51 @@ public class DistributionIT {
         assertTrue(r.out, m.find());
         assertTrue("left behind: " + m.group(1), !Files.exists(Path.of(m.group(1))));
     }
+
+    @Test
+    public void useInTheShellIsWrittenToTheRoutersFile() throws Exception {
+        Path dir = Files.createTempDirectory(service.work(), "shell");
+        Path conf = dir.resolve("conf");
+        Files.createDirectories(conf);
+        try (var files = Files.list(DIST.resolve("conf"))) {
+            for (Path f : (Iterable<Path>) files::iterator) {
+                Files.copy(f, conf.resolve(f.getFileName()));
+            }
+        }
+        Files.writeString(conf.resolve("io.vgpu.backend.mock.gpu-a100.cfg"), "backend.id = mock2\nname = NVIDIA A100-SXM4-40GB\n");
+        Path socket = dir.resolve("s.sock");
+        Path log = dir.resolve("shell.log");
+        ProcessBuilder pb = new ProcessBuilder(DIST.resolve("bin/vgpu-service").toString(), "--shell");
+        pb.environment().put("VGPU_SOCKET", socket.toString());
+        pb.environment().put("VGPU_CONF", conf.toString());
+        pb.redirectErrorStream(true).redirectOutput(log.toFile());
+        Process shell = pb.start();
+        try {
+            Map<String, String> env = Map.of("VGPU_SOCKET", socket.toString());
+            List<String> backends = List.of(DIST.resolve("lib/vgpu-ctl").toString(), "backends");
+            Await.until(20_000, () -> assertTrue(service.exec(backends, env, 30).out.contains("mock2")));
+            try (var in = new java.io.OutputStreamWriter(shell.getOutputStream(), StandardCharsets.UTF_8)) {
+                in.write("vgpu:use mokc2\nvgpu:use mock2\n");
+                in.flush();
+                Path routerCfg = conf.resolve("io.vgpu.router.cfg");
+                Await.until(10_000, () -> assertTrue(read(routerCfg), read(routerCfg).contains("\nbackend = mock2\n")));
+                String cfg = read(routerCfg);
+                assertTrue(cfg, cfg.startsWith("# Which backend serves new CUDA sessions") && cfg.contains("driverVersion = 13000"));
+                List<String> status = List.of(DIST.resolve("lib/vgpu-ctl").toString(), "status");
+                Await.until(10_000, () -> assertTrue(service.exec(status, env, 30).out.contains("backend: mock2 (available)")));
+                assertTrue(read(log), read(log).contains("no backend 'mokc2' is registered (registered: mock, mock2); nothing changed"));
+            }
+        } finally {
+            shell.destroy();
+            shell.waitFor();
+        }
+    }
+
+    private static String read(Path p) {
+        try {
+            return Files.readString(p);
+        } catch (java.io.IOException e) {
+            throw new AssertionError(e);
+        }
+    }
 }

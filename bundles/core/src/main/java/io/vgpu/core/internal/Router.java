@@ -9,6 +9,11 @@ import io.vgpu.api.dto.SessionInfo;
 import io.vgpu.api.session.ClientInfo;
 import io.vgpu.api.session.Session;
 import io.vgpu.api.session.SessionManager;
+import java.io.IOException;
+import java.net.URI;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.Dictionary;
@@ -17,6 +22,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.regex.Pattern;
 import org.osgi.framework.Constants;
 import org.osgi.service.cm.Configuration;
 import org.osgi.service.cm.ConfigurationAdmin;
@@ -43,6 +49,8 @@ import org.slf4j.LoggerFactory;
 @Designate(ocd = Router.Config.class)
 public class Router implements SessionManager {
     public static final String PID = "io.vgpu.router";
+    private static final String FILEINSTALL_FILENAME = "felix.fileinstall.filename";
+    private static final Pattern BACKEND_LINE = Pattern.compile("\\s*backend\\s*[=:].*");
     private static final Logger LOG = LoggerFactory.getLogger(Router.class);
 
     @ObjectClassDefinition(name = "vgpu router", description = "Which backend serves new CUDA sessions")
@@ -258,7 +266,35 @@ public class Router implements SessionManager {
         }
         // Keep every other property (FileInstall's file name among them) so the file stays attached.
         props.put("backend", backendId);
+        Object file = props.get(FILEINSTALL_FILENAME);
+        if (file != null) {
+            writeBackend(Path.of(URI.create(file.toString())), backendId);
+        }
         c.update(props);
+    }
+
+    /**
+     * Puts the choice into the router's file, which stays the one source of truth across restarts.
+     * Done here rather than by FileInstall's own write-back (felix.fileinstall.enableConfigSave),
+     * which empties files it did not write itself. Comments and other settings are kept; the file
+     * is replaced by a rename, so FileInstall never reads half of it.
+     */
+    static void writeBackend(Path file, String backendId) throws IOException {
+        List<String> lines = Files.exists(file) ? new ArrayList<>(Files.readAllLines(file)) : new ArrayList<>();
+        String line = "backend = " + backendId;
+        boolean replaced = false;
+        for (int i = 0; i < lines.size(); i++) {
+            if (BACKEND_LINE.matcher(lines.get(i)).matches()) {
+                lines.set(i, line);
+                replaced = true;
+            }
+        }
+        if (!replaced) {
+            lines.add(line);
+        }
+        Path tmp = file.resolveSibling("." + file.getFileName() + ".tmp");
+        Files.write(tmp, lines);
+        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 
     @Override

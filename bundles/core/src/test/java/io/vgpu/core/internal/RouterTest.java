@@ -112,10 +112,13 @@ public class RouterTest {
 
     @Test
     public void useWritesTheChoiceIntoTheRoutersConfigurationAndRefusesUnknownIds() throws Exception {
+        java.nio.file.Path dir = java.nio.file.Files.createTempDirectory("router-test");
+        java.nio.file.Path file = dir.resolve("io.vgpu.router.cfg");
+        java.nio.file.Files.writeString(file, "# Which backend.\nbackend = mock\n# Version.\ndriverVersion = 13000\n");
         Hashtable<String, Object> stored = new Hashtable<>();
         stored.put("backend", "mock");
         stored.put("driverVersion", "13000");
-        stored.put("felix.fileinstall.filename", "file:/etc/vgpu/conf/io.vgpu.router.cfg");
+        stored.put("felix.fileinstall.filename", file.toUri().toString());
         AtomicReference<Dictionary<String, Object>> updated = new AtomicReference<>();
         Configuration config = (Configuration) Proxy.newProxyInstance(getClass().getClassLoader(),
                 new Class<?>[] {Configuration.class}, (proxy, m, args) -> {
@@ -149,8 +152,12 @@ public class RouterTest {
         assertEquals("new sessions go to backend mock2", commands.use("mock2"));
         assertEquals("mock2", updated.get().get("backend"));
         // The file FileInstall writes back to stays attached, and the other settings stay.
-        assertEquals("file:/etc/vgpu/conf/io.vgpu.router.cfg", updated.get().get("felix.fileinstall.filename"));
+        assertEquals(file.toUri().toString(), updated.get().get("felix.fileinstall.filename"));
         assertEquals("13000", updated.get().get("driverVersion"));
+        // The file FileInstall watches says the same, comments and other settings kept.
+        assertEquals("# Which backend.\nbackend = mock2\n# Version.\ndriverVersion = 13000\n", java.nio.file.Files.readString(file));
+        java.nio.file.Files.delete(file);
+        java.nio.file.Files.delete(dir);
     }
 
     @Test
