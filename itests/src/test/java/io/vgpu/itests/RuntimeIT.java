@@ -532,4 +532,76 @@ public class RuntimeIT {
         }
         return null;
     }
+
+    // ---- what the runtimes ask cuGetProcAddress for and do not get ------------------------------
+
+    private static final Pattern GPA = Pattern.compile("cuGetProcAddress\\((\\S*), (\\d+), (\\d+)\\): (.*)$");
+
+    /**
+     * Runs a client with VGPU_LOG=debug and sorts what cuGetProcAddress refused: entry points that
+     * are only NOT_SUPPORTED stubs (answered NOT_FOUND, which cudart tolerates), names the shim
+     * does not know at all, and requests for a version below every variant. Writes the first kind to
+     * target/entry-points/&lt;client&gt;.txt, the list the issue's closing note quotes.
+     */
+    private static Set<String> refusedEntryPoints(String client, Path program, List<String> args) throws IOException {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(program.toString());
+        cmd.addAll(args);
+        Result r = service.exec(cmd, Map.of("LD_LIBRARY_PATH", NATIVE.resolve("lib") + ":" + CUDART13, "VGPU_LOG", "debug"), 300);
+        assertEquals(client + "\n" + r, 0, r.exit);
+        Set<String> stubs = new TreeSet<>();
+        Set<String> unknown = new TreeSet<>();
+        Set<String> tooOld = new TreeSet<>();
+        for (String line : r.err.split("\n")) {
+            Matcher m = GPA.matcher(line);
+            if (!m.find()) {
+                continue;
+            }
+            String name = m.group(1);
+            String what = m.group(4);
+            if (what.endsWith("is not supported, answering not found")) {
+                stubs.add(name);
+            } else if (what.equals("not found")) {
+                unknown.add(name);
+            } else if (what.equals("version not sufficient")) {
+                tooOld.add(name + "@" + m.group(2));
+            }
+        }
+        // cudart probes cuGetProcAddress itself with an empty name; every other name must be known.
+        unknown.remove("");
+        assertEquals(client + " asked for names the shim does not know", Set.of(), unknown);
+        assertEquals(client + " asked for versions older than every variant", Set.of(), tooOld);
+        Path report = Path.of("target/entry-points").resolve(client + ".txt");
+        Files.createDirectories(report.getParent());
+        Files.writeString(report, String.join("\n", stubs) + "\n");
+        System.out.printf("%s: %d entry points requested through cuGetProcAddress are NOT_SUPPORTED stubs (answered NOT_FOUND): %s%n",
+                client, stubs.size(), report.toAbsolutePath());
+        return stubs;
+    }
+
+    @Test
+    public void everyEntryPointTheRuntimesRequestIsKnownToTheShim() throws IOException {
+        assumeNvccPrograms();
+        Set<String> shared = refusedEntryPoints("cudart13-shared", PROGRAMS.resolve("rt_vector_add_shared"), List.of());
+        Set<String> stat = refusedEntryPoints("cudart13-static", PROGRAMS.resolve("rt_vector_add_static"), List.of());
+        assertEquals(shared, stat);
+        // The entry points every CUDA program needs are never among the refused.
+        for (String needed : List.of("cuInit", "cuMemAlloc", "cuMemcpyHtoD", "cuLaunchKernel", "cuLibraryLoadData",
+                "cuStreamBeginCapture", "cuGraphInstantiate", "cuGraphLaunch")) {
+            assertFalse(needed, shared.contains(needed));
+        }
+        if (Files.isRegularFile(CUDA12.resolve("libcublas.so.12"))) {
+            Set<String> cudart12 = refusedEntryPoints("cudart12.6", NATIVE.resolve("test/test_cudart12"),
+                    withCuda12(expectations()));
+            Set<String> cublas = refusedEntryPoints("cublas12.6", NATIVE.resolve("test/test_cublas12"), List.of(CUDA12.toString()));
+            assertTrue(cublas.containsAll(cudart12));
+        }
+    }
+
+    private static List<String> withCuda12(List<String> args) {
+        List<String> out = new ArrayList<>();
+        out.add(CUDA12.toString());
+        out.addAll(args);
+        return out;
+    }
 }
