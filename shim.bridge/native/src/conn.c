@@ -356,15 +356,12 @@ static int create_shm(char *path, size_t path_cap)
 
 static void process_name(char *out, size_t cap)
 {
-    /* For humans in `vgpu smi` only; nothing depends on it. */
+    /*
+     * For humans in `vgpu smi` and `vgpu sessions` only; nothing decides anything by it. glibc's
+     * copy of argv[0]'s basename, so the shim reads no procfs file to find it.
+     */
     memset(out, 0, cap);
-    int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, out, cap - 1);
-        close(fd);
-        if (n > 0 && out[n - 1] == '\n')
-            out[n - 1] = '\0';
-    }
+    snprintf(out, cap, "%s", program_invocation_short_name);
 }
 
 static CUresult hello(uint32_t caps)
