@@ -155,6 +155,7 @@ static CUresult primary_reset(struct primary *p)
 {
     if (p->ctx != NULL) {
         destroy_remote(p->ctx);
+        vgpu_mem_forget_ctx(p->ctx->handle);
         forget_current(p->ctx);
         vgpu_handle_free(p->ctx->handle);
         /* Not freed: another thread may still hold the pointer on its stack; the handle check rejects it. */
@@ -296,6 +297,7 @@ VGPU_API CUresult cuCtxDestroy_v2(CUcontext ctx)
     if (c == NULL || c->primary)
         return CUDA_ERROR_INVALID_CONTEXT;
     destroy_remote(c);
+    vgpu_mem_forget_ctx(c->handle);
     forget_current(c);
     vgpu_handle_free(c->handle);
     return CUDA_SUCCESS;
@@ -547,6 +549,7 @@ void vgpu_state_reset_after_fork(void)
     pthread_mutex_init(&ctx_lock, NULL);
     memset(primaries, 0, sizeof primaries);
     tls.depth = 0;
+    vgpu_mem_reset_after_fork();
     vgpu_driver_after_fork();
 }
 

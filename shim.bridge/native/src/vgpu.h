@@ -206,6 +206,9 @@ CUresult vgpu_stream_remote(CUstream s, uint64_t *remote);
 
 /* Resets process-local driver state in a forked child. */
 void vgpu_state_reset_after_fork(void);
+/* memory.c keeps which context made each allocation: forgotten with the context, and in a forked child. */
+void vgpu_mem_forget_ctx(uint64_t ctx);
+void vgpu_mem_reset_after_fork(void);
 const char *vgpu_error_name(CUresult error);
 
 /* Reads a whole file into a malloc'd, NUL-terminated buffer. */

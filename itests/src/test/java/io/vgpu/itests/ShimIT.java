@@ -71,6 +71,11 @@ public class ShimIT {
     }
 
     @Test
+    public void pointerAttributesNameTheOwningContext() {
+        assertPasses("test_pointer");
+    }
+
+    @Test
     public void ptxKernelRunsOnTheMock() {
         assertPasses("test_kernel");
         assertTrue(ctl("launches", "50").out.contains("vgpu_iota"));
