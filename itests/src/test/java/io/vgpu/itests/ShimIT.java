@@ -24,6 +24,8 @@ import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import java.util.stream.Stream;
 import org.junit.ClassRule;
 import org.junit.Test;
@@ -62,7 +64,21 @@ public class ShimIT {
 
     @Test
     public void deviceQueriesSeeTheMockH100() {
-        assertPasses("test_device");
+        // The UUID the shim reports must be the one the service names the device by.
+        Matcher m = Pattern.compile("GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").matcher(ctl("status").out);
+        assertTrue("no device UUID in vgpu-ctl status", m.find());
+        Result r = service.exec(List.of(NATIVE.resolve("test/test_device").toString()), Map.of("VGPU_TEST_EXPECT_UUID", m.group()), 120);
+        assertEquals(r.toString(), 0, r.exit);
+        assertTrue(r.toString(), r.out.contains("0 failed"));
+    }
+
+    @Test
+    public void callsAfterTeardownAreDeinitialized() {
+        // Exit status 0 only if calls made after libcuda's destructor returned CUDA_ERROR_DEINITIALIZED.
+        Result r = test("test_deinit");
+        assertEquals(r.toString(), 0, r.exit);
+        assertTrue(r.out, r.out.contains("deinit: 3 checks, 0 failed"));
+        assertTrue(r.out, r.out.contains("after teardown: cuInit 4, cuDeviceGetCount 4, cuMemAlloc 4, cuCtxGetCurrent 4"));
     }
 
     @Test
