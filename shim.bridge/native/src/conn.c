@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -31,6 +34,17 @@
 
 /* CONTROL: a management connection without a CUDA session (HELLO caps bit 1). */
 #define CAPS_CONTROL 0x2
+
+/*
+ * How long connecting and the HELLO exchange may take before cuInit gives up. A healthy bridge
+ * answers HELLO within milliseconds (it opens a session and maps the region, nothing slower), so
+ * seconds of silence mean whatever listens on the socket is wedged or is not the service, and the
+ * application must get an error instead of hanging in cuInit. Five seconds leave room for a
+ * service JVM starved of CPU on a loaded machine. Only the handshake has a deadline: a later
+ * reply may legitimately take as long as the work it waits for (a long kernel before a
+ * synchronize), and a service that dies closes the socket, which every call sees at once.
+ */
+#define HELLO_TIMEOUT_MS 5000
 
 struct region {
     uint64_t offset; /* from the start of the data area */
@@ -274,6 +288,10 @@ static int dial(void)
         return -1;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     snprintf(addr.sun_path, sizeof addr.sun_path, "%s", socket_path());
+    /* A listener whose backlog is full blocks connect() for as long as the send timeout allows;
+       cleared again once HELLO is answered. */
+    struct timeval tv = {.tv_sec = HELLO_TIMEOUT_MS / 1000, .tv_usec = (HELLO_TIMEOUT_MS % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) {
         int e = errno;
         close(fd);
@@ -294,7 +312,10 @@ static CUresult open_conn(uint32_t caps)
     conn.fd = dial();
     if (conn.fd < 0) {
         /* Said once per attempt: cuInit may be retried by a client waiting for the service. */
-        LOG_ERROR("the vgpu service is not running: cannot connect to %s (%s)", socket_path(), strerror(errno));
+        if (errno == EAGAIN)
+            LOG_ERROR("the vgpu service at %s did not accept the connection within %d ms", socket_path(), HELLO_TIMEOUT_MS);
+        else
+            LOG_ERROR("the vgpu service is not running: cannot connect to %s (%s)", socket_path(), strerror(errno));
         return CUDA_ERROR_DEVICE_UNAVAILABLE;
     }
     conn.owner = getpid();
@@ -356,63 +377,140 @@ static int create_shm(char *path, size_t path_cap)
 
 static void process_name(char *out, size_t cap)
 {
-    /* For humans in `vgpu smi` only; nothing depends on it. */
+    /*
+     * For humans in `vgpu smi` and `vgpu sessions` only; nothing decides anything by it. glibc's
+     * copy of argv[0]'s basename, so the shim reads no procfs file to find it.
+     */
     memset(out, 0, cap);
-    int fd = open("/proc/self/comm", O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, out, cap - 1);
-        close(fd);
-        if (n > 0 && out[n - 1] == '\n')
-            out[n - 1] = '\0';
+    snprintf(out, cap, "%s", program_invocation_short_name);
+}
+
+/* Reads exactly n bytes before deadline (CLOCK_MONOTONIC ns): 0, -1 when the peer closed or failed, -2 at the deadline. */
+static int recv_by(void *buf, size_t n, long deadline)
+{
+    char *p = buf;
+    while (n > 0) {
+        ssize_t r = recv(conn.fd, p, n, MSG_DONTWAIT);
+        if (r > 0) {
+            p += r;
+            n -= (size_t)r;
+            continue;
+        }
+        if (r == 0)
+            return -1;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return -1;
+        long left = deadline - now_ns();
+        if (left <= 0)
+            return -2;
+        struct pollfd pfd = {.fd = conn.fd, .events = POLLIN};
+        struct timespec ts = {.tv_sec = left / 1000000000L, .tv_nsec = left % 1000000000L};
+        if (ppoll(&pfd, 1, &ts, NULL) < 0 && errno != EINTR)
+            return -1;
+    }
+    return 0;
+}
+
+/*
+ * Waits until the peer has read every byte sent so far (the socket's unread output, SIOCOUTQ,
+ * drops to zero). 1: it has, a live service is reading our HELLO; 0: not by the deadline; -1: it
+ * answered or closed early, so there is no point offering it a region.
+ */
+static int wait_read_by_peer(long deadline)
+{
+    long pause = 20000; /* ns; a reading service takes one wake-up, tens of microseconds */
+    for (;;) {
+        int unread = 0;
+        if (ioctl(conn.fd, SIOCOUTQ, &unread) < 0 || unread == 0)
+            return 1; /* a kernel that cannot tell gets the region at once, as before */
+        long left = deadline - now_ns();
+        if (left <= 0)
+            return 0;
+        long wait = pause < left ? pause : left;
+        struct pollfd pfd = {.fd = conn.fd, .events = POLLIN};
+        struct timespec ts = {.tv_sec = wait / 1000000000L, .tv_nsec = wait % 1000000000L};
+        int r = ppoll(&pfd, 1, &ts, NULL);
+        if (r > 0 || (r < 0 && errno != EINTR))
+            return -1;
+        if (pause < 1000000)
+            pause *= 2;
     }
 }
 
+/*
+ * HELLO, bounded by HELLO_TIMEOUT_MS. The shared-memory file is the one thing here that can
+ * outlive this process: it has a name in /dev/shm from its creation until the service has opened
+ * it (the bridge opens it by the path in HELLO; Java cannot receive a descriptor over the
+ * socket). So the name exists only while a live service is known to be reading: HELLO goes out
+ * without its last field, the region's path; the file is created once the service has read that
+ * much, and the path follows. A listener that never reads never gets a file, and the name is
+ * removed as soon as the reply arrives or the deadline passes.
+ */
 static CUresult hello(uint32_t caps)
 {
+    long deadline = now_ns() + HELLO_TIMEOUT_MS * 1000000L;
     struct vgpu_hello_req req = {.magic = VGPU_PROTOCOL_MAGIC,
                                  .major = VGPU_PROTOCOL_MAJOR,
                                  .minor = VGPU_PROTOCOL_MINOR,
                                  .pid = (uint32_t)getpid(),
                                  .caps = caps};
     process_name(req.process, sizeof req.process);
-    char path[sizeof req.shm_path] = "";
-    if (!(caps & CAPS_CONTROL) && create_shm(path, sizeof path) == 0) {
-        req.shm_size = conn.shm_size;
-        snprintf(req.shm_path, sizeof req.shm_path, "%s", path);
-    }
-    /* A hung service must not hang the application: the handshake has a deadline. */
-    struct timeval tv = {.tv_sec = 10};
-    setsockopt(conn.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    struct vgpu_hello_rep rep;
+    int offer_shm = !(caps & CAPS_CONTROL) && vgpu_cfg.shm_size > SHM_HEADER;
+    if (offer_shm)
+        req.shm_size = vgpu_cfg.shm_size; /* without a path the service maps nothing */
+    size_t first = offer_shm ? offsetof(struct vgpu_hello_req, shm_path) : sizeof req;
     struct vgpu_req_header h;
     header(&h, VGPU_OP_HELLO, 0, sizeof req);
-    struct iovec iov[2] = {{&h, sizeof h}, {&req, sizeof req}};
-    CUresult rc;
-    if (send_iov(iov, 2) < 0) {
-        rc = CUDA_ERROR_DEVICE_UNAVAILABLE;
-    } else {
-        struct vgpu_rep_header rh;
-        ssize_t got = recv(conn.fd, &rh, sizeof rh, MSG_WAITALL);
-        if (got != (ssize_t)sizeof rh || rh.op != VGPU_OP_HELLO) {
-            LOG_ERROR("the vgpu service at %s did not answer the handshake", socket_path());
-            rc = CUDA_ERROR_DEVICE_UNAVAILABLE;
-        } else {
-            memset(&rep, 0, sizeof rep);
-            size_t want = rh.length < sizeof rep ? rh.length : sizeof rep;
-            if (want > 0 && recv(conn.fd, &rep, want, MSG_WAITALL) != (ssize_t)want) {
-                rc = CUDA_ERROR_DEVICE_UNAVAILABLE;
+    char path[sizeof req.shm_path] = "";
+    struct vgpu_hello_rep rep;
+    memset(&rep, 0, sizeof rep);
+    struct vgpu_rep_header rh;
+    int got = -1; /* 0 answered, -1 closed, -2 timed out */
+    struct iovec iov[2] = {{&h, sizeof h}, {&req, first}};
+    if (send_iov(iov, 2) == 0) {
+        int sent = 1;
+        if (offer_shm) {
+            LOG_DEBUG("waiting for the vgpu service at %s to read the handshake", socket_path());
+            int r = wait_read_by_peer(deadline);
+            if (r == 0) {
+                sent = 0;
+                got = -2;
             } else {
-                rc = (CUresult)rh.result;
+                if (r > 0 && create_shm(path, sizeof path) == 0)
+                    snprintf(req.shm_path, sizeof req.shm_path, "%s", path);
+                struct iovec rest = {req.shm_path, sizeof req.shm_path};
+                /* A peer that already answered may have closed: its answer is still read below. */
+                send_iov(&rest, 1);
+            }
+        }
+        if (sent && (got = recv_by(&rh, sizeof rh, deadline)) == 0 && (rh.op != VGPU_OP_HELLO || rh.seq != h.seq))
+            got = -1;
+        if (got == 0) {
+            size_t want = rh.length < sizeof rep ? rh.length : sizeof rep;
+            got = recv_by(&rep, want, deadline);
+            /* A newer service's longer reply: the fields we do not know are skipped. */
+            for (size_t left = rh.length - want; got == 0 && left > 0;) {
+                char sink[256];
+                size_t k = left < sizeof sink ? left : sizeof sink;
+                got = recv_by(sink, k, deadline);
+                left -= k;
             }
         }
     }
     if (path[0] != '\0')
         unlink(path); /* the service unlinks it too; whoever is second gets ENOENT */
-    tv.tv_sec = 0;
-    setsockopt(conn.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct timeval no_limit = {0};
+    setsockopt(conn.fd, SOL_SOCKET, SO_SNDTIMEO, &no_limit, sizeof no_limit);
+    CUresult rc = got == 0 ? (CUresult)rh.result : CUDA_ERROR_DEVICE_UNAVAILABLE;
+    if (got == -2)
+        LOG_ERROR("the vgpu service at %s did not answer the handshake within %d ms", socket_path(), HELLO_TIMEOUT_MS);
+    else if (got == -1)
+        LOG_ERROR("the vgpu service at %s closed the connection during the handshake", socket_path());
+    else if (rc == CUDA_ERROR_SYSTEM_DRIVER_MISMATCH)
+        LOG_ERROR("the vgpu service at %s speaks another protocol version; update the shim or the service", socket_path());
     if (rc != CUDA_SUCCESS) {
-        if (rc == CUDA_ERROR_SYSTEM_DRIVER_MISMATCH)
-            LOG_ERROR("the vgpu service at %s speaks another protocol version; update the shim or the service", socket_path());
         drop_shm();
         return rc;
     }

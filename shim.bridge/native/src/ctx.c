@@ -178,6 +178,7 @@ static CUresult primary_reset(struct primary *p)
     if (p->ctx != NULL) {
         vgpu_streams_release_ctx(p->ctx);
         destroy_remote(p->ctx);
+        vgpu_mem_forget_ctx(p->ctx->handle);
         forget_current(p->ctx);
         vgpu_handle_free(p->ctx->handle);
         /* Not freed: another thread may still hold the pointer on its stack; the handle check rejects it. */
@@ -344,6 +345,7 @@ VGPU_API CUresult cuCtxDestroy_v2(CUcontext ctx)
     cls_run(c->handle, entries, n);
     vgpu_streams_release_ctx(c);
     destroy_remote(c);
+    vgpu_mem_forget_ctx(c->handle);
     forget_current(c);
     vgpu_handle_free(c->handle);
     return CUDA_SUCCESS;
@@ -595,6 +597,7 @@ void vgpu_state_reset_after_fork(void)
     pthread_mutex_init(&ctx_lock, NULL);
     memset(primaries, 0, sizeof primaries);
     tls.depth = 0;
+    vgpu_mem_reset_after_fork();
     vgpu_driver_after_fork();
 }
 

@@ -8,6 +8,7 @@
  * copies and memsets are fire-and-forget; an asynchronous device-to-host copy lands in the
  * application's buffer at its next synchronizing call.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -23,7 +24,10 @@ struct host_range {
     uintptr_t base;
     size_t size;
     unsigned flags;
-    int owned; /* allocated by us (cuMemHostAlloc) rather than registered */
+    int owned;                   /* allocated by us (cuMemHostAlloc) rather than registered */
+    uint64_t ctx;                /* the context current at allocation (a CUcontext), for pointer attributes */
+    CUdevice device;
+    unsigned long long buffer_id;
 };
 
 static pthread_mutex_t host_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -38,12 +42,18 @@ static struct host_range *host_find(uintptr_t p)
     return NULL;
 }
 
+/* CU_POINTER_ATTRIBUTE_BUFFER_ID: unique for the life of the process, as the real driver's. */
+static atomic_ullong next_buffer_id = 1;
+
 static int host_add(void *p, size_t size, unsigned flags, int owned)
 {
+    struct vgpu_ctx *c = vgpu_current_ctx();
+    struct host_range r = {(uintptr_t)p, size, flags, owned, c ? c->handle : 0, c ? c->device : 0,
+                           atomic_fetch_add(&next_buffer_id, 1)};
     pthread_mutex_lock(&host_lock);
     int ok = host_count < MAX_HOST_RANGES;
     if (ok)
-        host_ranges[host_count++] = (struct host_range){(uintptr_t)p, size, flags, owned};
+        host_ranges[host_count++] = r;
     pthread_mutex_unlock(&host_lock);
     return ok;
 }
@@ -70,6 +80,101 @@ static int is_device_ptr(uint64_t p)
     return s->window_size != 0 && p >= s->window_base && p - s->window_base < s->window_size;
 }
 
+/* ---------------------------------------------------------------- who owns an allocation */
+
+/*
+ * The service answers "which allocation holds this address" (MEM_GET_ADDRESS_RANGE) but not who
+ * made it, and pointer attributes must name the allocating context, not the caller's current one.
+ * So the shim notes the owner of every allocation made through cuMemAlloc*, by base address.
+ * Ranges it did not make (module globals, VMM mappings) are reported against the current context.
+ */
+#define ALLOC_BUCKETS 4096
+
+struct alloc_rec {
+    CUdeviceptr base;
+    uint64_t ctx; /* CUcontext */
+    CUdevice device;
+    unsigned long long buffer_id;
+    struct alloc_rec *next;
+};
+
+static pthread_mutex_t alloc_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct alloc_rec *allocs[ALLOC_BUCKETS];
+
+static struct alloc_rec **alloc_slot(CUdeviceptr base)
+{
+    struct alloc_rec **at = &allocs[(base >> 8 ^ base >> 21) & (ALLOC_BUCKETS - 1)];
+    while (*at != NULL && (*at)->base != base)
+        at = &(*at)->next;
+    return at;
+}
+
+static void alloc_note(CUdeviceptr base, const struct vgpu_ctx *c)
+{
+    pthread_mutex_lock(&alloc_lock);
+    struct alloc_rec **at = alloc_slot(base);
+    if (*at == NULL)
+        *at = calloc(1, sizeof **at);
+    /* Without memory for the note the allocation still stands; only its attributes fall back. */
+    if (*at != NULL)
+        **at = (struct alloc_rec){base, c->handle, c->device, atomic_fetch_add(&next_buffer_id, 1), (*at)->next};
+    pthread_mutex_unlock(&alloc_lock);
+}
+
+static void alloc_forget(CUdeviceptr base)
+{
+    pthread_mutex_lock(&alloc_lock);
+    struct alloc_rec **at = alloc_slot(base);
+    struct alloc_rec *r = *at;
+    if (r != NULL) {
+        *at = r->next;
+        free(r);
+    }
+    pthread_mutex_unlock(&alloc_lock);
+}
+
+static int alloc_owner(CUdeviceptr base, struct alloc_rec *out)
+{
+    pthread_mutex_lock(&alloc_lock);
+    struct alloc_rec *r = *alloc_slot(base);
+    if (r != NULL)
+        *out = *r;
+    pthread_mutex_unlock(&alloc_lock);
+    return r != NULL;
+}
+
+/* A destroyed or reset context took its allocations with it on the service. */
+void vgpu_mem_forget_ctx(uint64_t ctx)
+{
+    pthread_mutex_lock(&alloc_lock);
+    for (int i = 0; i < ALLOC_BUCKETS; i++) {
+        for (struct alloc_rec **at = &allocs[i]; *at != NULL;) {
+            struct alloc_rec *r = *at;
+            if (r->ctx == ctx) {
+                *at = r->next;
+                free(r);
+            } else {
+                at = &r->next;
+            }
+        }
+    }
+    pthread_mutex_unlock(&alloc_lock);
+}
+
+/* A forked child has no allocations of its own yet; the parent's notes describe the parent's session. */
+void vgpu_mem_reset_after_fork(void)
+{
+    pthread_mutex_init(&alloc_lock, NULL);
+    pthread_mutex_init(&host_lock, NULL);
+    for (int i = 0; i < ALLOC_BUCKETS; i++) {
+        for (struct alloc_rec *r = allocs[i], *next; r != NULL; r = next) {
+            next = r->next;
+            free(r);
+        }
+        allocs[i] = NULL;
+    }
+}
+
 /* ---------------------------------------------------------------- allocation */
 
 VGPU_API CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
@@ -84,8 +189,10 @@ VGPU_API CUresult cuMemAlloc_v2(CUdeviceptr *dptr, size_t bytesize)
     struct vgpu_mem_alloc_req req = {.ctx = c->remote, .size = bytesize};
     struct vgpu_mem_alloc_rep rep;
     rc = vgpu_call(VGPU_OP_MEM_ALLOC, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
-    if (rc == CUDA_SUCCESS)
+    if (rc == CUDA_SUCCESS) {
+        alloc_note(rep.ptr, c);
         *dptr = rep.ptr;
+    }
     return rc;
 }
 
@@ -99,7 +206,10 @@ VGPU_API CUresult cuMemFree_v2(CUdeviceptr dptr)
     if (rc != CUDA_SUCCESS)
         return rc;
     struct vgpu_mem_free_req req = {.ctx = c->remote, .ptr = dptr};
-    return vgpu_call(VGPU_OP_MEM_FREE, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+    rc = vgpu_call(VGPU_OP_MEM_FREE, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
+    if (rc == CUDA_SUCCESS)
+        alloc_forget(dptr);
+    return rc;
 }
 
 VGPU_API CUresult cuMemAllocAsync(CUdeviceptr *dptr, size_t bytesize, CUstream hStream)
@@ -661,64 +771,117 @@ VGPU_API CUresult cuMemsetD2D32Async(CUdeviceptr dstDevice, size_t dstPitch, uns
 
 /* ---------------------------------------------------------------- pointer attributes */
 
-static CUresult pointer_attribute(void *data, CUpointer_attribute attribute, CUdeviceptr ptr)
+/* What an address is: resolved once, however many attributes are asked for. */
+struct ptr_info {
+    enum { PTR_UNKNOWN, PTR_DEVICE, PTR_HOST } kind;
+    uint64_t base;
+    size_t size;
+    uint64_t ctx; /* CUcontext of the allocation */
+    CUdevice device;
+    unsigned long long buffer_id;
+};
+
+static CUresult ptr_resolve(CUdeviceptr ptr, struct ptr_info *info)
 {
-    if (data == NULL)
-        return CUDA_ERROR_INVALID_VALUE;
+    memset(info, 0, sizeof *info);
     if (!is_device_ptr(ptr)) {
         pthread_mutex_lock(&host_lock);
         struct host_range *h = host_find((uintptr_t)ptr);
-        struct host_range r = h ? *h : (struct host_range){0};
+        if (h != NULL)
+            *info = (struct ptr_info){PTR_HOST, h->base, h->size, h->ctx, h->device, h->buffer_id};
         pthread_mutex_unlock(&host_lock);
-        if (h == NULL)
-            return CUDA_ERROR_INVALID_VALUE;
-        switch (attribute) {
-        case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *(unsigned int *)data = CU_MEMORYTYPE_HOST; return CUDA_SUCCESS;
-        case CU_POINTER_ATTRIBUTE_HOST_POINTER: *(void **)data = (void *)(uintptr_t)ptr; return CUDA_SUCCESS;
-        case CU_POINTER_ATTRIBUTE_IS_MANAGED: *(unsigned int *)data = 0; return CUDA_SUCCESS;
-        case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *(void **)data = (void *)r.base; return CUDA_SUCCESS;
-        case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *(size_t *)data = r.size; return CUDA_SUCCESS;
-        case CU_POINTER_ATTRIBUTE_MAPPED: *(unsigned int *)data = 1; return CUDA_SUCCESS;
-        case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: return CUDA_ERROR_NOT_SUPPORTED;
-        default: return CUDA_ERROR_INVALID_VALUE;
-        }
+        return CUDA_SUCCESS;
     }
     struct vgpu_mem_get_address_range_req req = {.ptr = ptr};
     struct vgpu_mem_get_address_range_rep rep;
     CUresult rc = vgpu_call(VGPU_OP_MEM_GET_ADDRESS_RANGE, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
     if (rc == CUDA_ERROR_NOT_FOUND)
-        return CUDA_ERROR_INVALID_VALUE;
+        return CUDA_SUCCESS;
     if (rc != CUDA_SUCCESS)
         return rc;
-    struct vgpu_ctx *c = vgpu_current_ctx();
+    struct alloc_rec owner;
+    if (alloc_owner(rep.base, &owner)) {
+        *info = (struct ptr_info){PTR_DEVICE, rep.base, rep.size, owner.ctx, owner.device, owner.buffer_id};
+    } else {
+        struct vgpu_ctx *c = vgpu_current_ctx();
+        *info = (struct ptr_info){PTR_DEVICE, rep.base, rep.size, c ? c->handle : 0, c ? c->device : 0, rep.base};
+    }
+    return CUDA_SUCCESS;
+}
+
+/* INVALID_VALUE for an attribute this kind of memory does not have, as the driver answers. */
+static CUresult ptr_attribute(const struct ptr_info *i, CUpointer_attribute attribute, CUdeviceptr ptr, void *data)
+{
+    if (i->kind == PTR_UNKNOWN)
+        return CUDA_ERROR_INVALID_VALUE;
+    int host = i->kind == PTR_HOST;
     switch (attribute) {
-    case CU_POINTER_ATTRIBUTE_CONTEXT: *(CUcontext *)data = c ? (CUcontext)(uintptr_t)c->handle : NULL; return CUDA_SUCCESS;
-    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *(unsigned int *)data = CU_MEMORYTYPE_DEVICE; return CUDA_SUCCESS;
-    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER: *(CUdeviceptr *)data = ptr; return CUDA_SUCCESS;
-    case CU_POINTER_ATTRIBUTE_HOST_POINTER: return CUDA_ERROR_INVALID_VALUE;
+    case CU_POINTER_ATTRIBUTE_CONTEXT: *(CUcontext *)data = (CUcontext)(uintptr_t)i->ctx; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE: *(unsigned int *)data = host ? CU_MEMORYTYPE_HOST : CU_MEMORYTYPE_DEVICE; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+        if (host)
+            return CUDA_ERROR_NOT_SUPPORTED; /* kernels run in the service and cannot reach this process's memory */
+        *(CUdeviceptr *)data = ptr;
+        return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+        if (!host)
+            return CUDA_ERROR_INVALID_VALUE;
+        *(void **)data = (void *)(uintptr_t)ptr;
+        return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS: *(int *)data = 1; return CUDA_SUCCESS;
-    case CU_POINTER_ATTRIBUTE_BUFFER_ID: *(unsigned long long *)data = rep.base; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID: *(unsigned long long *)data = i->buffer_id; return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_IS_MANAGED: *(unsigned int *)data = 0; return CUDA_SUCCESS;
-    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *(int *)data = c ? c->device : 0; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *(int *)data = i->device; return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE: *(int *)data = 0; return CUDA_SUCCESS;
-    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *(CUdeviceptr *)data = rep.base; return CUDA_SUCCESS;
-    case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *(size_t *)data = rep.size; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR: *(CUdeviceptr *)data = i->base; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE: *(size_t *)data = i->size; return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_MAPPED: *(int *)data = 1; return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES: *(unsigned long long *)data = 0; return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE: *(int *)data = 0; return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_ACCESS_FLAGS: *(unsigned int *)data = CU_POINTER_ATTRIBUTE_ACCESS_FLAG_READWRITE; return CUDA_SUCCESS;
     case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE: *(void **)data = NULL; return CUDA_SUCCESS;
-    case CU_POINTER_ATTRIBUTE_MAPPING_SIZE: *(size_t *)data = rep.size; return CUDA_SUCCESS;
-    case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR: *(CUdeviceptr *)data = rep.base; return CUDA_SUCCESS;
-    case CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID: *(unsigned long long *)data = rep.base; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MAPPING_SIZE: *(size_t *)data = i->size; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR: *(CUdeviceptr *)data = i->base; return CUDA_SUCCESS;
+    case CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID: *(unsigned long long *)data = i->buffer_id; return CUDA_SUCCESS;
     default: return CUDA_ERROR_INVALID_VALUE;
+    }
+}
+
+/* The value cuPointerGetAttributes reports for an attribute the memory does not have. */
+static void ptr_attribute_default(CUpointer_attribute attribute, void *data)
+{
+    switch (attribute) {
+    case CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL: *(int *)data = -2; break;
+    case CU_POINTER_ATTRIBUTE_MEMORY_TYPE:
+    case CU_POINTER_ATTRIBUTE_IS_MANAGED:
+    case CU_POINTER_ATTRIBUTE_ACCESS_FLAGS:
+    case CU_POINTER_ATTRIBUTE_SYNC_MEMOPS:
+    case CU_POINTER_ATTRIBUTE_IS_LEGACY_CUDA_IPC_CAPABLE:
+    case CU_POINTER_ATTRIBUTE_MAPPED:
+    case CU_POINTER_ATTRIBUTE_IS_GPU_DIRECT_RDMA_CAPABLE: *(unsigned int *)data = 0; break;
+    case CU_POINTER_ATTRIBUTE_CONTEXT:
+    case CU_POINTER_ATTRIBUTE_DEVICE_POINTER:
+    case CU_POINTER_ATTRIBUTE_HOST_POINTER:
+    case CU_POINTER_ATTRIBUTE_BUFFER_ID:
+    case CU_POINTER_ATTRIBUTE_RANGE_START_ADDR:
+    case CU_POINTER_ATTRIBUTE_RANGE_SIZE:
+    case CU_POINTER_ATTRIBUTE_ALLOWED_HANDLE_TYPES:
+    case CU_POINTER_ATTRIBUTE_MEMPOOL_HANDLE:
+    case CU_POINTER_ATTRIBUTE_MAPPING_SIZE:
+    case CU_POINTER_ATTRIBUTE_MAPPING_BASE_ADDR:
+    case CU_POINTER_ATTRIBUTE_MEMORY_BLOCK_ID: *(uint64_t *)data = 0; break;
+    default: break; /* an attribute we do not know: its size is unknown too, so nothing is written */
     }
 }
 
 VGPU_API CUresult cuPointerGetAttribute(void *data, CUpointer_attribute attribute, CUdeviceptr ptr)
 {
     VGPU_CHECK_INIT();
-    return pointer_attribute(data, attribute, ptr);
+    if (data == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct ptr_info info;
+    CUresult rc = ptr_resolve(ptr, &info);
+    return rc != CUDA_SUCCESS ? rc : ptr_attribute(&info, attribute, ptr, data);
 }
 
 VGPU_API CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_attribute *attributes, void **data,
@@ -727,21 +890,17 @@ VGPU_API CUresult cuPointerGetAttributes(unsigned int numAttributes, CUpointer_a
     VGPU_CHECK_INIT();
     if (attributes == NULL || data == NULL)
         return CUDA_ERROR_INVALID_VALUE;
-    /* Unlike the single form, this one succeeds for unknown memory and reports it as such. */
-    for (unsigned i = 0; i < numAttributes; i++) {
-        CUresult rc = pointer_attribute(data[i], attributes[i], ptr);
-        if (rc == CUDA_ERROR_INVALID_VALUE && data[i] != NULL) {
-            if (attributes[i] == CU_POINTER_ATTRIBUTE_MEMORY_TYPE)
-                *(unsigned int *)data[i] = 0;
-            else if (attributes[i] == CU_POINTER_ATTRIBUTE_CONTEXT || attributes[i] == CU_POINTER_ATTRIBUTE_HOST_POINTER ||
-                     attributes[i] == CU_POINTER_ATTRIBUTE_DEVICE_POINTER)
-                *(void **)data[i] = NULL;
-            else if (attributes[i] == CU_POINTER_ATTRIBUTE_DEVICE_ORDINAL)
-                *(int *)data[i] = -2;
-        } else if (rc != CUDA_SUCCESS && rc != CUDA_ERROR_INVALID_VALUE && rc != CUDA_ERROR_NOT_SUPPORTED) {
-            return rc;
-        }
-    }
+    for (unsigned i = 0; i < numAttributes; i++)
+        if (data[i] == NULL)
+            return CUDA_ERROR_INVALID_VALUE;
+    struct ptr_info info;
+    CUresult rc = ptr_resolve(ptr, &info);
+    if (rc != CUDA_SUCCESS)
+        return rc;
+    /* Unlike the single form, this one succeeds for memory CUDA does not know and reports defaults. */
+    for (unsigned i = 0; i < numAttributes; i++)
+        if (ptr_attribute(&info, attributes[i], ptr, data[i]) != CUDA_SUCCESS)
+            ptr_attribute_default(attributes[i], data[i]);
     return CUDA_SUCCESS;
 }
 

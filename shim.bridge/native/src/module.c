@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sha256.h"
 #include "vgpu.h"
@@ -40,6 +41,11 @@ struct vgpu_function {
     int32_t local_size;
     int32_t max_dynamic_shared;
     int32_t preferred_carveout;
+    /* PTX_VERSION and BINARY_VERSION: asked on first use (FUNCTION_GET does not carry them), then kept */
+    pthread_mutex_t versions_lock;
+    int versions_known;
+    int32_t ptx_version;
+    int32_t binary_version;
 };
 
 /* ---------------------------------------------------------------- image size */
@@ -150,14 +156,57 @@ VGPU_API CUresult cuModuleLoadData(CUmodule *module, const void *image)
     return module_load(module, image);
 }
 
+/*
+ * JIT options tune a real driver's PTX compiler; the service compiles (or simulates) on its own
+ * terms, so the inputs are accepted and have no effect. What the application reads back is filled
+ * in: empty logs on success, the failure in the error log otherwise, and the load's wall time.
+ * Output values live in the option-value slots themselves, as the driver's do.
+ */
 VGPU_API CUresult cuModuleLoadDataEx(CUmodule *module, const void *image, unsigned int numOptions, CUjit_option *options,
                                      void **optionValues)
 {
-    /* JIT options tune compilation on a real GPU; the service compiles (or simulates) on its own terms. */
-    (void)numOptions;
-    (void)options;
-    (void)optionValues;
-    return module_load(module, image);
+    VGPU_CHECK_INIT();
+    if (numOptions > 0 && (options == NULL || optionValues == NULL))
+        return CUDA_ERROR_INVALID_VALUE;
+    char *info = NULL, *error = NULL;
+    size_t info_cap = 0, error_cap = 0;
+    int info_size = -1, error_size = -1, wall = -1;
+    for (unsigned i = 0; i < numOptions; i++) {
+        switch (options[i]) {
+        case CU_JIT_INFO_LOG_BUFFER: info = optionValues[i]; break;
+        case CU_JIT_INFO_LOG_BUFFER_SIZE_BYTES: info_cap = (size_t)(uintptr_t)optionValues[i], info_size = (int)i; break;
+        case CU_JIT_ERROR_LOG_BUFFER: error = optionValues[i]; break;
+        case CU_JIT_ERROR_LOG_BUFFER_SIZE_BYTES: error_cap = (size_t)(uintptr_t)optionValues[i], error_size = (int)i; break;
+        case CU_JIT_WALL_TIME: wall = (int)i; break;
+        default:
+            if ((unsigned)options[i] >= CU_JIT_NUM_OPTIONS)
+                return CUDA_ERROR_INVALID_VALUE;
+        }
+    }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    CUresult rc = module_load(module, image);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (wall >= 0) {
+        float ms = (float)((t1.tv_sec - t0.tv_sec) * 1e3 + (t1.tv_nsec - t0.tv_nsec) / 1e6);
+        memcpy(&optionValues[wall], &ms, sizeof ms);
+    }
+    if (info != NULL && info_cap > 0)
+        info[0] = '\0';
+    if (info_size >= 0)
+        optionValues[info_size] = (void *)(uintptr_t)0;
+    size_t error_len = 0;
+    if (error != NULL && error_cap > 0) {
+        error[0] = '\0';
+        if (rc != CUDA_SUCCESS) {
+            const char *name = vgpu_error_name(rc);
+            snprintf(error, error_cap, "vgpu: the service did not load the image: %s", name ? name : "unknown error");
+            error_len = strlen(error) + 1;
+        }
+    }
+    if (error_size >= 0)
+        optionValues[error_size] = (void *)(uintptr_t)error_len;
+    return rc;
 }
 
 VGPU_API CUresult cuModuleLoadFatBinary(CUmodule *module, const void *fatCubin)
@@ -289,6 +338,7 @@ CUresult vgpu_module_function(uint64_t module_handle, const char *name, struct v
             f->const_size = rep.const_size_bytes;
             f->local_size = rep.local_size_bytes;
             f->preferred_carveout = -1;
+            pthread_mutex_init(&f->versions_lock, NULL);
             f->handle = vgpu_handle_new(VGPU_KIND_FUNCTION, f);
             if (f->name == NULL || f->offsets == NULL || f->sizes == NULL || f->handle == 0) {
                 free_function(f);
@@ -371,6 +421,36 @@ uint64_t vgpu_function_handle(struct vgpu_function *f)
     return f->handle;
 }
 
+/*
+ * The architectures a function's code is for: the PTX's virtual architecture, and the one of the
+ * binary that runs (the device's when the service compiled PTX for it, a cubin's own otherwise).
+ * Only the service knows which code it chose from the image, so these two are asked for, once.
+ */
+static CUresult function_versions(struct vgpu_function *f, int32_t *ptx, int32_t *binary)
+{
+    pthread_mutex_lock(&f->versions_lock);
+    CUresult rc = CUDA_SUCCESS;
+    if (!f->versions_known) {
+        int32_t v[2];
+        CUfunction_attribute which[2] = {CU_FUNC_ATTRIBUTE_PTX_VERSION, CU_FUNC_ATTRIBUTE_BINARY_VERSION};
+        for (int i = 0; i < 2 && rc == CUDA_SUCCESS; i++) {
+            struct vgpu_function_get_attribute_req req = {.function = f->remote, .attribute = (int32_t)which[i]};
+            struct vgpu_function_get_attribute_rep rep;
+            rc = vgpu_call(VGPU_OP_FUNCTION_GET_ATTRIBUTE, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
+            v[i] = rep.value;
+        }
+        if (rc == CUDA_SUCCESS) {
+            f->ptx_version = v[0];
+            f->binary_version = v[1];
+            f->versions_known = 1;
+        }
+    }
+    *ptx = f->ptx_version;
+    *binary = f->binary_version;
+    pthread_mutex_unlock(&f->versions_lock);
+    return rc;
+}
+
 VGPU_API CUresult cuFuncGetAttribute(int *pi, CUfunction_attribute attrib, CUfunction hfunc)
 {
     VGPU_CHECK_INIT();
@@ -387,8 +467,11 @@ VGPU_API CUresult cuFuncGetAttribute(int *pi, CUfunction_attribute attrib, CUfun
     case CU_FUNC_ATTRIBUTE_NUM_REGS: *pi = f->num_regs; break;
     case CU_FUNC_ATTRIBUTE_PTX_VERSION:
     case CU_FUNC_ATTRIBUTE_BINARY_VERSION: {
-        struct vgpu_device *d = vgpu_device(f->module->ctx->device);
-        *pi = d ? d->attr[CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR] * 10 + d->attr[CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR] : 0;
+        int32_t ptx, binary;
+        CUresult rc = function_versions(f, &ptx, &binary);
+        if (rc != CUDA_SUCCESS)
+            return rc;
+        *pi = attrib == CU_FUNC_ATTRIBUTE_PTX_VERSION ? ptx : binary;
         break;
     }
     case CU_FUNC_ATTRIBUTE_CACHE_MODE_CA: *pi = 0; break;

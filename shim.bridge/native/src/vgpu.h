@@ -221,6 +221,9 @@ void vgpu_streams_after_fork(void);
 
 /* Resets process-local driver state in a forked child. */
 void vgpu_state_reset_after_fork(void);
+/* memory.c keeps which context made each allocation: forgotten with the context, and in a forked child. */
+void vgpu_mem_forget_ctx(uint64_t ctx);
+void vgpu_mem_reset_after_fork(void);
 const char *vgpu_error_name(CUresult error);
 
 /* Reads a whole file into a malloc'd, NUL-terminated buffer. */

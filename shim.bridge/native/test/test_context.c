@@ -1,5 +1,6 @@
 /* Contexts: create variants, the per-thread stack, current context per thread, destruction. */
 #include <pthread.h>
+#include <stdint.h>
 
 #include "check.h"
 #include "cuda_api.h"
@@ -74,6 +75,48 @@ int main(void)
     CHECK_CU(CUDA_SUCCESS, cuCtxGetCurrent(&cur));
     CHECK(cur == NULL);
     CHECK_CU(CUDA_ERROR_INVALID_CONTEXT, cuCtxSynchronize());
+
+    /* cuDevicePrimaryCtxReset: the primary context's memory is freed and it is inactive, however
+       many references it had; a later retain gives a working context again. */
+    CUcontext p, p2;
+    unsigned pflags = 99;
+    int active = -1;
+    CHECK_CU(CUDA_SUCCESS, cuDevicePrimaryCtxRetain(&p, 0));
+    CHECK_CU(CUDA_SUCCESS, cuDevicePrimaryCtxRetain(&p2, 0));
+    CHECK_CU(CUDA_SUCCESS, cuCtxSetCurrent(p));
+    CHECK_CU(CUDA_SUCCESS, cuMemGetInfo_v2(&before, &total));
+    CUdeviceptr pm;
+    CHECK_CU(CUDA_SUCCESS, cuMemAlloc_v2(&pm, 256u << 20));
+    CHECK_CU(CUDA_SUCCESS, cuMemsetD8_v2(pm, 0x5a, 4096));
+    CHECK_CU(CUDA_SUCCESS, cuMemGetInfo_v2(&after, &total));
+    CHECK_EQ(before - (256u << 20), after);
+    CHECK_CU(CUDA_SUCCESS, cuDevicePrimaryCtxGetState(0, &pflags, &active));
+    CHECK_EQ(1, active);
+    CHECK_CU(CUDA_SUCCESS, cuDevicePrimaryCtxReset_v2(0));
+    CHECK_CU(CUDA_SUCCESS, cuDevicePrimaryCtxGetState(0, &pflags, &active));
+    CHECK_EQ(0, active);
+    CHECK_CU(CUDA_SUCCESS, cuCtxGetCurrent(&cur));
+    CHECK(cur == NULL);
+    /* Seen from another context: the memory is back and the pointer is unknown. */
+    CHECK_CU(CUDA_SUCCESS, cuCtxPushCurrent_v2(a));
+    CHECK_CU(CUDA_SUCCESS, cuMemGetInfo_v2(&after, &total));
+    CHECK_EQ(before, after);
+    unsigned mt = 0;
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuPointerGetAttribute(&mt, CU_POINTER_ATTRIBUTE_MEMORY_TYPE, pm));
+    uint8_t byte;
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuMemcpyDtoH_v2(&byte, pm, 1));
+    CHECK_CU(CUDA_SUCCESS, cuCtxPopCurrent_v2(&cur));
+    CHECK_CU(CUDA_SUCCESS, cuDevicePrimaryCtxRetain(&p, 0));
+    CHECK_CU(CUDA_SUCCESS, cuDevicePrimaryCtxGetState(0, &pflags, &active));
+    CHECK_EQ(1, active);
+    CHECK_CU(CUDA_SUCCESS, cuCtxSetCurrent(p));
+    CHECK_CU(CUDA_SUCCESS, cuMemAlloc_v2(&pm, 4096));
+    CHECK_CU(CUDA_SUCCESS, cuMemFree_v2(pm));
+    CHECK_CU(CUDA_SUCCESS, cuDevicePrimaryCtxRelease_v2(0));
+    CHECK_CU(CUDA_SUCCESS, cuDevicePrimaryCtxGetState(0, &pflags, &active));
+    CHECK_EQ(0, active);
+    CHECK_CU(CUDA_ERROR_INVALID_DEVICE, cuDevicePrimaryCtxReset_v2(7));
+
     CHECK_CU(CUDA_SUCCESS, cuCtxDestroy_v2(a));
     return check_done("context");
 }

@@ -176,6 +176,58 @@ int main(void)
     CHECK_CU(CUDA_SUCCESS, cuMemRelease(h2));
     CHECK_CU(CUDA_SUCCESS, cuMemAddressFree(va, 32ull << 30));
 
+    /* Asynchronous memsets of each width on a stream: exact bytes, neighbours untouched. */
+    CUstream s2;
+    CHECK_CU(CUDA_SUCCESS, cuStreamCreate(&s2, 0));
+    CUdeviceptr ms;
+    CHECK_CU(CUDA_SUCCESS, cuMemAlloc_v2(&ms, 4096));
+    CHECK_CU(CUDA_SUCCESS, cuMemsetD8_v2(ms, 0x77, 4096));
+    CHECK_CU(CUDA_SUCCESS, cuMemsetD8Async(ms + 1, 0xa1, 5, s2));
+    CHECK_CU(CUDA_SUCCESS, cuMemsetD16Async(ms + 16, 0xb2c3, 7, s2));
+    CHECK_CU(CUDA_SUCCESS, cuMemsetD32Async(ms + 64, 0xd4e5f607u, 9, s2));
+    CHECK_CU(CUDA_SUCCESS, cuStreamSynchronize(s2));
+    uint8_t got[128], want[128];
+    memset(want, 0x77, sizeof want);
+    memset(want + 1, 0xa1, 5);
+    for (int i = 0; i < 7; i++)
+        want[16 + 2 * i] = 0xc3, want[17 + 2 * i] = 0xb2;
+    for (int i = 0; i < 9; i++)
+        want[64 + 4 * i] = 0x07, want[65 + 4 * i] = 0xf6, want[66 + 4 * i] = 0xe5, want[67 + 4 * i] = 0xd4;
+    CHECK_CU(CUDA_SUCCESS, cuMemcpyDtoH_v2(got, ms, sizeof got));
+    CHECK(memcmp(want, got, sizeof got) == 0);
+    CHECK_EQ(0x77, got[0]);
+    CHECK_EQ(0xa1, got[5]);
+    CHECK_EQ(0x77, got[6]);
+    CHECK_EQ(0xb2, got[29]);
+    CHECK_EQ(0x77, got[30]);
+    CHECK_EQ(0xd4, got[99]);
+    CHECK_EQ(0x77, got[100]);
+
+    /* Asynchronous work on freed memory: accepted at enqueue; the next synchronizing call returns
+       the error, and the one after it succeeds (these errors are not sticky). */
+    CUdeviceptr gone;
+    CHECK_CU(CUDA_SUCCESS, cuMemAlloc_v2(&gone, 1u << 20));
+    CHECK_CU(CUDA_SUCCESS, cuMemFree_v2(gone));
+    CHECK_CU(CUDA_SUCCESS, cuMemsetD32Async(gone, 1, 256, s2));
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuStreamSynchronize(s2));
+    CHECK_CU(CUDA_SUCCESS, cuStreamSynchronize(s2));
+    CHECK_CU(CUDA_SUCCESS, cuMemcpyHtoDAsync_v2(gone, small, sizeof small, s2)); /* inline */
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuStreamSynchronize(s2));
+    CHECK_CU(CUDA_SUCCESS, cuStreamSynchronize(s2));
+    CHECK_CU(CUDA_SUCCESS, cuMemcpyHtoDAsync_v2(gone, src, 1u << 20, s2)); /* through shared memory */
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuCtxSynchronize());
+    CHECK_CU(CUDA_SUCCESS, cuCtxSynchronize());
+    /* Two failures before one synchronizing call: it reports one, the next call is clean, and
+       work queued with them still ran. */
+    CHECK_CU(CUDA_SUCCESS, cuMemsetD8Async(gone, 1, 16, s2));
+    CHECK_CU(CUDA_SUCCESS, cuMemsetD8Async(ms, 0x42, 1, s2));
+    CHECK_CU(CUDA_SUCCESS, cuMemcpyHtoDAsync_v2(gone, small, 8, s2));
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuStreamSynchronize(s2));
+    CHECK_CU(CUDA_SUCCESS, cuMemcpyDtoH_v2(got, ms, 1));
+    CHECK_EQ(0x42, got[0]);
+    CHECK_CU(CUDA_SUCCESS, cuStreamDestroy_v2(s2));
+    CHECK_CU(CUDA_SUCCESS, cuMemFree_v2(ms));
+
     CHECK_CU(CUDA_SUCCESS, cuMemFree_v2(d2));
     CHECK_CU(CUDA_SUCCESS, cuMemFree_v2(pd));
     size_t free2;

@@ -18,4 +18,6 @@ NVCC=${NVCC:-/usr/local/cuda/bin/nvcc}
 "$NVCC" -fatbin -gencode 'arch=compute_90,code=[sm_90,compute_90]' -Xfatbin -compress=false \
     -o kernels.uncompressed.fatbin kernels.cu
 "$NVCC" -cubin -arch=sm_90 -o kernels.sm_90.cubin kernels.cu
+# SASS for sm_80 from compute_75 PTX: the virtual architecture differs from the binary one.
+"$NVCC" -cubin -gencode 'arch=compute_75,code=sm_80' -o kernels.compute_75.sm_80.cubin kernels.cu
 "$NVCC" -ptx -arch=compute_90 -o kernels.ptx kernels.cu

@@ -216,6 +216,8 @@ public abstract class CudaServiceConformance {
         image.format = ModuleImage.Format.PTX;
         image.data = FILL_PTX.getBytes(StandardCharsets.US_ASCII);
         image.arch = 70;
+        image.ptx = true;
+        image.virtualArch = 70;
         KernelInfo k = new KernelInfo();
         k.name = "vgpu_conformance_fill";
         k.paramOffsets = new int[] {0, 8, 12};
@@ -265,6 +267,13 @@ public abstract class CudaServiceConformance {
         int[] attr = new int[1];
         assertEquals(CuResult.SUCCESS, cuda.functionGetAttribute(fn[0], 0, attr));
         assertTrue(attr[0] >= 128);
+        // PTX_VERSION is the PTX's target; BINARY_VERSION the device's, for which the PTX is compiled.
+        assertEquals(CuResult.SUCCESS, cuda.functionGetAttribute(fn[0], 5, attr));
+        assertEquals(70, attr[0]);
+        assertEquals(CuResult.SUCCESS, cuda.functionGetAttribute(fn[0], 6, attr));
+        DeviceInfo d = cuda.devices()[0];
+        assertEquals(d.attribute(CuDeviceAttribute.COMPUTE_CAPABILITY_MAJOR) * 10
+                + d.attribute(CuDeviceAttribute.COMPUTE_CAPABILITY_MINOR), attr[0]);
         assertEquals(CuResult.SUCCESS, cuda.moduleUnload(module[0]));
         assertEquals(CuResult.INVALID_HANDLE, cuda.functionGet(module[0], "vgpu_conformance_fill", new long[1]));
     }

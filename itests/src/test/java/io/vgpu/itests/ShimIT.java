@@ -7,6 +7,15 @@ import static org.junit.Assume.assumeTrue;
 
 import io.vgpu.itests.ServiceFixture.ImageStats;
 import io.vgpu.itests.ServiceFixture.Result;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStreamReader;
+import java.net.StandardProtocolFamily;
+import java.net.UnixDomainSocketAddress;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.channels.ServerSocketChannel;
+import java.nio.channels.SocketChannel;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -15,8 +24,12 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.UUID;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import java.util.stream.Stream;
 import org.junit.ClassRule;
 import org.junit.Test;
 
@@ -54,12 +67,31 @@ public class ShimIT {
 
     @Test
     public void deviceQueriesSeeTheMockH100() {
-        assertPasses("test_device");
+        // The UUID the shim reports must be the one the service names the device by.
+        Matcher m = Pattern.compile("GPU-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}").matcher(ctl("status").out);
+        assertTrue("no device UUID in vgpu-ctl status", m.find());
+        Result r = service.exec(List.of(NATIVE.resolve("test/test_device").toString()), Map.of("VGPU_TEST_EXPECT_UUID", m.group()), 120);
+        assertEquals(r.toString(), 0, r.exit);
+        assertTrue(r.toString(), r.out.contains("0 failed"));
+    }
+
+    @Test
+    public void callsAfterTeardownAreDeinitialized() {
+        // Exit status 0 only if calls made after libcuda's destructor returned CUDA_ERROR_DEINITIALIZED.
+        Result r = test("test_deinit");
+        assertEquals(r.toString(), 0, r.exit);
+        assertTrue(r.out, r.out.contains("deinit: 3 checks, 0 failed"));
+        assertTrue(r.out, r.out.contains("after teardown: cuInit 4, cuDeviceGetCount 4, cuMemAlloc 4, cuCtxGetCurrent 4"));
     }
 
     @Test
     public void memoryRoundTripsAreBitExact() {
         assertPasses("test_memory");
+    }
+
+    @Test
+    public void pointerAttributesNameTheOwningContext() {
+        assertPasses("test_pointer");
     }
 
     @Test
@@ -199,6 +231,159 @@ public class ShimIT {
         assertTrue(r.err, r.err.contains("the vgpu service is not running") && r.err.contains("nobody-listens.sock"));
         assertEquals(r.err, 1, r.err.lines().filter(l -> l.contains("not running")).count());
         assertTrue("took " + millis + " ms", millis < 5_000);
+    }
+
+    /** The shim's bound on connecting and HELLO (conn.c HELLO_TIMEOUT_MS). */
+    static final long HELLO_TIMEOUT_MS = 5_000;
+
+    /**
+     * Something on the socket that is not a working service: it accepts connections and hands
+     * each one to {@code behaviour} on its own thread.
+     */
+    static final class FakeService implements AutoCloseable {
+        interface Behaviour {
+            void serve(SocketChannel c) throws Exception;
+        }
+
+        final Path path;
+        private final ServerSocketChannel server;
+        private final List<SocketChannel> accepted = new CopyOnWriteArrayList<>();
+        private final Thread acceptor;
+
+        FakeService(Path path, Behaviour behaviour) throws IOException {
+            this.path = path;
+            server = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
+            server.bind(UnixDomainSocketAddress.of(path));
+            acceptor = new Thread(() -> {
+                try {
+                    while (true) {
+                        SocketChannel c = server.accept();
+                        accepted.add(c);
+                        Thread t = new Thread(() -> {
+                            try {
+                                behaviour.serve(c);
+                            } catch (Exception e) {
+                                // The client went away or the test closed the connection.
+                            }
+                        });
+                        t.setDaemon(true);
+                        t.start();
+                    }
+                } catch (IOException e) {
+                    // closed
+                }
+            });
+            acceptor.setDaemon(true);
+            acceptor.start();
+        }
+
+        @Override
+        public void close() throws IOException {
+            server.close();
+            for (SocketChannel c : accepted) {
+                c.close();
+            }
+            Files.deleteIfExists(path);
+        }
+    }
+
+    static ByteBuffer readFully(SocketChannel c, int n) throws IOException {
+        ByteBuffer b = ByteBuffer.allocate(n).order(ByteOrder.LITTLE_ENDIAN);
+        while (b.hasRemaining()) {
+            if (c.read(b) < 0) {
+                throw new IOException("closed");
+            }
+        }
+        return b.flip();
+    }
+
+    /** Reads one request frame (16-byte header, then its payload) and returns the header. */
+    static ByteBuffer readFrame(SocketChannel c) throws IOException {
+        ByteBuffer h = readFully(c, 16);
+        readFully(c, h.getInt(0));
+        return h;
+    }
+
+    static List<String> shmFilesOf(long pid) throws IOException {
+        try (Stream<Path> files = Files.list(Path.of("/dev/shm"))) {
+            return files.map(f -> f.getFileName().toString()).filter(n -> n.startsWith("vgpu-" + pid + "-")).toList();
+        }
+    }
+
+    @Test
+    public void silentListenerFailsCuInitWithinTheHandshakeBound() throws Exception {
+        try (FakeService silent = new FakeService(service.work().resolve("silent.sock"), c -> { })) {
+            long t0 = System.nanoTime();
+            Result r = exec(List.of(NATIVE.resolve("test/test_init").toString()), Map.of("VGPU_SOCKET", silent.path.toString()), 30);
+            long millis = (System.nanoTime() - t0) / 1_000_000;
+            assertEquals(r.toString(), 0, r.exit);
+            assertTrue(r.toString(), r.out.contains("cuInit 46\n")); // CUDA_ERROR_DEVICE_UNAVAILABLE
+            assertTrue(r.toString(), r.out.contains("cuDeviceGetCount 3\n")); // CUDA_ERROR_NOT_INITIALIZED
+            assertEquals(r.err, 1, r.err.lines().count());
+            assertTrue(r.err, r.err.contains(silent.path + " did not answer the handshake"));
+            assertTrue("took " + millis + " ms", millis >= HELLO_TIMEOUT_MS - 100 && millis < HELLO_TIMEOUT_MS + 4_000);
+        }
+    }
+
+    @Test
+    public void clientKilledDuringTheHandshakeLeavesNoSharedMemoryFile() throws Exception {
+        try (FakeService silent = new FakeService(service.work().resolve("silent2.sock"), c -> { })) {
+            ProcessBuilder pb = new ProcessBuilder(NATIVE.resolve("test/test_init").toString());
+            pb.environment().put("VGPU_SOCKET", silent.path.toString());
+            pb.environment().put("VGPU_LOG", "debug");
+            pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
+            Process client = pb.start();
+            long pid = client.pid();
+            BufferedReader err = new BufferedReader(new InputStreamReader(client.getErrorStream(), StandardCharsets.UTF_8));
+            // The shim says so once HELLO is on its way and it waits for the service to read it.
+            String line;
+            while ((line = err.readLine()) != null && !line.contains("waiting for the vgpu service")) {
+                // earlier debug lines
+            }
+            assertTrue("the client never reached the handshake", line != null);
+            assertTrue(client.isAlive());
+            client.destroyForcibly(); // SIGKILL in the middle of the handshake
+            assertTrue(client.waitFor(10, TimeUnit.SECONDS));
+            assertEquals(List.of(), shmFilesOf(pid));
+        }
+    }
+
+    @Test
+    public void serviceDyingAfterTheHandshakeFailsCallsWithoutATimeout() throws Exception {
+        CountDownLatch waiting = new CountDownLatch(1);
+        CountDownLatch die = new CountDownLatch(1);
+        // Answers HELLO like the service, then sits on the next request until told to die.
+        FakeService.Behaviour answerThenDie = c -> {
+            ByteBuffer hello = readFrame(c);
+            ByteBuffer rep = ByteBuffer.allocate(16 + 48).order(ByteOrder.LITTLE_ENDIAN);
+            rep.putInt(48).putShort((short) 1).putShort((short) 0).putInt(hello.getInt(8)).putInt(0);
+            rep.putShort((short) 1).putShort((short) 0).putInt(0).putInt(13000).putInt(0).putLong(1).putLong(0).putLong(0)
+                    .putInt(0).putInt(64 << 20);
+            c.write(rep.flip());
+            readFrame(c);
+            waiting.countDown();
+            die.await();
+            c.close();
+        };
+        try (FakeService dying = new FakeService(service.work().resolve("dying.sock"), answerThenDie)) {
+            ProcessBuilder pb = new ProcessBuilder(NATIVE.resolve("test/test_init").toString());
+            pb.environment().put("VGPU_SOCKET", dying.path.toString());
+            pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
+            Process client = pb.start();
+            assertTrue(waiting.await(10, TimeUnit.SECONDS));
+            // A reply after the handshake may take as long as the work it waits for: no deadline.
+            assertTrue("the client gave up on a slow reply", !client.waitFor(HELLO_TIMEOUT_MS + 1_000, TimeUnit.MILLISECONDS));
+            long t0 = System.nanoTime();
+            die.countDown();
+            assertTrue(client.waitFor(10, TimeUnit.SECONDS));
+            long millis = (System.nanoTime() - t0) / 1_000_000;
+            String out = new String(client.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            String err = new String(client.getErrorStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(out + err, out.contains("cuInit 46\n"));
+            assertTrue(err, err.contains("lost the connection to the vgpu service"));
+            assertTrue("took " + millis + " ms after the service died", millis < 2_000);
+            assertEquals(List.of(), shmFilesOf(client.pid()));
+        }
     }
 
     @Test

@@ -575,7 +575,14 @@ public class MockBackend implements CudaService {
             return CuResult.INVALID_HANDLE;
         }
         KernelInfo k = f.kernel;
-        int ptxVersion = f.module.image.arch > 0 ? f.module.image.arch : 90;
+        ModuleImage image = f.module.image;
+        DeviceInfo d = devices[f.module.ctx.device];
+        int deviceArch = d.attribute(CuDeviceAttribute.COMPUTE_CAPABILITY_MAJOR) * 10
+                + d.attribute(CuDeviceAttribute.COMPUTE_CAPABILITY_MINOR);
+        int codeArch = image.arch > 0 ? image.arch : deviceArch;
+        // PTX is compiled for this device at load; a cubin's SASS runs as built.
+        int binaryVersion = image.ptx ? deviceArch : codeArch;
+        int ptxVersion = image.virtualArch > 0 ? image.virtualArch : codeArch;
         switch (attribute) {
             case 0: value[0] = k.maxThreadsPerBlock; break;            // MAX_THREADS_PER_BLOCK
             case 1: value[0] = k.sharedSizeBytes; break;               // SHARED_SIZE_BYTES
@@ -583,7 +590,7 @@ public class MockBackend implements CudaService {
             case 3: value[0] = k.localSizeBytes; break;                // LOCAL_SIZE_BYTES
             case 4: value[0] = k.numRegs; break;                       // NUM_REGS
             case 5: value[0] = ptxVersion; break;                      // PTX_VERSION
-            case 6: value[0] = ptxVersion; break;                      // BINARY_VERSION
+            case 6: value[0] = binaryVersion; break;                   // BINARY_VERSION
             case 7: value[0] = 0; break;                               // CACHE_MODE_CA
             case 8: value[0] = f.attributes[8]; break;                 // MAX_DYNAMIC_SHARED_SIZE_BYTES
             case 9: value[0] = -1; break;                              // PREFERRED_SHARED_MEMORY_CARVEOUT

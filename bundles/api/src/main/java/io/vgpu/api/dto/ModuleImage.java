@@ -16,6 +16,17 @@ public class ModuleImage {
     public byte[] data;
     /** SM architecture of the code the metadata came from, e.g. 90; 0 if unknown. */
     public int arch;
+    /**
+     * True when that code is PTX, which a driver compiles for the device at load; false for a
+     * cubin, whose SASS runs as it is. Decides {@code CU_FUNC_ATTRIBUTE_BINARY_VERSION}.
+     */
+    public boolean ptx;
+    /**
+     * The virtual architecture the code was generated for ({@code compute_75} gives 75): the PTX
+     * target, or the one a cubin's toolchain recorded; 0 if unknown. This is
+     * {@code CU_FUNC_ATTRIBUTE_PTX_VERSION}.
+     */
+    public int virtualArch;
     public List<KernelInfo> kernels = new ArrayList<>();
     public List<GlobalInfo> globals = new ArrayList<>();
     /** Bytes the globals need in total, each aligned to 256. */

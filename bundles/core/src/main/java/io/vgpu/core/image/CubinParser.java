@@ -21,6 +21,8 @@ final class CubinParser {
     private static final int EM_CUDA = 190;
     /** CUDA 13's ELF ABI: the SM number moved from e_flags bits 0–7 to bits 8–15. */
     private static final int ELFOSABI_CUDA_V2 = 0x41;
+    /** An ELF note: u32 name size, u32 descriptor size, u32 type, then the name and descriptor. */
+    private static final int NOTE_HEADER = 12;
 
     private static final int SHT_SYMTAB = 2;
     private static final int SHT_NOBITS = 8;
@@ -122,6 +124,7 @@ final class CubinParser {
             Bytes.check(elf, phoff, phBytes, "ELF program headers");
         }
         readSections();
+        result.virtualArch = virtualArch(osabi, flags);
         Section symtab = null;
         for (Section s : sections) {
             if (s.type() == SHT_SYMTAB) {
@@ -191,6 +194,26 @@ final class CubinParser {
             result.kernels.add(k);
         }
         return result;
+    }
+
+    /**
+     * The virtual architecture (compute_XX) the SASS was compiled from. CUDA 13's ELF ABI keeps it
+     * only in the {@code .note.nv.cuinfo} note, whose descriptor is u16 version, u16 virtual SM,
+     * u16 toolkit version (nvcc 13.0: {@code arch=compute_75,code=sm_80} writes 2, 75, 130); the
+     * older ABI kept it in e_flags bits 16–23. 0 when neither says.
+     */
+    private int virtualArch(int osabi, long flags) throws ImageFormatException {
+        Section note = sectionsByName.get(".note.nv.cuinfo");
+        if (note != null && note.size() >= NOTE_HEADER) {
+            Bytes.check(elf, note.offset(), note.size(), ".note.nv.cuinfo");
+            long nameSize = Bytes.u32(elf, note.offset(), "note name size");
+            long descSize = Bytes.u32(elf, note.offset() + 4, "note descriptor size");
+            long desc = note.offset() + NOTE_HEADER + ((nameSize + 3) & ~3L);
+            if (descSize >= 4 && desc + 4 <= note.offset() + note.size()) {
+                return Bytes.u16(elf, desc + 2, "note virtual SM");
+            }
+        }
+        return osabi < ELFOSABI_CUDA_V2 ? (int) ((flags >>> 16) & 0xff) : 0;
     }
 
     private void readSections() throws ImageFormatException {

@@ -206,6 +206,10 @@ public final class ImageParser {
         }
         result.format = ModuleImage.Format.FATBIN;
         result.arch = chosen.arch();
+        // The entry's arch is authoritative for PTX too: compute_90 PTX may say .target sm_90a.
+        if (result.ptx) {
+            result.virtualArch = chosen.arch();
+        }
         return result;
     }
 

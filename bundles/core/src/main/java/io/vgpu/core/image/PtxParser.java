@@ -89,6 +89,7 @@ final class PtxParser {
 
     private ModuleImage parseModule() throws ImageFormatException {
         ModuleImage m = new ModuleImage();
+        m.ptx = true;
         long userConst = 0;
         boolean extern = false;
         while (true) {
@@ -158,6 +159,8 @@ final class PtxParser {
         for (KernelInfo k : m.kernels) {
             k.constSizeBytes = (int) Math.min(userConst, Integer.MAX_VALUE);
         }
+        // PTX is its own virtual architecture: .target sm_70 is compute_70 code.
+        m.virtualArch = m.arch;
         return m;
     }
 

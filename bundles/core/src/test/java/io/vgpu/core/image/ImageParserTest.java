@@ -126,6 +126,36 @@ public class ImageParserTest {
     }
 
     @Test
+    public void virtualAndBinaryArchitectures() throws Exception {
+        // A cubin: SASS as built, and the compute_XX its toolchain recorded.
+        ModuleImage sm90 = ImageParser.parse(resource("kernels.sm_90.cubin"), 90);
+        assertEquals(false, sm90.ptx);
+        assertEquals(90, sm90.arch);
+        assertEquals(90, sm90.virtualArch);
+        ModuleImage sm80 = ImageParser.parse(resource("kernels.compute_75.sm_80.cubin"), 80);
+        assertEquals(false, sm80.ptx);
+        assertEquals(80, sm80.arch);
+        assertEquals(75, sm80.virtualArch);
+        // PTX: compiled at load, its target is its virtual architecture.
+        ModuleImage ptx = ImageParser.parse(resource("kernels.ptx"), 90);
+        assertEquals(true, ptx.ptx);
+        assertEquals(90, ptx.virtualArch);
+        ModuleImage sm70 = ImageParser.parse(".version 8.0\n.target sm_70\n.address_size 64\n"
+                .getBytes(java.nio.charset.StandardCharsets.US_ASCII), 90);
+        assertEquals(true, sm70.ptx);
+        assertEquals(70, sm70.arch);
+        assertEquals(70, sm70.virtualArch);
+        // A fatbin says which entry was chosen.
+        byte[] fatbin = resource("kernels.fatbin");
+        ModuleImage cubinEntry = ImageParser.parse(fatbin, 90);
+        assertEquals(false, cubinEntry.ptx);
+        assertEquals(90, cubinEntry.virtualArch);
+        ModuleImage ptxEntry = ImageParser.parse(fatbin, 100);
+        assertEquals(true, ptxEntry.ptx);
+        assertEquals(90, ptxEntry.virtualArch);
+    }
+
+    @Test
     public void fullyCompressedFatbin() throws Exception {
         byte[] fatbin = resource("kernels.compressed.fatbin");
         for (ImageParser.Entry e : ImageParser.readEntries(fatbin)) {
