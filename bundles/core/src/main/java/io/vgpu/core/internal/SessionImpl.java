@@ -58,11 +58,14 @@ final class SessionImpl implements Session {
         final List<Module> modules = new ArrayList<>();
         final List<Stream> streams = new ArrayList<>();
         final List<Event> events = new ArrayList<>();
+        /** The device's attributes, kept for the launch checks: the backend copies them on every query. */
+        final int[] attributes;
 
-        Ctx(int device, long backendCtx, boolean hidden) {
+        Ctx(int device, long backendCtx, boolean hidden, int[] attributes) {
             this.device = device;
             this.backendCtx = backendCtx;
             this.hidden = hidden;
+            this.attributes = attributes;
         }
     }
 
@@ -305,7 +308,8 @@ final class SessionImpl implements Session {
     private int lastError;
 
     private Ctx newContext(int device, int flags, boolean hidden) {
-        if (device < 0 || device >= svc().devices().length) {
+        DeviceInfo[] devices = svc().devices();
+        if (device < 0 || device >= devices.length) {
             lastError = CuResult.INVALID_DEVICE;
             return null;
         }
@@ -315,7 +319,7 @@ final class SessionImpl implements Session {
             lastError = rc;
             return null;
         }
-        Ctx c = new Ctx(device, bctx[0], hidden);
+        Ctx c = new Ctx(device, bctx[0], hidden, devices[device].attributes);
         c.handle = handles.add(HandleTable.CONTEXT, c);
         contexts.add(c);
         return c;
@@ -908,7 +912,7 @@ final class SessionImpl implements Session {
                 || config.gridY <= 0 || config.gridZ <= 0 || config.sharedMemBytes < 0) {
             return false;
         }
-        int[] a = svc().devices()[f.module.ctx.device].attributes;
+        int[] a = f.module.ctx.attributes;
         return config.blockX <= a[CuDeviceAttribute.MAX_BLOCK_DIM_X] && config.blockY <= a[CuDeviceAttribute.MAX_BLOCK_DIM_Y]
                 && config.blockZ <= a[CuDeviceAttribute.MAX_BLOCK_DIM_Z] && config.gridX <= a[CuDeviceAttribute.MAX_GRID_DIM_X]
                 && config.gridY <= a[CuDeviceAttribute.MAX_GRID_DIM_Y] && config.gridZ <= a[CuDeviceAttribute.MAX_GRID_DIM_Z]
