@@ -907,3 +907,29 @@ static inline int vgpu_op_async_allowed(unsigned op)
         return 0;
     }
 }
+
+/* Whether the reply to op, sent synchronously, carries an error an earlier async request left pending. */
+static inline int vgpu_op_delivers_pending(unsigned op)
+{
+    switch (op) {
+    case 3:
+    case 8:
+    case 34:
+    case 50:
+    case 51:
+    case 52:
+    case 53:
+    case 54:
+    case 55:
+    case 96:
+    case 114:
+    case 115:
+    case 116:
+    case 119:
+    case 120:
+    case 121:
+        return 1;
+    default:
+        return 0;
+    }
+}

@@ -805,6 +805,19 @@ static CUresult launch(struct vgpu_function *f, unsigned gx, unsigned gy, unsign
         return CUDA_ERROR_INVALID_VALUE;
     if ((unsigned long)bx * by * bz > (unsigned long)f->max_threads)
         return CUDA_ERROR_INVALID_VALUE;
+    /* Checked here, as the driver does, not left to the service: a launch is asynchronous, so a
+       refusal there would only surface at the next synchronizing call. */
+    const struct vgpu_device *d = vgpu_device(f->module->ctx->device);
+    if (d != NULL) {
+        const int32_t *a = d->attr;
+        int32_t dynamic_limit = f->max_dynamic_shared > 0 ? f->max_dynamic_shared
+                                                          : a[CU_DEVICE_ATTRIBUTE_MAX_SHARED_MEMORY_PER_BLOCK] - f->shared_size;
+        if (bx > (unsigned)a[CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_X] || by > (unsigned)a[CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Y] ||
+            bz > (unsigned)a[CU_DEVICE_ATTRIBUTE_MAX_BLOCK_DIM_Z] || gx > (unsigned)a[CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_X] ||
+            gy > (unsigned)a[CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Y] || gz > (unsigned)a[CU_DEVICE_ATTRIBUTE_MAX_GRID_DIM_Z] ||
+            (int64_t)smem > (int64_t)dynamic_limit)
+            return CUDA_ERROR_INVALID_VALUE;
+    }
     uint64_t stream;
     CUresult rc = vgpu_stream_remote(hStream, &stream);
     if (rc != CUDA_SUCCESS)

@@ -267,6 +267,20 @@ int main(void)
     CHECK_CU(CUDA_ERROR_INVALID_HANDLE, cuLaunchKernel((CUfunction)0x1234, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL));
     CHECK_CU(CUDA_ERROR_INVALID_HANDLE, cuLaunchKernel((CUfunction)ctx, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL));
     CHECK_CU(CUDA_ERROR_INVALID_HANDLE, cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, (CUstream)0x5555, params, NULL));
+    /* The device's dimension limits (block z 64, grid y and z 65535) and the function's dynamic
+       shared memory limit (what cuFuncSetAttribute last set; 48 KiB by default). */
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuLaunchKernel(f, 1, 1, 1, 1, 1, 65, 0, NULL, params, NULL));
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuLaunchKernel(f, 1, 65536, 1, 32, 1, 1, 0, NULL, params, NULL));
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuLaunchKernel(f, 1, 1, 65536, 32, 1, 1, 0, NULL, params, NULL));
+    int dynamic_max = 0;
+    CHECK_CU(CUDA_SUCCESS, cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, 48 << 10));
+    CHECK_CU(CUDA_SUCCESS, cuFuncGetAttribute(&dynamic_max, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, f));
+    CHECK_EQ(49152, dynamic_max);
+    CHECK_CU(CUDA_SUCCESS, cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 49152, NULL, params, NULL));
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 100u << 10, NULL, params, NULL));
+    CHECK_CU(CUDA_SUCCESS, cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, 100 << 10));
+    CHECK_CU(CUDA_SUCCESS, cuLaunchKernel(f, 2, 65535, 1, 16, 1, 64, 100u << 10, NULL, params, NULL));
+    CHECK_CU(CUDA_SUCCESS, cuCtxSynchronize()); /* nothing refused later either */
 
     /* A kernel writing outside its memory fails asynchronously: the next synchronizing call says so. */
     CUdeviceptr wild = out + (size_t)n * 4 + (64u << 20);

@@ -225,6 +225,29 @@ int main(void)
     CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuStreamSynchronize(s2));
     CHECK_CU(CUDA_SUCCESS, cuMemcpyDtoH_v2(got, ms, 1));
     CHECK_EQ(0x42, got[0]);
+    /* A pending error waits for a synchronizing call: calls that are not synchronizing answer for
+       themselves, so what they create is really theirs and nothing leaks. */
+    size_t free_before, free_after;
+    CHECK_CU(CUDA_SUCCESS, cuMemsetD32Async(gone, 1, 256, s2));
+    CHECK_CU(CUDA_SUCCESS, cuMemGetInfo_v2(&free_before, &total));
+    CUdeviceptr fresh = 0;
+    CHECK_CU(CUDA_SUCCESS, cuMemAlloc_v2(&fresh, 64u << 20));
+    CHECK(fresh != 0);
+    CHECK_CU(CUDA_SUCCESS, cuMemGetInfo_v2(&free_after, &total));
+    CHECK_EQ((size_t)64 << 20, free_before - free_after);
+    CUstream s3 = NULL;
+    CHECK_CU(CUDA_SUCCESS, cuStreamCreate(&s3, 0));
+    CUevent e3 = NULL;
+    CHECK_CU(CUDA_SUCCESS, cuEventCreate(&e3, 0));
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuCtxSynchronize());
+    CHECK_CU(CUDA_SUCCESS, cuMemsetD8Async(fresh, 0x17, 4, s3));
+    CHECK_CU(CUDA_SUCCESS, cuEventRecord(e3, s3));
+    CHECK_CU(CUDA_SUCCESS, cuEventSynchronize(e3));
+    CHECK_CU(CUDA_SUCCESS, cuMemcpyDtoH_v2(got, fresh, 4));
+    CHECK_EQ(0x17, got[3]);
+    CHECK_CU(CUDA_SUCCESS, cuEventDestroy_v2(e3));
+    CHECK_CU(CUDA_SUCCESS, cuStreamDestroy_v2(s3));
+    CHECK_CU(CUDA_SUCCESS, cuMemFree_v2(fresh));
     CHECK_CU(CUDA_SUCCESS, cuStreamDestroy_v2(s2));
     CHECK_CU(CUDA_SUCCESS, cuMemFree_v2(ms));
 

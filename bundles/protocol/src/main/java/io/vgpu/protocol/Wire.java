@@ -1193,4 +1193,32 @@ public final class Wire {
                 return false;
         }
     }
+
+    /**
+     * Whether the reply to {@code op}, sent without the ASYNC flag, carries an error an earlier
+     * async request left pending: synchronizing requests do, others answer for themselves only.
+     */
+    public static boolean deliversPending(int op) {
+        switch (op) {
+            case 3:
+            case 8:
+            case 34:
+            case 50:
+            case 51:
+            case 52:
+            case 53:
+            case 54:
+            case 55:
+            case 96:
+            case 114:
+            case 115:
+            case 116:
+            case 119:
+            case 120:
+            case 121:
+                return true;
+            default:
+                return false;
+        }
+    }
 }

@@ -42,7 +42,12 @@ public final class ProtocolGenerator {
         }
     }
 
-    record Op(int number, String name, boolean async, Layout request, Layout reply) {}
+    record Op(int number, String name, boolean async, boolean waits, Layout request, Layout reply) {
+        /** Whether a reply to this op, sent without the ASYNC flag, carries a pending async error. */
+        boolean deliversPending() {
+            return async || waits;
+        }
+    }
 
     record Rec(String name, Layout layout) {}
 
@@ -100,7 +105,7 @@ public final class ProtocolGenerator {
 
     static ProtocolGenerator parse(String spec) {
         ProtocolGenerator g = new ProtocolGenerator();
-        Pattern opLine = Pattern.compile("(\\d+)\\s+([A-Z0-9_]+)\\s+(sync|async)\\s*:(.*)->(.*)");
+        Pattern opLine = Pattern.compile("(\\d+)\\s+([A-Z0-9_]+)\\s+(sync|async|wait)\\s*:(.*)->(.*)");
         Pattern recLine = Pattern.compile("record\\s+([A-Z0-9_]+)\\s*:(.*)");
         Map<Integer, String> numbers = new LinkedHashMap<>();
         for (String raw : spec.split("\n")) {
@@ -121,7 +126,7 @@ public final class ProtocolGenerator {
             if (n <= 0 || n > 0xffff || numbers.put(n, m.group(2)) != null) {
                 throw new IllegalArgumentException("op number " + n + " is invalid or used twice");
             }
-            g.ops.add(new Op(n, m.group(2), m.group(3).equals("async"), layout(m.group(4), m.group(2) + " request"),
+            g.ops.add(new Op(n, m.group(2), m.group(3).equals("async"), m.group(3).equals("wait"), layout(m.group(4), m.group(2) + " request"),
                     layout(m.group(5), m.group(2) + " reply")));
         }
         return g;
@@ -190,6 +195,15 @@ public final class ProtocolGenerator {
         j.append("    public static boolean asyncAllowed(int op) {\n        switch (op) {\n");
         for (Op op : ops) {
             if (op.async) {
+                j.append("            case ").append(op.number).append(":\n");
+            }
+        }
+        j.append("                return true;\n            default:\n                return false;\n        }\n    }\n\n");
+        j.append("    /**\n     * Whether the reply to {@code op}, sent without the ASYNC flag, carries an error an earlier\n"
+                + "     * async request left pending: synchronizing requests do, others answer for themselves only.\n     */\n");
+        j.append("    public static boolean deliversPending(int op) {\n        switch (op) {\n");
+        for (Op op : ops) {
+            if (op.deliversPending()) {
                 j.append("            case ").append(op.number).append(":\n");
             }
         }
@@ -265,6 +279,14 @@ public final class ProtocolGenerator {
         c.append("static inline int vgpu_op_async_allowed(unsigned op)\n{\n    switch (op) {\n");
         for (Op op : ops) {
             if (op.async) {
+                c.append("    case ").append(op.number).append(":\n");
+            }
+        }
+        c.append("        return 1;\n    default:\n        return 0;\n    }\n}\n\n");
+        c.append("/* Whether the reply to op, sent synchronously, carries an error an earlier async request left pending. */\n");
+        c.append("static inline int vgpu_op_delivers_pending(unsigned op)\n{\n    switch (op) {\n");
+        for (Op op : ops) {
+            if (op.deliversPending()) {
                 c.append("    case ").append(op.number).append(":\n");
             }
         }

@@ -905,7 +905,12 @@ final class SessionImpl implements Session {
         return svc().launch(f.backendFunction, config, params, bs);
     }
 
-    /** The checks the driver makes before a launch is queued; every one fails with INVALID_VALUE. */
+    /**
+     * The hardware's bounds on a launch, each failing with INVALID_VALUE. The shim already checks
+     * them, and the tighter per-function shared memory limit, when the application calls; this is
+     * the backstop for any other client. Shared memory is bounded by the opt-in maximum because
+     * raising a function's limit (cuFuncSetAttribute) is known only to the client.
+     */
     private boolean withinDeviceLimits(Function f, LaunchConfig config) {
         long threadsPerBlock = (long) config.blockX * config.blockY * config.blockZ;
         if (threadsPerBlock <= 0 || threadsPerBlock > f.info.maxThreadsPerBlock || config.gridX <= 0

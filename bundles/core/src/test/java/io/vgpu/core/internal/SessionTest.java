@@ -165,7 +165,7 @@ public class SessionTest {
     }
 
     @Test
-    public void launchesOutsideTheDeviceLimitsAreRefusedLikeTheDriverDoes() {
+    public void launchesOutsideTheHardwareLimitsAreRefused() {
         Session s = open();
         long c = ctx(s);
         String ptx = ".version 8.0\n.target sm_90\n.address_size 64\n"

@@ -208,7 +208,9 @@ final class Connection implements Runnable {
             return;
         }
         int result = rc;
-        if (rc == CuResult.SUCCESS && pendingError != CuResult.SUCCESS) {
+        // Only a synchronizing request reports an earlier async failure; any other keeps its own
+        // answer, since what it did (an allocation, a new handle) happened and must not be lost.
+        if (rc == CuResult.SUCCESS && pendingError != CuResult.SUCCESS && Wire.deliversPending(op)) {
             result = pendingError;
             pendingError = CuResult.SUCCESS;
         }
