@@ -62,7 +62,7 @@ $(BUILD)/test/test_cudart12: test/test_cudart12.c test/check.h test/cuda/rt_prop
 	    -o $@ $< -ldl
 
 $(BUILD)/test/test_cublas12: test/test_cublas12.c test/check.h | $(BUILD)/test
-	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -ldl
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -rdynamic -o $@ $< -ldl
 
 EXTRA_ALL += $(BUILD)/test/test_cudart12 $(BUILD)/test/test_cublas12
 

@@ -730,6 +730,55 @@ VGPU_API CUresult cuGraphAddKernelNode_v2(CUgraphNode *phGraphNode, CUgraph hGra
     return CUDA_SUCCESS;
 }
 
+/*
+ * The v1 ABI (CUDA 11 layout, still looked up by cuBLASLt 12) is v2 without the CUkernel and
+ * context at the end.
+ */
+static CUDA_KERNEL_NODE_PARAMS_v2 params_from_v1(const CUDA_KERNEL_NODE_PARAMS_v1 *p)
+{
+    CUDA_KERNEL_NODE_PARAMS_v2 v2 = {0};
+    memcpy(&v2, p, sizeof *p);
+    return v2;
+}
+
+VGPU_API CUresult cuGraphKernelNodeGetParams(CUgraphNode hNode, CUDA_KERNEL_NODE_PARAMS_v1 *nodeParams)
+{
+    if (nodeParams == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUDA_KERNEL_NODE_PARAMS_v2 v2;
+    CUresult rc = cuGraphKernelNodeGetParams_v2(hNode, &v2);
+    if (rc == CUDA_SUCCESS)
+        memcpy(nodeParams, &v2, sizeof *nodeParams);
+    return rc;
+}
+
+VGPU_API CUresult cuGraphKernelNodeSetParams(CUgraphNode hNode, const CUDA_KERNEL_NODE_PARAMS_v1 *nodeParams)
+{
+    if (nodeParams == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUDA_KERNEL_NODE_PARAMS_v2 v2 = params_from_v1(nodeParams);
+    return cuGraphKernelNodeSetParams_v2(hNode, &v2);
+}
+
+VGPU_API CUresult cuGraphExecKernelNodeSetParams(CUgraphExec hGraphExec, CUgraphNode hNode,
+                                                 const CUDA_KERNEL_NODE_PARAMS_v1 *nodeParams)
+{
+    if (nodeParams == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUDA_KERNEL_NODE_PARAMS_v2 v2 = params_from_v1(nodeParams);
+    return cuGraphExecKernelNodeSetParams_v2(hGraphExec, hNode, &v2);
+}
+
+VGPU_API CUresult cuGraphAddKernelNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
+                                       size_t numDependencies, const CUDA_KERNEL_NODE_PARAMS_v1 *nodeParams)
+{
+    if (nodeParams == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    CUDA_KERNEL_NODE_PARAMS_v2 v2 = params_from_v1(nodeParams);
+    return cuGraphAddKernelNode_v2(phGraphNode, hGraph, dependencies, numDependencies, &v2);
+}
+
+
 VGPU_API CUresult cuGraphAddMemsetNode(CUgraphNode *phGraphNode, CUgraph hGraph, const CUgraphNode *dependencies,
                                        size_t numDependencies, const CUDA_MEMSET_NODE_PARAMS *memsetParams, CUcontext ctx)
 {

@@ -21,6 +21,29 @@
 #include "check.h"
 
 static const char *NAME = "test_cublas12";
+
+/*
+ * cuBLASLt looks driver entry points up by name with dlsym, past cuGetProcAddress. This program
+ * defines dlsym itself (linked -rdynamic, so the libraries it loads bind to this one): with
+ * VGPU_TEST_DLSYM set it prints each "cu" name asked for, and whether it was found, then
+ * forwards to the C library's dlsym. RuntimeIT lists the ones that are NOT_SUPPORTED stubs.
+ */
+void *dlsym(void *restrict handle, const char *restrict name)
+{
+    static void *(*real)(void *, const char *);
+    if (real == NULL) {
+        void *next = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.34");
+        if (next == NULL)
+            next = dlvsym(RTLD_NEXT, "dlsym", "GLIBC_2.2.5");
+        if (next == NULL)
+            abort();
+        memcpy(&real, &next, sizeof real);
+    }
+    void *found = real(handle, name);
+    if (strncmp(name, "cu", 2) == 0 && getenv("VGPU_TEST_DLSYM") != NULL)
+        fprintf(stderr, "dlsym %s %s\n", name, found != NULL ? "found" : "missing");
+    return found;
+}
 static int stepping;
 
 static void step(const char *name)

@@ -22,6 +22,9 @@ CUresult cuGraphGetNodes(CUgraph g, CUgraphNode *nodes, size_t *n);
 CUresult cuGraphNodeGetType(CUgraphNode node, CUgraphNodeType *type);
 CUresult cuGraphKernelNodeGetParams_v2(CUgraphNode node, CUDA_KERNEL_NODE_PARAMS_v2 *p);
 CUresult cuGraphExecKernelNodeSetParams_v2(CUgraphExec e, CUgraphNode node, const CUDA_KERNEL_NODE_PARAMS_v2 *p);
+/* The CUDA 11 ABI names, which cuBLASLt 12 still looks up with dlsym. */
+CUresult cuGraphKernelNodeGetParams(CUgraphNode node, CUDA_KERNEL_NODE_PARAMS_v1 *p);
+CUresult cuGraphExecKernelNodeSetParams(CUgraphExec e, CUgraphNode node, const CUDA_KERNEL_NODE_PARAMS_v1 *p);
 
 int main(void)
 {
@@ -108,6 +111,20 @@ int main(void)
     CHECK_CU(CUDA_SUCCESS, cuGraphLaunch(exec, s));
     CHECK_CU(CUDA_SUCCESS, cuStreamSynchronize(s));
     CHECK_EQ(-5, host[0]);
+    /* The same through the v1 ABI. */
+    CUDA_KERNEL_NODE_PARAMS_v1 kp1;
+    memset(&kp1, 0xff, sizeof kp1);
+    CHECK_CU(CUDA_SUCCESS, cuGraphKernelNodeGetParams(nodes[2], &kp1));
+    CHECK(kp1.func == iota && kp1.gridDimX == 16 && kp1.blockDimX == 256 && kp1.extra == NULL);
+    int start3 = 333;
+    void *params3[] = {&b, &start3, &n};
+    kp1.kernelParams = params3;
+    CHECK_CU(CUDA_SUCCESS, cuGraphExecKernelNodeSetParams(exec, nodes[2], &kp1));
+    CHECK_CU(CUDA_SUCCESS, cuGraphLaunch(exec, s));
+    CHECK_CU(CUDA_SUCCESS, cuStreamSynchronize(s));
+    CHECK_EQ(333, host[0]);
+    CHECK_EQ(333 + n - 1, host[n - 1]);
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuGraphKernelNodeGetParams(nodes[0], &kp1)); /* a memset node */
 
     /* Re-capture with other parameters and update the executable graph, as current ggml does. */
     start = 1000;

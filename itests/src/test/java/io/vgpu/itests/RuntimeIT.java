@@ -535,6 +535,7 @@ public class RuntimeIT {
 
     // ---- what the runtimes ask cuGetProcAddress for and do not get ------------------------------
 
+    private static final Pattern DLSYM = Pattern.compile("dlsym (cu\\w+) (found|missing)");
     private static final Pattern GPA = Pattern.compile("cuGetProcAddress\\((\\S*), (\\d+), (\\d+)\\): (.*)$");
 
     /**
@@ -547,8 +548,28 @@ public class RuntimeIT {
         List<String> cmd = new ArrayList<>();
         cmd.add(program.toString());
         cmd.addAll(args);
-        Result r = service.exec(cmd, Map.of("LD_LIBRARY_PATH", NATIVE.resolve("lib") + ":" + CUDART13, "VGPU_LOG", "debug"), 300);
+        Result r = service.exec(cmd, Map.of("LD_LIBRARY_PATH", NATIVE.resolve("lib") + ":" + CUDART13, "VGPU_LOG", "debug",
+                "VGPU_TEST_DLSYM", "1"), 300);
         assertEquals(client + "\n" + r, 0, r.exit);
+        // Names looked up with dlsym, past cuGetProcAddress (only test_cublas12 reports these).
+        Set<String> dlsymStubs = new TreeSet<>();
+        Set<String> unsupported = new TreeSet<>(Files.readAllLines(NATIVE.resolve("unsupported.txt")));
+        for (String line : r.err.split("\n")) {
+            Matcher d = DLSYM.matcher(line);
+            if (d.matches() && !d.group(1).startsWith("cublas")) {
+                assertEquals(client + " could not find " + d.group(1) + " in libcuda.so.1", "found", d.group(2));
+                if (unsupported.contains(d.group(1))) {
+                    dlsymStubs.add(d.group(1));
+                }
+            }
+        }
+        if (!dlsymStubs.isEmpty()) {
+            Path report = Path.of("target/entry-points").resolve(client + "-dlsym.txt");
+            Files.createDirectories(report.getParent());
+            Files.writeString(report, String.join("\n", dlsymStubs) + "\n");
+            System.out.printf("%s: %d entry points looked up with dlsym are NOT_SUPPORTED stubs: %s%n", client,
+                    dlsymStubs.size(), report.toAbsolutePath());
+        }
         Set<String> stubs = new TreeSet<>();
         Set<String> unknown = new TreeSet<>();
         Set<String> tooOld = new TreeSet<>();
