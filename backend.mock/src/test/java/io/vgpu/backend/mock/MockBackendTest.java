@@ -80,7 +80,6 @@ public class MockBackendTest {
             {41, 1},           // unified addressing
             {81, 233472},      // shared memory per SM, 228 KiB
             {82, 65536},       // registers per SM
-            {83, 1},           // managed memory
             {97, 232448},      // opt-in shared memory per block, 227 KiB
             {106, 32},         // blocks per SM
         };
@@ -90,6 +89,12 @@ public class MockBackendTest {
         }
         // Every attribute id cudaGetDeviceProperties asks for is inside the table.
         assertTrue(d.attributes.length > 143);
+        // What vgpu does not provide is reported absent, so applications fall back.
+        for (int absent : H100Attributes.ABSENT) {
+            assertEquals("attribute " + absent, 0, d.attribute(absent));
+        }
+        assertEquals(0, d.attribute(CuDeviceAttribute.MEMORY_POOLS_SUPPORTED));
+        assertEquals(0, d.attribute(CuDeviceAttribute.MANAGED_MEMORY));
     }
 
     @Test
