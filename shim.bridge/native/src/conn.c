@@ -557,8 +557,10 @@ CUresult vgpu_call_locked(uint16_t op, const void *req, size_t req_len, const vo
     if (send_iov(iov, n) < 0)
         return lose(strerror(errno));
     rc = read_reply(op, seq, rep, rep_len, rep_tail, rep_tail_cap, rep_tail_len);
-    /* As on the service: only a synchronizing call reports an async error collected earlier. */
-    if (rc == CUDA_SUCCESS && conn.deferred != CUDA_SUCCESS && vgpu_op_delivers_pending(op)) {
+    /* As on the service: only a synchronizing call reports an async error collected earlier. The
+       one this client already holds is older than any in this reply, so it goes first and, as on
+       the service, the first pending error wins. */
+    if (rc != CUDA_ERROR_DEVICE_UNAVAILABLE && conn.deferred != CUDA_SUCCESS && vgpu_op_delivers_pending(op)) {
         rc = conn.deferred;
         conn.deferred = CUDA_SUCCESS;
     }

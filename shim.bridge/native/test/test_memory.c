@@ -247,6 +247,22 @@ int main(void)
     CHECK_EQ(0x17, got[3]);
     CHECK_CU(CUDA_SUCCESS, cuEventDestroy_v2(e3));
     CHECK_CU(CUDA_SUCCESS, cuStreamDestroy_v2(s3));
+    /* The same when the client itself collected the error: more async device-to-host copies than
+       it tracks at once make it wait with a round trip of its own, whose reply carries the error.
+       It is held for the next synchronizing call, and only that one. */
+    static unsigned char sink[1100][4];
+    CHECK_CU(CUDA_SUCCESS, cuMemsetD32Async(gone, 1, 256, s2));
+    for (int i = 0; i < 1100; i++)
+        CHECK_CU(CUDA_SUCCESS, cuMemcpyDtoHAsync_v2(sink[i], fresh, 4, s2));
+    CUdeviceptr fresh2 = 0;
+    CHECK_CU(CUDA_SUCCESS, cuMemGetInfo_v2(&free_before, &total));
+    CHECK_CU(CUDA_SUCCESS, cuMemAlloc_v2(&fresh2, 32u << 20));
+    CHECK_CU(CUDA_SUCCESS, cuMemGetInfo_v2(&free_after, &total));
+    CHECK_EQ((size_t)32 << 20, free_before - free_after);
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuStreamSynchronize(s2));
+    CHECK_CU(CUDA_SUCCESS, cuStreamSynchronize(s2));
+    CHECK_EQ(0x17, sink[1099][3]);
+    CHECK_CU(CUDA_SUCCESS, cuMemFree_v2(fresh2));
     CHECK_CU(CUDA_SUCCESS, cuMemFree_v2(fresh));
     CHECK_CU(CUDA_SUCCESS, cuStreamDestroy_v2(s2));
     CHECK_CU(CUDA_SUCCESS, cuMemFree_v2(ms));
