@@ -65,6 +65,7 @@ static struct {
     pid_t owner;           /* the process that opened fd; a forked child must not use it */
     int lost;              /* the service went away: every call fails until a new process connects */
     CUresult deferred;     /* an async error an internal round trip collected, for the next API call */
+    CUresult sticky;       /* a kernel fault: every later call of this process returns it */
     uint32_t seq;
     struct vgpu_session_info info;
     uint8_t *out;
@@ -144,6 +145,7 @@ void vgpu_conn_after_fork_child(void)
     conn.lost = 0;
     conn.seq = 0;
     conn.deferred = CUDA_SUCCESS;
+    conn.sticky = CUDA_SUCCESS;
     memset(&conn.info, 0, sizeof conn.info);
 }
 
@@ -534,9 +536,32 @@ size_t vgpu_frame_limit(void)
     return conn.info.max_frame ? conn.info.max_frame : 64u << 20;
 }
 
+/*
+ * Errors after which, on a real GPU, "the process is in an inconsistent state and any further CUDA
+ * work will return the same error" (a kernel faulted). Only the handshake and goodbye still go out.
+ */
+static int is_sticky(CUresult rc)
+{
+    return rc == CUDA_ERROR_ILLEGAL_ADDRESS || rc == CUDA_ERROR_LAUNCH_TIMEOUT || rc == CUDA_ERROR_HARDWARE_STACK_ERROR ||
+           rc == CUDA_ERROR_ILLEGAL_INSTRUCTION || rc == CUDA_ERROR_MISALIGNED_ADDRESS ||
+           rc == CUDA_ERROR_INVALID_ADDRESS_SPACE || rc == CUDA_ERROR_INVALID_PC || rc == CUDA_ERROR_LAUNCH_FAILED;
+}
+
+static CUresult stick(CUresult rc)
+{
+    if (is_sticky(rc) && conn.sticky == CUDA_SUCCESS) {
+        conn.sticky = rc;
+        LOG_WARN("CUDA error %d: a kernel faulted; as on a GPU, every further CUDA call of this process returns it",
+                 (int)rc);
+    }
+    return rc;
+}
+
 CUresult vgpu_call_locked(uint16_t op, const void *req, size_t req_len, const void *tail, size_t tail_len, void *rep,
                           size_t rep_len, void *rep_tail, size_t rep_tail_cap, size_t *rep_tail_len)
 {
+    if (conn.sticky != CUDA_SUCCESS && op != VGPU_OP_GOODBYE)
+        return conn.sticky;
     CUresult rc = vgpu_conn_ensure_locked();
     if (rc != CUDA_SUCCESS)
         return rc;
@@ -564,7 +589,7 @@ CUresult vgpu_call_locked(uint16_t op, const void *req, size_t req_len, const vo
         rc = conn.deferred;
         conn.deferred = CUDA_SUCCESS;
     }
-    return rc;
+    return stick(rc);
 }
 
 /* A round trip made on the application's behalf: an async error it returns is kept for the next call. */
@@ -590,6 +615,8 @@ CUresult vgpu_call(uint16_t op, const void *req, size_t req_len, const void *tai
 
 CUresult vgpu_post_locked(uint16_t op, const void *req, size_t req_len, const void *tail, size_t tail_len)
 {
+    if (conn.sticky != CUDA_SUCCESS)
+        return conn.sticky;
     CUresult rc = vgpu_conn_ensure_locked();
     if (rc != CUDA_SUCCESS)
         return rc;

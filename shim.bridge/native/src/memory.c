@@ -229,6 +229,20 @@ VGPU_API CUresult cuMemFreeAsync(CUdeviceptr dptr, CUstream hStream)
     return rc != CUDA_SUCCESS ? rc : cuMemFree_v2(dptr);
 }
 
+/*
+ * Bytes from the first to the last byte of a pitched 2D region, or 0 when that overflows: sizes
+ * come from the application, and a wrapped product would turn a huge request into a small one.
+ */
+static size_t span2d(size_t pitch, size_t width_bytes, size_t height)
+{
+    size_t rows, total;
+    if (height == 0 || width_bytes == 0)
+        return 0;
+    if (__builtin_mul_overflow(height - 1, pitch, &rows) || __builtin_add_overflow(rows, width_bytes, &total))
+        return 0;
+    return total;
+}
+
 VGPU_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t widthInBytes, size_t height,
                                      unsigned int elementSizeBytes)
 {
@@ -238,7 +252,10 @@ VGPU_API CUresult cuMemAllocPitch_v2(CUdeviceptr *dptr, size_t *pPitch, size_t w
         return CUDA_ERROR_INVALID_VALUE;
     /* Rows aligned to 512 bytes, the texture pitch alignment the driver uses. */
     size_t pitch = (widthInBytes + 511) & ~(size_t)511;
-    CUresult rc = cuMemAlloc_v2(dptr, pitch * height);
+    size_t bytes;
+    if (pitch < widthInBytes || __builtin_mul_overflow(pitch, height, &bytes))
+        return CUDA_ERROR_OUT_OF_MEMORY;
+    CUresult rc = cuMemAlloc_v2(dptr, bytes);
     if (rc == CUDA_SUCCESS)
         *pPitch = pitch;
     return rc;
@@ -620,6 +637,12 @@ static CUresult copy2d(const CUDA_MEMCPY2D *p, uint64_t stream, int async, struc
     size_t dpitch = p->dstPitch ? p->dstPitch : p->WidthInBytes;
     if (spitch < p->WidthInBytes || dpitch < p->WidthInBytes)
         return CUDA_ERROR_INVALID_VALUE;
+    if (p->WidthInBytes == 0 || p->Height == 0)
+        return CUDA_SUCCESS;
+    size_t offset;
+    if (span2d(spitch, p->WidthInBytes, p->Height) == 0 || span2d(dpitch, p->WidthInBytes, p->Height) == 0 ||
+        __builtin_mul_overflow(p->srcY, spitch, &offset) || __builtin_mul_overflow(p->dstY, dpitch, &offset))
+        return CUDA_ERROR_INVALID_VALUE;
     uint64_t src = p->srcMemoryType == CU_MEMORYTYPE_HOST ? (uint64_t)(uintptr_t)p->srcHost : p->srcDevice;
     uint64_t dst = p->dstMemoryType == CU_MEMORYTYPE_HOST ? (uint64_t)(uintptr_t)p->dstHost : p->dstDevice;
     src += p->srcY * spitch + p->srcXInBytes;
@@ -664,6 +687,9 @@ static CUresult memset_any(CUdeviceptr dst, uint32_t value, uint32_t size, size_
 {
     if (count == 0)
         return CUDA_SUCCESS;
+    size_t bytes;
+    if (__builtin_mul_overflow(count, (size_t)size, &bytes) || bytes > (size_t)INT64_MAX)
+        return CUDA_ERROR_INVALID_VALUE;
     struct vgpu_memset_req req = {.ctx = ctx_of_copy(), .dst = dst, .count = count, .stream = stream, .value = value, .element_size = size};
     return async ? vgpu_post(VGPU_OP_MEMSET, &req, sizeof req, NULL, 0)
                  : vgpu_call(VGPU_OP_MEMSET, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
@@ -672,9 +698,14 @@ static CUresult memset_any(CUdeviceptr dst, uint32_t value, uint32_t size, size_
 static CUresult memset2d(CUdeviceptr dst, size_t pitch, uint32_t value, uint32_t size, size_t width, size_t height,
                          uint64_t stream, int async)
 {
-    if (pitch == width * size)
+    size_t row_bytes;
+    if (width == 0 || height == 0)
+        return CUDA_SUCCESS;
+    if (__builtin_mul_overflow(width, (size_t)size, &row_bytes) || span2d(pitch, row_bytes, height) == 0)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (pitch == row_bytes)
         return memset_any(dst, value, size, width * height, stream, async);
-    if (pitch < width * size)
+    if (pitch < row_bytes)
         return CUDA_ERROR_INVALID_VALUE;
     CUresult rc = CUDA_SUCCESS;
     for (size_t row = 0; row < height && rc == CUDA_SUCCESS; row++)

@@ -46,6 +46,23 @@ int main(void)
     CUarray array;
     CHECK_CU(CUDA_ERROR_NOT_SUPPORTED, cuArrayCreate_v2(&array, NULL));
 
+    /* Sizes whose products overflow are refused, not wrapped into small requests: nothing is written. */
+    CUdeviceptr small;
+    CHECK_CU(CUDA_SUCCESS, cuMemAlloc_v2(&small, 1u << 20));
+    CHECK_CU(CUDA_SUCCESS, cuMemsetD8_v2(small, 0x5a, 16));
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuMemsetD32_v2(small, 0xabababab, ((size_t)1 << 62) + 1));
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuMemsetD2D8_v2(small, 256, 7, 256, ((size_t)1 << 56) + 1));
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuMemsetD2D32_v2(small, 1024, 7, ((size_t)1 << 62) + 1, 1));
+    CUDA_MEMCPY2D huge = {.srcMemoryType = CU_MEMORYTYPE_DEVICE, .srcDevice = small, .srcPitch = 256,
+                          .dstMemoryType = CU_MEMORYTYPE_DEVICE, .dstDevice = small, .dstPitch = 256,
+                          .WidthInBytes = 16, .Height = ((size_t)1 << 56) + 1};
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuMemcpy2D_v2(&huge));
+    uint8_t check16[16];
+    CHECK_CU(CUDA_SUCCESS, cuMemcpyDtoH_v2(check16, small, sizeof check16));
+    CHECK_EQ(0x5a, check16[0]);
+    CHECK_EQ(0x5a, check16[15]);
+    CHECK_CU(CUDA_SUCCESS, cuMemFree_v2(small));
+
     /* After all of that the session still works. */
     CUdeviceptr d;
     CHECK_CU(CUDA_SUCCESS, cuMemAlloc_v2(&d, 64));

@@ -282,18 +282,27 @@ int main(void)
     CHECK_CU(CUDA_SUCCESS, cuLaunchKernel(f, 2, 65535, 1, 16, 1, 64, 100u << 10, NULL, params, NULL));
     CHECK_CU(CUDA_SUCCESS, cuCtxSynchronize()); /* nothing refused later either */
 
-    /* A kernel writing outside its memory fails asynchronously: the next synchronizing call says so. */
+    CHECK_CU(CUDA_SUCCESS, cuStreamDestroy_v2(s));
+    CUmodule spare;
+    CHECK_CU(CUDA_SUCCESS, cuModuleLoadData(&spare, iota_ptx));
+    CHECK_CU(CUDA_SUCCESS, cuModuleUnload(spare));
+    CHECK_CU(CUDA_ERROR_INVALID_HANDLE, cuModuleGetFunction(&f2, spare, "vgpu_iota"));
+
+    /* A kernel writing outside its memory fails asynchronously: the next synchronizing call says
+       so, and, as on a GPU, the fault is sticky: every later call of the process returns it. */
     CUdeviceptr wild = out + (size_t)n * 4 + (64u << 20);
     void *bad[] = {&wild, &start, &n};
     CHECK_CU(CUDA_SUCCESS, cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, bad, NULL));
     CHECK_CU(CUDA_ERROR_ILLEGAL_ADDRESS, cuCtxSynchronize());
-    CHECK_CU(CUDA_SUCCESS, cuCtxSynchronize());
-
-    CHECK_CU(CUDA_SUCCESS, cuStreamDestroy_v2(s));
-    CHECK_CU(CUDA_SUCCESS, cuMemFree_v2(out));
-    CHECK_CU(CUDA_SUCCESS, cuModuleUnload(mod));
-    CHECK_CU(CUDA_ERROR_INVALID_HANDLE, cuModuleGetFunction(&f2, mod, "vgpu_iota"));
-    CHECK_CU(CUDA_ERROR_INVALID_HANDLE, cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL));
-    CHECK_CU(CUDA_SUCCESS, cuCtxDestroy_v2(ctx));
+    CHECK_CU(CUDA_ERROR_ILLEGAL_ADDRESS, cuCtxSynchronize());
+    CHECK_CU(CUDA_ERROR_ILLEGAL_ADDRESS, cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 0, NULL, params, NULL));
+    CUdeviceptr more;
+    CHECK_CU(CUDA_ERROR_ILLEGAL_ADDRESS, cuMemAlloc_v2(&more, 4096));
+    CHECK_CU(CUDA_ERROR_ILLEGAL_ADDRESS, cuMemcpyDtoH_v2(host, out, 4));
+    /* What the shim answers from its own caches is not device work and still answers. */
+    char name[64];
+    CHECK_CU(CUDA_SUCCESS, cuDeviceGetName(name, sizeof name, 0));
+    (void)mod;
+    /* Nothing to clean up: the service releases the session's memory when the process exits. */
     return check_done("kernel");
 }

@@ -145,6 +145,7 @@ public class MockBackend implements CudaService {
 
     private String id = "mock";
     private DeviceInfo[] devices = new DeviceInfo[0];
+    private volatile String invalidConfiguration;
     private MockMemory[] memories = new MockMemory[0];
     private final AtomicLong handles = new AtomicLong(0x1000);
     private final Map<Long, Ctx> contexts = new ConcurrentHashMap<>();
@@ -166,15 +167,70 @@ public class MockBackend implements CudaService {
 
     @Activate
     void activate(Config config) {
-        id = config.backend_id();
-        int count = Math.max(1, config.device_count());
-        devices = new DeviceInfo[count];
-        memories = new MockMemory[count];
-        for (int i = 0; i < count; i++) {
-            devices[i] = describe(config, i);
-            memories[i] = new MockMemory(devices[i].totalMemory);
+        try {
+            id = config.backend_id();
+            String wrong = invalid(config);
+            if (wrong != null) {
+                throw new IllegalArgumentException(wrong);
+            }
+            int count = config.device_count();
+            DeviceInfo[] described = new DeviceInfo[count];
+            MockMemory[] memory = new MockMemory[count];
+            for (int i = 0; i < count; i++) {
+                described[i] = describe(config, i);
+                memory[i] = new MockMemory(described[i].totalMemory);
+            }
+            memories = memory;
+            devices = described;
+            invalidConfiguration = null;
+            LOG.info("mock backend {} up: {} x {}", id.isEmpty() ? "(without backend.id)" : id, count, devices[0]);
+        } catch (RuntimeException e) {
+            // A typo in a conf/ file: one line naming it, and a backend that says why it has no
+            // device, rather than a stack trace and a backend that silently never appears.
+            devices = new DeviceInfo[0];
+            memories = new MockMemory[0];
+            invalidConfiguration = e.getMessage();
+            LOG.error("mock backend {}: invalid configuration: {}; it offers no device until the file is fixed", id, e.getMessage());
         }
-        LOG.info("mock backend {} up: {} x {}", id.isEmpty() ? "(without backend.id)" : id, count, devices[0]);
+    }
+
+    /** What is wrong with a configuration, in the terms of its file, or null. */
+    private static String invalid(Config c) {
+        // DS converts each value when it is first read: find the one that does not convert.
+        for (java.lang.reflect.Method m : Config.class.getDeclaredMethods()) {
+            try {
+                m.invoke(c);
+            } catch (java.lang.reflect.InvocationTargetException e) {
+                return m.getName().replace('_', '.') + " cannot be read (" + e.getCause().getMessage() + ")";
+            } catch (ReflectiveOperationException e) {
+                return m.getName().replace('_', '.') + " cannot be read";
+            }
+        }
+        if (c.memory_mib() <= 0) {
+            return "memory.mib must be positive, not " + c.memory_mib();
+        }
+        if (c.memory_mib() > (1L << 40)) {
+            return "memory.mib " + c.memory_mib() + " is beyond any device";
+        }
+        if (c.sm_count() <= 0) {
+            return "sm.count must be positive, not " + c.sm_count();
+        }
+        if (c.cc_major() < 1 || c.cc_major() > 12 || c.cc_minor() < 0 || c.cc_minor() > 9) {
+            return "compute capability " + c.cc_major() + "." + c.cc_minor() + " is not one CUDA knows (cc.major 1-12, cc.minor 0-9)";
+        }
+        if (c.device_count() < 1 || c.device_count() > 16) {
+            return "device.count must be 1 to 16, not " + c.device_count();
+        }
+        if (c.name().isBlank() || c.name().length() > 255) {
+            return "name must be 1 to 255 characters";
+        }
+        if (c.clock_khz() < 0 || c.memory_clock_khz() < 0 || c.memory_bus_width() < 0 || c.l2_cache_bytes() < 0) {
+            return "clock.khz, memory.clock.khz, memory.bus.width and l2.cache.bytes cannot be negative";
+        }
+        if (c.pci_domain() < 0 || c.pci_domain() > 0xffff || c.pci_bus() > 0xff || c.pci_device() < 0 || c.pci_device() > 0x1f) {
+            return "PCI address out of range (pci.domain 0-65535, pci.bus 0-255 or -1, pci.device 0-31)";
+        }
+        return null;
     }
 
     @Deactivate
@@ -280,7 +336,7 @@ public class MockBackend implements CudaService {
         BackendInfo b = new BackendInfo();
         b.id = id;
         b.available = devices.length > 0;
-        b.reason = b.available ? null : "not active";
+        b.reason = b.available ? null : invalidConfiguration != null ? "invalid configuration: " + invalidConfiguration : "not active";
         b.description = "simulated " + (devices.length > 0 ? devices.length + " x " + devices[0].name : "GPU");
         return b;
     }

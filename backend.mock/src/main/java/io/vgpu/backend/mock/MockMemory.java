@@ -287,6 +287,9 @@ final class MockMemory {
     }
 
     int fill(long address, int value, int elementSize, long count, long owner) {
+        if (elementSize <= 0 || count < 0 || count > Long.MAX_VALUE / elementSize) {
+            return CuResult.INVALID_VALUE;
+        }
         long length = count * elementSize;
         if (!covered(address, length, owner)) {
             return CuResult.INVALID_VALUE;

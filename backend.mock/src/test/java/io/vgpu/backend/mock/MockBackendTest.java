@@ -98,6 +98,29 @@ public class MockBackendTest {
     }
 
     @Test
+    public void anInvalidConfigurationLeavesABackendWithoutDevicesThatSaysWhy() {
+        MockBackend negative = new MockBackend(defaults(java.util.Map.of("backend_id", "bad", "memory_mib", -5L)));
+        assertEquals(0, negative.devices().length);
+        assertFalse(negative.info().available);
+        assertEquals("invalid configuration: memory.mib must be positive, not -5", negative.info().reason);
+        MockBackend cc = new MockBackend(defaults(java.util.Map.of("cc_major", 99)));
+        assertTrue(cc.info().reason, cc.info().reason.contains("compute capability 99.0"));
+        assertEquals(0, new MockBackend(defaults(java.util.Map.of("sm_count", 0))).devices().length);
+        // What DS throws when "memory.mib = abc" cannot be converted, and a malformed uuid.
+        MockBackend typo = new MockBackend((MockBackend.Config) java.lang.reflect.Proxy.newProxyInstance(
+                MockBackend.Config.class.getClassLoader(), new Class<?>[] {MockBackend.Config.class}, (proxy, method, args) -> {
+                    if (method.getName().equals("memory_mib")) {
+                        throw new NumberFormatException("For input string: \"abc\"");
+                    }
+                    return method.getDefaultValue();
+                }));
+        assertEquals("invalid configuration: memory.mib cannot be read (For input string: \"abc\")", typo.info().reason);
+        MockBackend uuid = new MockBackend(defaults(java.util.Map.of("uuid", "GPU-1234")));
+        assertTrue(uuid.info().reason, uuid.info().reason.contains("uuid must be 32 hex digits"));
+        assertEquals(CuResult.INVALID_DEVICE, uuid.memGetInfo(0, new long[2]));
+    }
+
+    @Test
     public void instancesAreConfigurable() {
         MockBackend a100 = new MockBackend(defaults(java.util.Map.of("backend_id", "a100", "name", "NVIDIA A100-SXM4-40GB",
                 "memory_mib", 40960L, "cc_major", 8, "sm_count", 108, "device_count", 2,
@@ -173,6 +196,12 @@ public class MockBackendTest {
             (byte) 0xEF, (byte) 0xBE}, java.util.Arrays.copyOf(b.array(), 8));
         assertEquals(0xDEADBEEF, b.getInt(8));
         assertEquals(0xDEADBEEF, b.getInt(12));
+        // Counts whose byte length overflows are refused, not wrapped into a small write.
+        assertEquals(CuResult.INVALID_VALUE, mock.memset(ctx, BASE, 0x11, 4, (1L << 62) + 1, 0));
+        assertEquals(CuResult.INVALID_VALUE, mock.memset(ctx, BASE, 0x11, 2, -1L, 0));
+        ByteBuffer again = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
+        mock.memcpyDtoH(ctx, again, BASE, 0);
+        assertArrayEquals(b.array(), again.array());
     }
 
     @Test

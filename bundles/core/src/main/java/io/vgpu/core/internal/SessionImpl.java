@@ -551,7 +551,8 @@ final class SessionImpl implements Session {
         if (rc != 0) {
             return rc;
         }
-        if (elementSize != 1 && elementSize != 2 && elementSize != 4 || count < 0) {
+        // A count from the wire is unsigned: negative or too large to multiply means a huge request.
+        if (elementSize != 1 && elementSize != 2 && elementSize != 4 || count < 0 || count > Long.MAX_VALUE / elementSize) {
             return CuResult.INVALID_VALUE;
         }
         if ((dst & (elementSize - 1)) != 0) {
