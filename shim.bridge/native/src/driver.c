@@ -34,7 +34,11 @@ static long env_long(const char *name, long fallback)
         return fallback;
     char *end;
     long n = strtol(v, &end, 10);
-    return *end == '\0' && n >= 0 ? n : fallback;
+    if (*end != '\0' || n < 0) {
+        LOG_WARN("%s=%s is not a non-negative number; using %ld", name, v, fallback);
+        return fallback;
+    }
+    return n;
 }
 
 static void fork_prepare(void)

@@ -22,6 +22,9 @@ static int parse_level(const char *v)
     for (int i = 0; i <= VGPU_LOG_TRACE; i++)
         if (strcasecmp(v, names[i]) == 0)
             return i;
+    /* Said once, directly: the logger is what is being configured. */
+    fprintf(stderr, "vgpu[%d]: VGPU_LOG=%s is not a level (off, error, warn, info, debug, trace or 0-5); using warn\n",
+            (int)getpid(), v);
     return VGPU_LOG_WARN;
 }
 

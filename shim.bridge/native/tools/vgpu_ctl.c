@@ -92,7 +92,16 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "launches") == 0) {
-        struct vgpu_launch_log_req req = {.max = argc > 2 ? (uint32_t)atoi(argv[2]) : 20};
+        long max = 20;
+        if (argc > 2) {
+            char *end;
+            max = strtol(argv[2], &end, 10);
+            if (*argv[2] == '\0' || *end != '\0' || max <= 0 || max > 4096) {
+                fprintf(stderr, "vgpu-ctl: launches takes a count from 1 to 4096, not '%s'\n", argv[2]);
+                return 2;
+            }
+        }
+        struct vgpu_launch_log_req req = {.max = (uint32_t)max};
         rc = vgpu_call(VGPU_OP_LAUNCH_LOG, &req, sizeof req, NULL, 0, NULL, 0, tail, sizeof tail, &got);
         if (rc != CUDA_SUCCESS)
             return fail(rc);
