@@ -183,6 +183,17 @@ CUresult vgpu_ptds_begin(void)
     return CUDA_ERROR_STREAM_CAPTURE_UNSUPPORTED;
 }
 
+/* Adds a new node, with a handle, under the capture lock; a node it could not add is freed. */
+static CUresult append_node(struct vgpu_graph *g, struct vgpu_node *n)
+{
+    pthread_mutex_lock(&capture_lock);
+    CUresult rc = add_node(g, n, 1);
+    pthread_mutex_unlock(&capture_lock);
+    if (rc != CUDA_SUCCESS)
+        free_node(n, 0);
+    return rc;
+}
+
 CUresult vgpu_graph_add_kernel(struct vgpu_graph *g, struct vgpu_function *f, const unsigned grid[3],
                                const unsigned block[3], unsigned smem, const void *params, size_t size)
 {
@@ -200,12 +211,7 @@ CUresult vgpu_graph_add_kernel(struct vgpu_graph *g, struct vgpu_function *f, co
     if (size > 0)
         memcpy(n->params, params, size);
     n->params_size = size;
-    pthread_mutex_lock(&capture_lock);
-    CUresult rc = add_node(g, n, 1);
-    pthread_mutex_unlock(&capture_lock);
-    if (rc != CUDA_SUCCESS)
-        free_node(n, 0);
-    return rc;
+    return append_node(g, n);
 }
 
 CUresult vgpu_graph_add_memset(struct vgpu_graph *g, CUdeviceptr dst, size_t pitch, unsigned value, unsigned element_size,
@@ -221,12 +227,7 @@ CUresult vgpu_graph_add_memset(struct vgpu_graph *g, CUdeviceptr dst, size_t pit
     n->element_size = element_size;
     n->width = width;
     n->height = height;
-    pthread_mutex_lock(&capture_lock);
-    CUresult rc = add_node(g, n, 1);
-    pthread_mutex_unlock(&capture_lock);
-    if (rc != CUDA_SUCCESS)
-        free_node(n, 0);
-    return rc;
+    return append_node(g, n);
 }
 
 CUresult vgpu_graph_add_copy(struct vgpu_graph *g, uint64_t dst, uint64_t src, size_t size)
@@ -238,12 +239,7 @@ CUresult vgpu_graph_add_copy(struct vgpu_graph *g, uint64_t dst, uint64_t src, s
     n->copy_dst = dst;
     n->copy_src = src;
     n->copy_size = size;
-    pthread_mutex_lock(&capture_lock);
-    CUresult rc = add_node(g, n, 1);
-    pthread_mutex_unlock(&capture_lock);
-    if (rc != CUDA_SUCCESS)
-        free_node(n, 0);
-    return rc;
+    return append_node(g, n);
 }
 
 /* An event recorded in a capturing stream carries the capture to streams that wait on it. */
@@ -717,15 +713,12 @@ VGPU_API CUresult cuGraphAddKernelNode_v2(CUgraphNode *phGraphNode, CUgraph hGra
         return CUDA_ERROR_OUT_OF_MEMORY;
     n->type = CU_GRAPH_NODE_TYPE_KERNEL;
     CUresult rc = kernel_params_in(n, nodeParams);
-    if (rc == CUDA_SUCCESS) {
-        pthread_mutex_lock(&capture_lock);
-        rc = add_node(g, n, 1);
-        pthread_mutex_unlock(&capture_lock);
-    }
     if (rc != CUDA_SUCCESS) {
         free_node(n, 0);
         return rc;
     }
+    if ((rc = append_node(g, n)) != CUDA_SUCCESS)
+        return rc;
     *phGraphNode = (CUgraphNode)(uintptr_t)n->handle;
     return CUDA_SUCCESS;
 }

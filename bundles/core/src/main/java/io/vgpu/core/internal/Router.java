@@ -270,6 +270,8 @@ public class Router implements SessionManager {
         if (file != null) {
             writeBackend(Path.of(URI.create(file.toString())), backendId);
         }
+        // Applied at once too, rather than after FileInstall's next poll; its re-read of the file
+        // then finds the same values.
         c.update(props);
     }
 
