@@ -1,0 +1,5 @@
+package io.vgpu.ptx.internal;
+
+/** Placeholder, replaced by the executor. */
+public final class Warp {
+}
