@@ -3,9 +3,11 @@
  * libcublas.so.12, libcublasLt.so.12 and libcudart.so.12 are taken from the directory given as
  * the first argument (or $VGPU_CUDA12_DIR). cublasCreate_v2, cublasSgemm_v2 (64x64),
  * cublasGemmEx (fp16 inputs, fp32 output and compute), cudaDeviceSynchronize and
- * cublasDestroy_v2 must all return 0; each status is printed as "status <call>=<value>".
- * No host kernel implements cuBLAS's kernels, so the mock only records the launches: the matrices'
- * values are not checked here (the Java test checks the recorded launches instead).
+ * cublasDestroy_v2; each status is printed as "status <call>=<value>". Every call must return 0
+ * except the synchronization after each GEMM, which reports whether the GEMM's kernel ran: its
+ * result is then checked against a host reference and printed as "result <call>=correct", "=wrong
+ * ..." or "=failed <status>" (the mock executes PTX only, and the kernels cuBLAS picks for these
+ * GEMMs on an H100 are SASS only; the Java test asserts which).
  *
  * With "steps" after the directory, the program stops before cublasSgemm_v2, before cublasGemmEx,
  * before cublasDestroy_v2 and after it ("step <name>" on stdout) until it reads a line on stdin,
@@ -136,6 +138,36 @@ static int report(const char *call, int status, const char *status_name)
         report(call, s_, blas.GetStatusName(s_));                                                        \
     } while (0)
 
+/* The status of a synchronization that tells whether a GEMM ran; not a failure by itself. */
+static int sync_status(const char *call, int status)
+{
+    printf("status %s=%d\n", call, status);
+    return status;
+}
+
+/* Checks C = A * B (column-major, n x n) against a host reference, when the GEMM ran. */
+static void gemm_result(const char *call, int status, const float *c, const float *a, const float *b, int n)
+{
+    if (status != 0) {
+        printf("result %s=failed %d\n", call, status);
+        return;
+    }
+    for (int j = 0; j < n; j++) {
+        for (int i = 0; i < n; i++) {
+            float ref = 0;
+            for (int k = 0; k < n; k++) {
+                ref += a[k * n + i] * b[j * n + k];
+            }
+            float got = c[j * n + i];
+            if (got != ref) {
+                printf("result %s=wrong C[%d][%d]=%g expected %g\n", call, i, j, got, ref);
+                return;
+            }
+        }
+    }
+    printf("result %s=correct\n", call);
+}
+
 /* IEEE half from a float that is exactly representable (small integers and halves here). */
 static uint16_t to_half(float f)
 {
@@ -212,12 +244,15 @@ int main(int argc, char **argv)
     RT("cudaDeviceSynchronize", rt.DeviceSynchronize());
     step("sgemm");
     BLAS("cublasSgemm_v2", blas.Sgemm(handle, CUBLAS_OP_N, CUBLAS_OP_N, N, N, N, &alpha, da, N, db, N, &beta, dc, N));
-    RT("cudaDeviceSynchronize", rt.DeviceSynchronize());
+    int ran = sync_status("cudaDeviceSynchronize(sgemm)", rt.DeviceSynchronize());
+    RT("cudaMemcpy", rt.Memcpy(c, dc, sizeof c, cudaMemcpyDeviceToHost));
+    gemm_result("cublasSgemm_v2", ran, c, a, b, N);
     step("gemmex");
     BLAS("cublasGemmEx", blas.GemmEx(handle, CUBLAS_OP_N, CUBLAS_OP_N, N, N, N, &alpha, dah, CUDA_R_16F, N, dbh,
                                      CUDA_R_16F, N, &beta, dc, CUDA_R_32F, N, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-    RT("cudaDeviceSynchronize", rt.DeviceSynchronize());
+    ran = sync_status("cudaDeviceSynchronize(gemmex)", rt.DeviceSynchronize());
     RT("cudaMemcpy", rt.Memcpy(c, dc, sizeof c, cudaMemcpyDeviceToHost));
+    gemm_result("cublasGemmEx", ran, c, a, b, N);
     step("destroy");
     BLAS("cublasDestroy_v2", blas.Destroy(handle));
     step("destroyed");

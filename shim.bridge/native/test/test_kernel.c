@@ -279,7 +279,7 @@ int main(void)
     CHECK_CU(CUDA_SUCCESS, cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 49152, NULL, params, NULL));
     CHECK_CU(CUDA_ERROR_INVALID_VALUE, cuLaunchKernel(f, 1, 1, 1, 32, 1, 1, 100u << 10, NULL, params, NULL));
     CHECK_CU(CUDA_SUCCESS, cuFuncSetAttribute(f, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, 100 << 10));
-    CHECK_CU(CUDA_SUCCESS, cuLaunchKernel(f, 2, 65535, 1, 16, 1, 64, 100u << 10, NULL, params, NULL));
+    CHECK_CU(CUDA_SUCCESS, cuLaunchKernel(f, 1, 65535, 1, 1, 1, 64, 100u << 10, NULL, params, NULL));
     CHECK_CU(CUDA_SUCCESS, cuCtxSynchronize()); /* nothing refused later either */
 
     CHECK_CU(CUDA_SUCCESS, cuStreamDestroy_v2(s));

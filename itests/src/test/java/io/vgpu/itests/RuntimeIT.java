@@ -7,6 +7,7 @@ import static org.junit.Assert.assertNull;
 import static org.junit.Assert.assertTrue;
 import static org.junit.Assume.assumeTrue;
 
+import io.vgpu.api.CuResult;
 import io.vgpu.api.dto.KernelInfo;
 import io.vgpu.api.dto.ModuleImage;
 import io.vgpu.core.image.ImageFormatException;
@@ -39,9 +40,9 @@ import org.junit.Test;
  *
  * <p>The mock is configured as a device no real GPU reports (name, memory, SM count, PCI address
  * and device id, clocks, bus width, L2 size, UUID), so "the runtime reports the configured device"
- * cannot pass by accident. The kernels of the nvcc programs run as the Java host kernels of
- * bundles/samples and the programs check every element; cuBLAS's kernels have no host kernels, so
- * only their launches are checked: parameter sizes against what the images in NVIDIA's library
+ * cannot pass by accident. The kernels of the nvcc programs run from the PTX in their fatbins and
+ * the programs check every element; the kernels cuBLAS picks for its GEMMs here are SASS only, so
+ * their launches must fail by name with CUDA_ERROR_NOT_SUPPORTED, and the launches are checked: parameter sizes against what the images in NVIDIA's library
  * files declare (parsed here, independently of the service), and for images cuBLAS builds at run
  * time, consistency across launches.
  */
@@ -348,8 +349,7 @@ public class RuntimeIT {
                     seq.put(step, lastLaunch());
                     images.put(step, service.imageStats());
                 });
-        for (String call : List.of("cublasCreate_v2", "cublasSgemm_v2", "cublasGemmEx", "cudaDeviceSynchronize",
-                "cublasDestroy_v2")) {
+        for (String call : List.of("cublasCreate_v2", "cublasSgemm_v2", "cublasGemmEx", "cublasDestroy_v2")) {
             assertTrue(call + " did not return 0:\n" + r + "\n--- service log (tail)\n" + tail(service.log()),
                     r.out.contains("status " + call + "=0\n"));
         }
@@ -366,7 +366,13 @@ public class RuntimeIT {
         Launch s = sgemm.get(0);
         assertEquals(s.toString(), SGEMM_KERNEL, s.kernel);
         assertEquals(s + " against the image", Set.of(s.params), declared.get(SGEMM_KERNEL));
-        assertEquals(s.toString(), 0, s.result);
+        // Its image holds SASS only: the mock refuses it by name, the synchronization reports
+        // cudaErrorNotSupported, and no wrong result is ever returned as if it were computed.
+        assertEquals(s.toString(), CuResult.NOT_SUPPORTED, s.result);
+        assertTrue(r.out, r.out.contains("status cudaDeviceSynchronize(sgemm)=801\n"));
+        assertTrue(r.out, r.out.contains("result cublasSgemm_v2=failed 801\n"));
+        assertTrue(service.log(), service.log().contains("kernel " + SGEMM_KERNEL + " cannot run on the simulated GPU: "
+                + "its image holds no PTX for compute capability 90 or below"));
 
         // cublasGemmEx: one launch of the generated kernel, whose image reached the service in that call.
         List<Launch> gemmEx = between(all, seq.get("gemmex"), seq.get("destroy"));
@@ -374,7 +380,9 @@ public class RuntimeIT {
         Launch g = gemmEx.get(0);
         assertEquals(g.toString(), GEMMEX_KERNEL, g.kernel);
         assertEquals(g.toString(), GEMMEX_PARAMS, g.params);
-        assertEquals(g.toString(), 0, g.result);
+        assertEquals(g.toString(), CuResult.NOT_SUPPORTED, g.result);
+        assertTrue(r.out, r.out.contains("result cublasGemmEx=failed 801\n"));
+        assertTrue(service.log(), service.log().contains("kernel " + GEMMEX_KERNEL + " cannot run on the simulated GPU"));
         assertNull("a library file holds " + GEMMEX_KERNEL + ": check it against the file",
                 declaredFor(declared, GEMMEX_KERNEL));
         ServiceFixture.ImageStats loaded = images.get("destroy").since(images.get("gemmex"));

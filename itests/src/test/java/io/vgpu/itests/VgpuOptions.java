@@ -30,7 +30,7 @@ public final class VgpuOptions {
                 jar("org.osgi.util.function", 3), jar("org.osgi.util.promise", 3),
                 jar("org.osgi.service.component", 3), jar("org.apache.felix.scr", 3),
                 jar("org.apache.felix.configadmin", 3),
-                jar("api", 4), jar("core", 4), jar("backend.mock", 4),
+                jar("api", 4), jar("ptx", 4), jar("core", 4), jar("backend.mock", 4),
                 frameworkStartLevel(10),
                 // Keeps the test classpath (its own slf4j binding among it) out of the framework.
                 frameworkProperty("felix.bootdelegation.implicit").value("false"),

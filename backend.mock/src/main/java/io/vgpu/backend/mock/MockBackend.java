@@ -13,6 +13,12 @@ import io.vgpu.api.dto.ModuleImage;
 import io.vgpu.api.kernel.DeviceMemory;
 import io.vgpu.api.kernel.HostKernel;
 import io.vgpu.api.kernel.KernelLaunch;
+import io.vgpu.ptx.KernelFault;
+import io.vgpu.ptx.LaunchDims;
+import io.vgpu.ptx.PtxException;
+import io.vgpu.ptx.PtxExecutor;
+import io.vgpu.ptx.PtxKernel;
+import io.vgpu.ptx.PtxProgram;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
@@ -93,6 +99,13 @@ public class MockBackend implements CudaService {
 
         @AttributeDefinition(description = "How many identical devices this instance simulates")
         int device_count() default 1;
+
+        @AttributeDefinition(description = "Threads running the blocks of a kernel; 0 uses every core")
+        int ptx_workers() default 0;
+
+        @AttributeDefinition(description = "A kernel running longer than this many milliseconds fails with "
+                + "CUDA_ERROR_LAUNCH_TIMEOUT; 0 lets it run as long as it takes, as a data-centre GPU does")
+        long watchdog_ms() default 0;
     }
 
     private static final class Ctx {
@@ -113,11 +126,15 @@ public class MockBackend implements CudaService {
         final Ctx ctx;
         final ModuleImage image;
         final long globalsBase;
+        final Map<String, Long> symbols = new java.util.HashMap<>();
 
         Module(Ctx ctx, ModuleImage image, long globalsBase) {
             this.ctx = ctx;
             this.image = image;
             this.globalsBase = globalsBase;
+            for (GlobalInfo g : image.globals) {
+                symbols.put(g.name, globalsBase + g.offset);
+            }
         }
     }
 
@@ -125,6 +142,9 @@ public class MockBackend implements CudaService {
         final Module module;
         final KernelInfo kernel;
         final int[] attributes = new int[10];
+        /** The compiled kernel, or why it cannot run; resolved on first launch. */
+        volatile PtxKernel compiled;
+        volatile String unrunnable;
 
         Function(Module module, KernelInfo kernel) {
             this.module = module;
@@ -156,6 +176,9 @@ public class MockBackend implements CudaService {
     private final Map<Long, MockMemory.Physical> physicalHandles = new ConcurrentHashMap<>();
     private final Map<String, HostKernel> kernels = new ConcurrentHashMap<>();
     private final ArrayDeque<LaunchRecord> launchLog = new ArrayDeque<>();
+    private volatile PtxExecutor executor;
+    /** Parsed PTX per image text: modules of the same image share one parse and its compiled kernels. */
+    private final Map<byte[], PtxProgram> programs = java.util.Collections.synchronizedMap(new java.util.WeakHashMap<>());
     private long launchCount;
 
     public MockBackend() {}
@@ -182,6 +205,12 @@ public class MockBackend implements CudaService {
             }
             memories = memory;
             devices = described;
+            int workers = config.ptx_workers() > 0 ? config.ptx_workers() : Runtime.getRuntime().availableProcessors();
+            PtxExecutor old = executor;
+            executor = new PtxExecutor(workers, config.watchdog_ms());
+            if (old != null) {
+                old.close();
+            }
             invalidConfiguration = null;
             LOG.info("mock backend {} up: {} x {}", id.isEmpty() ? "(without backend.id)" : id, count, devices[0]);
         } catch (RuntimeException e) {
@@ -218,6 +247,12 @@ public class MockBackend implements CudaService {
         if (c.cc_major() < 1 || c.cc_major() > 12 || c.cc_minor() < 0 || c.cc_minor() > 9) {
             return "compute capability " + c.cc_major() + "." + c.cc_minor() + " is not one CUDA knows (cc.major 1-12, cc.minor 0-9)";
         }
+        if (c.ptx_workers() < 0 || c.ptx_workers() > 1024) {
+            return "ptx.workers must be 0 (every core) to 1024, not " + c.ptx_workers();
+        }
+        if (c.watchdog_ms() < 0) {
+            return "watchdog.ms cannot be negative";
+        }
         if (c.device_count() < 1 || c.device_count() > 16) {
             return "device.count must be 1 to 16, not " + c.device_count();
         }
@@ -242,6 +277,11 @@ public class MockBackend implements CudaService {
         events.clear();
         physicalHandles.clear();
         memories = new MockMemory[0];
+        PtxExecutor e = executor;
+        executor = null;
+        if (e != null) {
+            e.close();
+        }
     }
 
     private DeviceInfo describe(Config c, int ordinal) {
@@ -670,6 +710,7 @@ public class MockBackend implements CudaService {
         }
         HostKernel kernel = kernels.get(f.kernel.name);
         int rc = CuResult.SUCCESS;
+        boolean executed = true;
         if (kernel != null) {
             DeviceMemory view = memories[f.module.ctx.device].view(f.module.ctx.owner);
             try {
@@ -682,9 +723,79 @@ public class MockBackend implements CudaService {
                         e.getStackTrace().length > 0 ? e.getStackTrace()[0] : "unknown");
                 rc = CuResult.LAUNCH_FAILED;
             }
+        } else {
+            rc = runPtx(f, config, params);
+            executed = rc != CuResult.NOT_SUPPORTED;
         }
-        record(f.kernel.name, config, params.remaining(), kernel != null, rc);
+        record(f.kernel.name, config, params.remaining(), executed, rc);
         return rc;
+    }
+
+    /** Executes a kernel from the PTX of its image. */
+    private int runPtx(Function f, LaunchConfig config, ByteBuffer params) {
+        PtxKernel k = compiled(f);
+        if (k == null) {
+            return CuResult.NOT_SUPPORTED;
+        }
+        byte[] p = new byte[params.remaining()];
+        params.duplicate().get(p);
+        MockMemory mem = memories[f.module.ctx.device];
+        long owner = f.module.ctx.owner;
+        PtxExecutor e = executor;
+        if (e == null) {
+            return CuResult.DEVICE_UNAVAILABLE;
+        }
+        try {
+            e.launch(k, new LaunchDims(config.gridX, config.gridY, config.gridZ, config.blockX, config.blockY, config.blockZ,
+                    config.sharedMemBytes), p, () -> mem.accessor(owner));
+            return CuResult.SUCCESS;
+        } catch (KernelFault fault) {
+            LOG.info("kernel {} failed: {}", f.kernel.name, fault.getMessage());
+            return fault.cudaError();
+        } catch (IllegalArgumentException bad) {
+            return CuResult.INVALID_VALUE;
+        }
+    }
+
+    /** The function's kernel compiled from the image's PTX, or null (logged once) if it cannot run. */
+    private PtxKernel compiled(Function f) {
+        PtxKernel k = f.compiled;
+        if (k != null || f.unrunnable != null) {
+            return k;
+        }
+        synchronized (f) {
+            if (f.compiled != null || f.unrunnable != null) {
+                return f.compiled;
+            }
+            ModuleImage image = f.module.image;
+            if (image.ptxSource == null) {
+                f.unrunnable = "its image holds no PTX for compute capability " + deviceArch(f.module.ctx.device)
+                        + " or below (only SASS, which the mock does not execute)";
+            } else {
+                try {
+                    PtxProgram program;
+                    synchronized (programs) {
+                        program = programs.get(image.ptxSource);
+                    }
+                    if (program == null) {
+                        program = PtxProgram.parse(new String(image.ptxSource, StandardCharsets.ISO_8859_1));
+                        programs.put(image.ptxSource, program);
+                    }
+                    f.compiled = program.kernel(f.kernel.name, f.module.symbols);
+                    return f.compiled;
+                } catch (PtxException ex) {
+                    f.unrunnable = ex.getMessage();
+                }
+            }
+            LOG.warn("kernel {} cannot run on the simulated GPU: {}; its launches fail with CUDA_ERROR_NOT_SUPPORTED",
+                    f.kernel.name, f.unrunnable);
+            return null;
+        }
+    }
+
+    private int deviceArch(int device) {
+        DeviceInfo d = devices[device];
+        return d.attribute(CuDeviceAttribute.COMPUTE_CAPABILITY_MAJOR) * 10 + d.attribute(CuDeviceAttribute.COMPUTE_CAPABILITY_MINOR);
     }
 
     private void record(String name, LaunchConfig config, int paramBytes, boolean executed, int rc) {
@@ -709,6 +820,12 @@ public class MockBackend implements CudaService {
             List<LaunchRecord> all = new ArrayList<>(launchLog);
             return all.subList(Math.max(0, all.size() - max), all.size());
         }
+    }
+
+    /** Thread-instructions the PTX engine executed for this backend (one per active lane per instruction). */
+    public long threadInstructions() {
+        PtxExecutor e = executor;
+        return e == null ? 0 : e.threadInstructions();
     }
 
     public long launchCount() {

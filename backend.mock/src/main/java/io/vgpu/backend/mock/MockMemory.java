@@ -314,6 +314,116 @@ final class MockMemory {
         return materialisedPages * (long) PAGE;
     }
 
+    /**
+     * Global memory for the PTX engine: one per worker of a launch, caching the mapping it last
+     * touched, so a kernel streaming through an allocation pays for one lookup per mapping.
+     */
+    io.vgpu.ptx.GlobalMemory accessor(long owner) {
+        return new Accessor(owner);
+    }
+
+    private static final java.lang.invoke.VarHandle INT = java.lang.invoke.MethodHandles.byteArrayViewVarHandle(int[].class,
+            java.nio.ByteOrder.LITTLE_ENDIAN);
+    private static final java.lang.invoke.VarHandle LONG = java.lang.invoke.MethodHandles.byteArrayViewVarHandle(long[].class,
+            java.nio.ByteOrder.LITTLE_ENDIAN);
+    private static final java.lang.invoke.VarHandle SHORT = java.lang.invoke.MethodHandles.byteArrayViewVarHandle(short[].class,
+            java.nio.ByteOrder.LITTLE_ENDIAN);
+
+    private final class Accessor implements io.vgpu.ptx.GlobalMemory {
+        private final long owner;
+        private long start = 1, end = 0; // the cached mapping [start, end)
+        private long delta;              // physical offset = address - start + delta
+        private Physical physical;
+
+        Accessor(long owner) {
+            this.owner = owner;
+        }
+
+        /** The physical offset of [address, address + size); faults if not mapped for the owner. */
+        private long locate(long address, int size) {
+            if (address >= start && address + size <= end) {
+                return address - start + delta;
+            }
+            lock.readLock().lock();
+            try {
+                Map.Entry<Long, Mapping> e = mappings.floorEntry(address);
+                Mapping m = e == null ? null : e.getValue();
+                if (m == null || m.physical.owner != owner || address + size > m.end() || m.physical.released && m.physical.pages.length() == 0) {
+                    throw new io.vgpu.ptx.KernelFault(io.vgpu.ptx.KernelFault.Kind.ILLEGAL_ADDRESS,
+                            String.format("%d-byte access at 0x%x is outside every allocation of this context", size, address));
+                }
+                start = m.address;
+                end = m.end();
+                delta = m.offset;
+                physical = m.physical;
+                return address - start + delta;
+            } finally {
+                lock.readLock().unlock();
+            }
+        }
+
+        @Override
+        public long load(long address, int size) {
+            long off = locate(address, size);
+            int in = (int) (off % PAGE);
+            if (in + size > PAGE) {
+                long v = 0;
+                for (int k = size - 1; k >= 0; k--) {
+                    v = (v << 8) | load(address + k, 1);
+                }
+                return v;
+            }
+            byte[] page = physical.page(off / PAGE, false);
+            if (page == null) {
+                return 0;
+            }
+            switch (size) {
+                case 1: return page[in] & 0xffL;
+                case 2: return ((short) SHORT.get(page, in)) & 0xffffL;
+                case 4: return ((int) INT.get(page, in)) & 0xffffffffL;
+                default: return (long) LONG.get(page, in);
+            }
+        }
+
+        private byte[] writable(long off) {
+            return page(physical, off / PAGE, true);
+        }
+
+        @Override
+        public void store(long address, int size, long value) {
+            long off = locate(address, size);
+            int in = (int) (off % PAGE);
+            if (in + size > PAGE) {
+                for (int k = 0; k < size; k++) {
+                    store(address + k, 1, value >>> (8 * k));
+                }
+                return;
+            }
+            byte[] page = writable(off);
+            switch (size) {
+                case 1: page[in] = (byte) value; break;
+                case 2: SHORT.set(page, in, (short) value); break;
+                case 4: INT.set(page, in, (int) value); break;
+                default: LONG.set(page, in, value);
+            }
+        }
+
+        @Override
+        public boolean compareAndSet(long address, int size, long expected, long value) {
+            long off = locate(address, size);
+            if ((off & (size - 1)) != 0) {
+                throw new io.vgpu.ptx.KernelFault(io.vgpu.ptx.KernelFault.Kind.MISALIGNED_ADDRESS,
+                        String.format("atomic at 0x%x is misaligned", address));
+            }
+            byte[] page = writable(off);
+            int in = (int) (off % PAGE);
+            if (size == 4) {
+                return INT.compareAndSet(page, in, (int) expected, (int) value);
+            }
+            return LONG.compareAndSet(page, in, expected, value);
+        }
+    }
+
     /** The memory a host kernel of {@code owner} may touch. */
     DeviceMemory view(long owner) {
         return new View(owner);

@@ -288,10 +288,11 @@ public class MockBackendTest {
         assertTrue(mock.launchLog(10).get(0).executed);
         assertEquals(16, mock.launchLog(10).get(0).paramBytes);
 
-        // Without a host kernel for its name a launch is a recorded no-op: memory stays as it was.
+        // Without a host kernel, and with no PTX in its image, a launch cannot run: NOT_SUPPORTED,
+        // recorded as not executed, memory as it was.
         mock.unregisterKernel("scale");
         ByteBuffer again = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(BASE).putFloat(100f).putInt(4).flip();
-        assertEquals(CuResult.SUCCESS, mock.launch(fn[0], new LaunchConfig(3, 2, 1, 64, 2, 1, 512), again, 0));
+        assertEquals(CuResult.NOT_SUPPORTED, mock.launch(fn[0], new LaunchConfig(3, 2, 1, 64, 2, 1, 512), again, 0));
         ByteBuffer unchanged = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN);
         mock.memcpyDtoH(ctx, unchanged, BASE, 0);
         assertArrayEquals(out.array(), unchanged.array());
@@ -300,11 +301,74 @@ public class MockBackendTest {
         assertEquals("scale", noop.kernel);
         assertFalse(noop.executed);
         assertEquals(3, noop.sequence);
-        assertEquals(CuResult.SUCCESS, noop.result);
+        assertEquals(CuResult.NOT_SUPPORTED, noop.result);
         assertEquals(16, noop.paramBytes);
         assertEquals(3, noop.config.gridX);
         assertEquals(2, noop.config.blockY);
         assertEquals(512, noop.config.sharedMemBytes);
+    }
+
+    private static final String SCALE_PTX = ".version 8.0\n.target sm_70\n.address_size 64\n"
+            + ".visible .entry scale(.param .u64 p, .param .f32 f, .param .u32 n)\n{\n"
+            + "  .reg .pred %p;\n  .reg .b32 %r<4>;\n  .reg .f32 %f<3>;\n  .reg .b64 %rd<4>;\n"
+            + "  ld.param.u64 %rd1, [p];\n  ld.param.f32 %f1, [f];\n  ld.param.u32 %r1, [n];\n"
+            + "  mov.u32 %r2, %tid.x;\n  mov.u32 %r3, %ctaid.x;\n  mad.lo.s32 %r2, %r3, 64, %r2;\n"
+            + "  setp.ge.u32 %p, %r2, %r1;\n  @%p bra DONE;\n"
+            + "  mul.wide.u32 %rd2, %r2, 4;\n  add.s64 %rd3, %rd1, %rd2;\n"
+            + "  ld.global.f32 %f2, [%rd3];\n  mul.rn.f32 %f2, %f2, %f1;\n  st.global.f32 [%rd3], %f2;\n"
+            + "DONE:\n  ret;\n}\n";
+
+    private long[] ptxModule(String name) {
+        KernelInfo k = new KernelInfo();
+        k.name = name;
+        k.paramOffsets = new int[] {0, 8, 12};
+        k.paramSizes = new int[] {8, 4, 4};
+        k.paramBufferSize = 16;
+        ModuleImage image = new ModuleImage();
+        image.kernels.add(k);
+        image.ptxSource = SCALE_PTX.getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        long[] module = new long[1];
+        long[] fn = new long[1];
+        assertEquals(CuResult.SUCCESS, mock.moduleLoad(ctx, image, 0, module));
+        assertEquals(CuResult.SUCCESS, mock.functionGet(module[0], name, fn));
+        return fn;
+    }
+
+    @Test
+    public void kernelsExecuteFromThePtxOfTheirImage() {
+        long[] fn = ptxModule("scale");
+        int n = 1000;
+        mock.memAlloc(ctx, BASE, 4L * n);
+        ByteBuffer v = ByteBuffer.allocate(4 * n).order(ByteOrder.LITTLE_ENDIAN);
+        for (int i = 0; i < n; i++) {
+            v.putFloat(i + 0.5f);
+        }
+        mock.memcpyHtoD(ctx, BASE, v.flip(), 0);
+        ByteBuffer params = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(BASE).putFloat(3f).putInt(n).flip();
+        assertEquals(CuResult.SUCCESS, mock.launch(fn[0], new LaunchConfig((n + 63) / 64, 1, 1, 64, 1, 1, 0), params, 0));
+        ByteBuffer out = ByteBuffer.allocate(4 * n).order(ByteOrder.LITTLE_ENDIAN);
+        mock.memcpyDtoH(ctx, out, BASE, 0);
+        for (int i = 0; i < n; i++) {
+            assertEquals("element " + i, (i + 0.5f) * 3f, out.getFloat(4 * i), 0f);
+        }
+        LaunchRecord r = mock.launchLog(1).get(0);
+        assertTrue(r.executed);
+        assertEquals(CuResult.SUCCESS, r.result);
+    }
+
+    @Test
+    public void aKernelTouchingMemoryOutsideItsOwnersAllocationsFaults() {
+        long[] fn = ptxModule("scale");
+        mock.memAlloc(ctx, BASE, 256);
+        // Another client's allocation right behind ours is not ours to touch.
+        long[] other = new long[1];
+        assertEquals(CuResult.SUCCESS, mock.ctxCreate(0, 0, OWNER + 1, other));
+        assertEquals(CuResult.SUCCESS, mock.memAlloc(other[0], BASE + 256, 256));
+        ByteBuffer params = ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(BASE).putFloat(2f).putInt(128).flip();
+        assertEquals(CuResult.ILLEGAL_ADDRESS, mock.launch(fn[0], new LaunchConfig(2, 1, 1, 64, 1, 1, 0), params, 0));
+        ByteBuffer theirs = ByteBuffer.allocate(256);
+        mock.memcpyDtoH(other[0], theirs, BASE + 256, 0);
+        assertArrayEquals(new byte[256], theirs.array());
     }
 
     @Test

@@ -27,6 +27,14 @@ public class ModuleImage {
      * {@code CU_FUNC_ATTRIBUTE_PTX_VERSION}.
      */
     public int virtualArch;
+    /**
+     * The PTX text a simulated backend executes: the newest PTX the image holds at or below the
+     * device's architecture (a PTX image is its own), decompressed; null when the image has none
+     * (SASS only). Backends with a real driver ignore it.
+     */
+    public byte[] ptxSource;
+    /** The architecture that PTX was generated for ({@code compute_90} gives 90); 0 without PTX. */
+    public int ptxArch;
     public List<KernelInfo> kernels = new ArrayList<>();
     public List<GlobalInfo> globals = new ArrayList<>();
     /** Bytes the globals need in total, each aligned to 256. */

@@ -68,6 +68,8 @@ public final class ImageParser {
         } else if (PtxParser.looksLikePtx(image, image.length)) {
             result = PtxParser.parse(image, image.length);
             result.format = ModuleImage.Format.PTX;
+            result.ptxSource = image;
+            result.ptxArch = result.virtualArch;
         } else {
             throw new ImageFormatException("unrecognised module image: neither a fatbin container, "
                     + "an ELF cubin nor PTX text (first bytes " + hexPrefix(image) + ")");
@@ -180,6 +182,17 @@ public final class ImageParser {
         return null;
     }
 
+    /** The PTX a simulated device of {@code targetArch} runs: the newest at or below it, or null. */
+    static Entry newestPtx(List<Entry> entries, int targetArch) {
+        Entry best = null;
+        for (Entry e : entries) {
+            if (e.kind() == KIND_PTX && e.arch() <= targetArch && (best == null || e.arch() > best.arch())) {
+                best = e;
+            }
+        }
+        return best;
+    }
+
     private static ModuleImage parseFatbin(byte[] image, int targetArch, long maxDecompressed)
             throws ImageFormatException {
         List<Entry> entries = readEntries(image);
@@ -206,6 +219,11 @@ public final class ImageParser {
         }
         result.format = ModuleImage.Format.FATBIN;
         result.arch = chosen.arch();
+        Entry ptx = newestPtx(entries, targetArch);
+        if (ptx != null) {
+            result.ptxSource = ptx == chosen ? payload : payload(image, ptx, maxDecompressed);
+            result.ptxArch = ptx.arch();
+        }
         // The entry's arch is authoritative for PTX too: compute_90 PTX may say .target sm_90a.
         if (result.ptx) {
             result.virtualArch = chosen.arch();

@@ -117,17 +117,21 @@ final class ImageCache {
         }
         synchronized (this) {
             images.put(ByteBuffer.wrap(key), parsed);
-            bytes += data.length;
+            bytes += size(parsed);
             var it = images.entrySet().iterator();
             while (bytes > maxBytes && it.hasNext()) {
                 Map.Entry<ByteBuffer, ModuleImage> oldest = it.next();
                 if (oldest.getValue() != parsed) {
-                    bytes -= oldest.getValue().data.length;
+                    bytes -= size(oldest.getValue());
                     it.remove();
                 }
             }
         }
         return parsed;
+    }
+
+    private static long size(ModuleImage m) {
+        return m.data.length + (m.ptxSource != null && m.ptxSource != m.data ? m.ptxSource.length : 0);
     }
 
     /** The code chosen from a fatbin depends on the device, so the cache key does too. */

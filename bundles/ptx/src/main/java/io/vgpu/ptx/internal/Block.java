@@ -47,7 +47,7 @@ public final class Block {
         int cx = (int) (linear % dims.gridX);
         int cy = (int) (linear / dims.gridX % dims.gridY);
         int cz = (int) (linear / ((long) dims.gridX * dims.gridY));
-        Arrays.fill(shared, (byte) 0);
+        // Shared memory is not cleared between blocks: on a GPU it starts with whatever was there.
         Arrays.fill(arrived, 0);
         Arrays.fill(expected, 0);
         for (Warp w : warps) {
