@@ -367,6 +367,7 @@ public class LlamaIT {
                     phases.put(step, ls);
                 });
         save("cuda", r);
+        report(phases, r);
         String why = r + "\n--- service log (tail)\n" + OllamaIT.tail(SERVICE.log(), 40);
         Run run = parse(r, why);
         assertTrue(why, r.err.contains("ggml_cuda_init: found 1 CUDA devices"));
@@ -392,7 +393,11 @@ public class LlamaIT {
         for (int i = 2; i < N_PREDICT; i++) {
             assertEquals("decode " + i, perToken, histogram(phases.get("decode " + i)));
         }
-        report(phases, run);
+        StringBuilder kernels = new StringBuilder();
+        perToken.forEach((k, n) -> kernels.append(String.format("%n%6d %s", n, k)));
+        System.out.println("llama.cpp through vgpu: prompt " + phases.get("prompt").size() + " launches, each decoded token "
+                + phases.get("decode 1").size() + " launches of " + perToken.size() + " kernels (all phases in "
+                + WORK.resolve("launches.txt") + "):" + kernels);
 
         if (Boolean.getBoolean("vgpu.llama.compare")) {
             Run reference = cpu(s, N_UBATCH);
@@ -406,12 +411,14 @@ public class LlamaIT {
         }
     }
 
-    /** target/llama/launches.txt: kernel counts per phase; a summary on stdout. */
-    private static void report(Map<String, List<Launch>> phases, Run run) throws IOException {
+    /** target/llama/launches.txt: what the run printed of its tokens and cuBLAS calls, and kernel counts per phase. */
+    private static void report(Map<String, List<Launch>> phases, ServiceFixture.Result r) throws IOException {
         StringBuilder sb = new StringBuilder();
         sb.append("# llama.cpp CUDA backend through vgpu: ").append(N_PREDICT).append(" tokens, prompt of ")
-                .append(run.prompt().size()).append(" tokens in ubatches of ").append(N_UBATCH).append('\n');
-        sb.append("# tokens ").append(run.tokens()).append("\n# cublas_calls ").append(run.cublas()).append('\n');
+                .append(PROMPT_TOKENS.size()).append(" tokens in ubatches of ").append(N_UBATCH).append(", exit ")
+                .append(r.exit).append('\n');
+        r.out.lines().filter(l -> l.startsWith("tokens=") || l.startsWith("cublas_calls "))
+                .forEach(l -> sb.append("# ").append(l).append('\n'));
         for (Map.Entry<String, List<Launch>> e : phases.entrySet()) {
             List<Launch> ls = e.getValue();
             long executed = ls.stream().filter(Launch::executed).count();
@@ -420,10 +427,5 @@ public class LlamaIT {
             histogram(ls).forEach((k, n) -> sb.append(String.format("%6d %s%n", n, k)));
         }
         Files.writeString(WORK.resolve("launches.txt"), sb);
-        StringBuilder perToken = new StringBuilder();
-        histogram(phases.get("decode 1")).forEach((k, n) -> perToken.append(String.format("%n%6d %s", n, k)));
-        System.out.println("llama.cpp through vgpu: prompt " + phases.get("prompt").size() + " launches, each decoded token "
-                + phases.get("decode 1").size() + " launches of " + histogram(phases.get("decode 1")).size()
-                + " kernels (all phases in " + WORK.resolve("launches.txt") + "):" + perToken);
     }
 }
