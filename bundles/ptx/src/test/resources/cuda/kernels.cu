@@ -61,3 +61,48 @@ extern "C" __global__ void coop(int *out) {
   b.sync();
   out[threadIdx.x] = v + (int)(bal & 0xff) * 1000;
 }
+
+#include <cuda_fp16.h>
+// One warp: C (16x8, f32) = A (16x16, row-major) * B, fragments loaded by ldmatrix as ggml and
+// CUTLASS do, multiplied by mma.sync.m16n8k16. B comes n-major (Bn[n*16+k]) for the plain
+// ldmatrix and k-major (Bk[k*8+n]) for ldmatrix.trans; both must give the same product.
+extern "C" __global__ void mma_f16(const __half *A, const __half *Bn, const __half *Bk, float *C, float *Ct) {
+  __shared__ __align__(16) __half As[256], Bns[128], Bks[128];
+  int l = threadIdx.x;
+  for (int i = l; i < 256; i += 32) As[i] = A[i];
+  for (int i = l; i < 128; i += 32) { Bns[i] = Bn[i]; Bks[i] = Bk[i]; }
+  __syncwarp();
+  unsigned a0, a1, a2, a3, b0, b1, t0, t1;
+  unsigned sa = (unsigned)__cvta_generic_to_shared(&As[(l % 16) * 16 + (l / 16) * 8]);
+  unsigned sb = (unsigned)__cvta_generic_to_shared(&Bns[(l % 8) * 16 + ((l / 8) % 2) * 8]);
+  unsigned sk = (unsigned)__cvta_generic_to_shared(&Bks[(l % 16) * 8]);
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(a0), "=r"(a1), "=r"(a2), "=r"(a3) : "r"(sa));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(b0), "=r"(b1) : "r"(sb));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x2.trans.shared.b16 {%0,%1}, [%2];" : "=r"(t0), "=r"(t1) : "r"(sk));
+  float c0 = 0, c1 = 0, c2 = 0, c3 = 0, d0 = 0, d1 = 0, d2 = 0, d3 = 0;
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(c0), "+f"(c1), "+f"(c2), "+f"(c3) : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+  asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+f"(d0), "+f"(d1), "+f"(d2), "+f"(d3) : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(t0), "r"(t1));
+  int g = l >> 2, t = l & 3;
+  C[g * 8 + t * 2] = c0; C[g * 8 + t * 2 + 1] = c1; C[(g + 8) * 8 + t * 2] = c2; C[(g + 8) * 8 + t * 2 + 1] = c3;
+  Ct[g * 8 + t * 2] = d0; Ct[g * 8 + t * 2 + 1] = d1; Ct[(g + 8) * 8 + t * 2] = d2; Ct[(g + 8) * 8 + t * 2 + 1] = d3;
+}
+
+// One warp: C (16x8, s32) = A (16x32 s8, row-major) * B (32x8 s8, n-major) with mma.sync.m16n8k32,
+// fragments gathered by hand in the layout of the PTX ISA, as ggml's MMQ kernels do.
+extern "C" __global__ void mma_s8(const signed char *A, const signed char *Bn, int *C) {
+  int l = threadIdx.x, g = l >> 2, t = l & 3;
+  unsigned a[4], b[2];
+  for (int r = 0; r < 4; r++) {
+    int row = g + 8 * (r & 1), col = t * 4 + 16 * (r >> 1);
+    a[r] = *(const unsigned *)&A[row * 32 + col];
+  }
+  for (int r = 0; r < 2; r++) {
+    b[r] = *(const unsigned *)&Bn[g * 32 + t * 4 + 16 * r];
+  }
+  int c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+  asm volatile("mma.sync.aligned.m16n8k32.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+               : "+r"(c0), "+r"(c1), "+r"(c2), "+r"(c3) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+  C[g * 8 + t * 2] = c0; C[g * 8 + t * 2 + 1] = c1; C[(g + 8) * 8 + t * 2] = c2; C[(g + 8) * 8 + t * 2 + 1] = c3;
+}

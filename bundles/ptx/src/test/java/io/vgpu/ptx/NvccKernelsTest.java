@@ -167,6 +167,70 @@ public class NvccKernelsTest {
         }
     }
 
+    @Test
+    public void ldmatrixAndMmaSyncF16GiveTheMatrixProduct() throws Exception {
+        HeapMemory m = new HeapMemory(BASE, 4096);
+        long a = BASE, bn = a + 512, bk = bn + 256, c = bk + 256, ct = c + 512;
+        float[][] A = new float[16][16], B = new float[16][8];
+        Random r = new Random(3);
+        for (int i = 0; i < 16; i++) {
+            for (int k = 0; k < 16; k++) {
+                A[i][k] = r.nextInt(7) - 3;
+                m.store(a + 2L * (i * 16 + k), 2, io.vgpu.ptx.internal.Fp.toHalf(A[i][k], 0));
+            }
+        }
+        for (int k = 0; k < 16; k++) {
+            for (int n = 0; n < 8; n++) {
+                B[k][n] = (r.nextInt(9) - 4) * 0.5f;
+                m.store(bn + 2L * (n * 16 + k), 2, io.vgpu.ptx.internal.Fp.toHalf(B[k][n], 0));
+                m.store(bk + 2L * (k * 8 + n), 2, io.vgpu.ptx.internal.Fp.toHalf(B[k][n], 0));
+            }
+        }
+        PtxKernel k = kernel("mma_f16");
+        executor.launch(k, LaunchDims.linear(1, 32), new Params(k).u64(0, a).u64(1, bn).u64(2, bk).u64(3, c).u64(4, ct).build(), () -> m);
+        for (int i = 0; i < 16; i++) {
+            for (int n = 0; n < 8; n++) {
+                float s = 0;
+                for (int q = 0; q < 16; q++) {
+                    s += A[i][q] * B[q][n];
+                }
+                assertEquals("C[" + i + "][" + n + "]", s, m.getFloat(c + 4L * (i * 8 + n)), 0f);
+                assertEquals("C (B through ldmatrix.trans)[" + i + "][" + n + "]", s, m.getFloat(ct + 4L * (i * 8 + n)), 0f);
+            }
+        }
+    }
+
+    @Test
+    public void mmaSyncInt8GivesTheExactProduct() throws Exception {
+        HeapMemory m = new HeapMemory(BASE, 2048);
+        long a = BASE, bn = a + 512, c = bn + 256;
+        int[][] A = new int[16][32], B = new int[32][8];
+        Random r = new Random(4);
+        for (int i = 0; i < 16; i++) {
+            for (int q = 0; q < 32; q++) {
+                A[i][q] = r.nextInt(256) - 128;
+                m.store(a + i * 32 + q, 1, A[i][q]);
+            }
+        }
+        for (int q = 0; q < 32; q++) {
+            for (int n = 0; n < 8; n++) {
+                B[q][n] = r.nextInt(256) - 128;
+                m.store(bn + n * 32 + q, 1, B[q][n]);
+            }
+        }
+        PtxKernel k = kernel("mma_s8");
+        executor.launch(k, LaunchDims.linear(1, 32), new Params(k).u64(0, a).u64(1, bn).u64(2, c).build(), () -> m);
+        for (int i = 0; i < 16; i++) {
+            for (int n = 0; n < 8; n++) {
+                int s = 0;
+                for (int q = 0; q < 32; q++) {
+                    s += A[i][q] * B[q][n];
+                }
+                assertEquals("C[" + i + "][" + n + "]", s, m.getInt(c + 4L * (i * 8 + n)));
+            }
+        }
+    }
+
     /** What lane r of a 16-lane tile holds after v += shfl_down(v, o) for o = 8, 4, 2, 1 (clamped at the tile end). */
     private static int treeDown(int rank) {
         int[] v = new int[16];
