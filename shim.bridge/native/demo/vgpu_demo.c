@@ -1,7 +1,7 @@
 /*
  * vgpu-demo: a plain CUDA driver-API program, built with gcc and linked with -lcuda. It finds
  * our libcuda.so.1 like any installed library, runs SAXPY from PTX on the vgpu device and checks
- * the result. On the mock backend the kernel is executed by the sample host kernel vgpu_saxpy.
+ * the result. On the mock backend the PTX engine executes it.
  */
 #include <math.h>
 #include <stdio.h>

@@ -102,7 +102,7 @@ CUresult cuEventSynchronize(CUevent e);
 CUresult cuEventElapsedTime(float *ms, CUevent start, CUevent end);
 CUresult cuArrayCreate_v2(CUarray *array, const CUDA_ARRAY_DESCRIPTOR *desc);
 
-/* The PTX of the sample kernel vgpu_iota(int *out, int start, int n), run on the mock by a host kernel. */
+/* The PTX of the sample kernel vgpu_iota(int *out, int start, int n), which the mock executes. */
 static const char iota_ptx[] =
     ".version 8.0\n.target sm_70\n.address_size 64\n"
     ".visible .entry vgpu_iota(.param .u64 out, .param .u32 start, .param .u32 n)\n{\n"

@@ -6,8 +6,7 @@
  * cudaDeviceGetAttribute), memory copies and memsets, pitched memory and 2D copies, registered
  * host memory and pointer attributes, streams and events with elapsed times, and two kernels from
  * a fatbin registered by hand with __cudaRegisterFatBinary/__cudaRegisterFunction, launched with
- * cudaLaunchKernel and executed by the Java host kernels io.vgpu.samples.Rt12Affine and
- * io.vgpu.samples.RtStructApply (a struct passed by value).
+ * cudaLaunchKernel and executed by the mock from the fatbin's PTX (one takes a struct by value).
  */
 #include <dlfcn.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
 /*
- * A kernel loaded from a PTX string runs on the mock through the sample host kernel vgpu_iota;
+ * A kernel loaded from a PTX string runs on the mock from its PTX (vgpu_iota);
  * parameter packing (kernelParams, the extra buffer form, cuLaunchKernelEx), function attributes,
  * occupancy, and the errors of bad launches. Also the other loaders (cuModuleLoadDataEx with JIT
  * options, cuModuleLoadFatBinary with an nvcc fatbin) and module globals.

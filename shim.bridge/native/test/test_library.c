@@ -1,7 +1,7 @@
 /*
  * Context-independent libraries as cudart 12+ and cuBLAS use them, called directly: a PTX image
  * loaded with cuLibraryLoadData, its kernel as a CUkernel and (cuKernelGetFunction) as a
- * CUfunction, both launched and executed by the sample host kernel vgpu_iota, and its global
+ * CUfunction, both launched and executed from the PTX of vgpu_iota, and its global
  * vgpu_lib_table with its address and size, read and written in two contexts.
  *
  * usage: test_library NONCE [steps]

@@ -33,8 +33,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "llama.h"
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC); /* C11; wall-clock steps are negligible over a run */
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
 
 static int steps;
 
@@ -194,7 +202,10 @@ int main(int argc, char **argv)
 
     llama_token generated[256];
     llama_token next = 0;
+    /* Time spent in llama_decode up to the logits (which synchronize), never in the test's stops. */
+    double prompt_ms = 0, decode_ms = 0;
     for (int i = 0; i < n_predict; i++) {
+        double t0 = now_ms();
         /* The prompt first, then the token sampled last; only the batch's last token has logits. */
         struct llama_batch batch = i == 0 ? llama_batch_get_one(prompt_tokens, n_prompt) : llama_batch_get_one(&next, 1);
         int rc = llama_decode(ctx, batch);
@@ -202,6 +213,11 @@ int main(int argc, char **argv)
             printf("error=llama_decode rc=%d at token %d\n", rc, i);
             return 1;
         }
+        (void)llama_get_logits_ith(ctx, -1);
+        if (i == 0)
+            prompt_ms += now_ms() - t0;
+        else
+            decode_ms += now_ms() - t0;
         if (i == 0)
             step(ctx, "prompt", -1);
         else
@@ -224,6 +240,7 @@ int main(int argc, char **argv)
         printf("\n");
         fflush(stdout);
     }
+    printf("time prompt_ms=%.3f decode_ms=%.3f decoded=%d\n", prompt_ms, decode_ms, n_predict - 1);
     printf("tokens=");
     for (int i = 0; i < n_predict; i++)
         printf(i ? " %d" : "%d", generated[i]);

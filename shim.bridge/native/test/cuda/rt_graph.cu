@@ -8,7 +8,7 @@
 
 #include "rt_check.h"
 
-/* The same kernel as rt_streams.cu, so the same host kernel (RtStep) computes it. */
+/* The same kernel as rt_streams.cu. */
 __global__ void rt_step(int *buf, int n, int mul, int add)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;

@@ -1,7 +1,7 @@
 // A kernel taking a struct by value between two scalars. The struct has padding inside it (char
 // before double) and is 8-aligned, so the parameter block has padding too: the launch must carry
-// it byte for byte. rt_struct_apply is run by the Java host kernel io.vgpu.samples.RtStructApply,
-// which reads the struct at the offsets asserted below.
+// it byte for byte. rt_struct_apply runs on the mock from its PTX, which reads the struct at the
+// offsets asserted below.
 #include <stddef.h>
 
 #include <vector>

@@ -1,6 +1,6 @@
 // Vector add through the CUDA runtime: cudart registers the fatbin, loads it lazily through the
-// driver and launches with <<<>>>. The mock runs the kernel as the Java host kernel
-// io.vgpu.samples.RtVectorAdd, so every element is checked exactly.
+// driver and launches with <<<>>>. The mock runs the kernel from the fatbin's PTX
+// (compute_90), and the program checks every element exactly.
 #include <vector>
 
 #include "rt_check.h"

@@ -208,7 +208,10 @@ public class LlamaIT {
 
     /** What one generation printed. */
     record Run(ServiceFixture.Result result, List<Integer> prompt, List<Integer> tokens, double[] logits, double[] margins,
-            Map<String, Long> cublas, String why) {
+            Map<String, Long> cublas, String why, double promptMs, double decodeMs, int decoded) {
+        double tokensPerSecond() {
+            return decoded / (decodeMs / 1000);
+        }
     }
 
     private static final Pattern TOKEN = Pattern.compile(
@@ -242,7 +245,13 @@ public class LlamaIT {
             String[] p = kv.split("=");
             cublas.put(p[0], Long.parseLong(p[1]));
         }
-        return new Run(r, prompt, tokens, logits, margins, cublas, why);
+        Map<String, String> time = new LinkedHashMap<>();
+        for (String kv : line(r.out, "time ").split(" ")) {
+            String[] p = kv.split("=");
+            time.put(p[0], p[1]);
+        }
+        return new Run(r, prompt, tokens, logits, margins, cublas, why, Double.parseDouble(time.get("prompt_ms")),
+                Double.parseDouble(time.get("decode_ms")), Integer.parseInt(time.get("decoded")));
     }
 
     private static String line(String out, String prefix) {
@@ -406,6 +415,10 @@ public class LlamaIT {
         }
         System.out.printf("llama.cpp CUDA backend through vgpu: the CPU backend's %d greedy tokens, chosen logits within %.2g%n",
                 N_PREDICT, worst);
+        // A benchmark figure, printed and never asserted: the mock interprets every kernel.
+        System.out.printf("tiny model decode: CUDA on the mock %.1f tokens/s, CPU backend %.1f tokens/s (mock/CPU %.3f); "
+                + "prompt of %d tokens: %.0f ms vs %.1f ms%n", run.tokensPerSecond(), reference.tokensPerSecond(),
+                run.tokensPerSecond() / reference.tokensPerSecond(), PROMPT_TOKENS.size(), run.promptMs(), reference.promptMs());
     }
 
     /** target/llama/launches.txt: what the run printed of its tokens and cuBLAS calls, and kernel counts per phase. */

@@ -189,7 +189,7 @@ public class RuntimeIT {
         assertEquals(ls.toString(), count, ls.size());
         for (Launch l : ls) {
             assertEquals(l.toString(), kernel, l.kernel);
-            assertTrue("no host kernel ran " + l, l.executed);
+            assertTrue("the kernel did not run: " + l, l.executed);
             assertEquals(l.toString(), 0, l.result);
             assertEquals(l.toString(), params, l.params);
         }
@@ -306,7 +306,7 @@ public class RuntimeIT {
         List<Launch> ls = launchesAfter(before);
         assertEquals(ls.toString(), 3, ls.size());
         for (Launch l : ls) {
-            assertTrue("no host kernel ran " + l, l.executed);
+            assertTrue("the kernel did not run: " + l, l.executed);
             assertEquals(l.toString(), 0, l.result);
         }
         for (Launch l : ls.subList(0, 2)) {

@@ -127,7 +127,7 @@ public final class PtxBench {
             for (int j = 0; j < n; j++) {
                 float acc = 0;
                 for (int k = 0; k < n; k++) {
-                    acc += A[i * n + k] * B[k * n + j];
+                    acc = Math.fma(A[i * n + k], B[k * n + j], acc);
                 }
                 C[i * n + j] = acc;
             }

@@ -6,7 +6,7 @@ public class LaunchRecord {
     public String kernel;
     public LaunchConfig config;
     public int paramBytes;
-    /** True when a host kernel ran it; false when it was a recorded no-op. */
+    /** True when the kernel ran (from its PTX or a host kernel); false when it could not. */
     public boolean executed;
     /** The launch's result code. */
     public int result;
