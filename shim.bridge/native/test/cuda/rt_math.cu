@@ -81,7 +81,7 @@ __global__ void rt_fulp(const float *e, const float *l, const float *s, const fl
 }
 
 #define D_OPS 9
-__global__ void rt_dmath(const double *x, const double *y, int n, double *out)
+__global__ void rt_dmath(const double *x, const double *y, const double *z, int n, double *out)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) {
@@ -96,8 +96,8 @@ __global__ void rt_dmath(const double *x, const double *y, int n, double *out)
     o[4 * n] = fma(a, b, x[(i + 1) % n]);
     o[5 * n] = exp(b);
     o[6 * n] = log(fabs(a));
-    o[7 * n] = sin(b);
-    o[8 * n] = cos(b);
+    o[7 * n] = sin(z[i]);
+    o[8 * n] = cos(z[i]);
 }
 
 #define F_FAST 6
@@ -120,8 +120,8 @@ __global__ void rt_ffast(const float *e, const float *l, const float *t, const f
 #define C_F2I 12
 #define C_I2F 10
 #define C_D2F 4
-__global__ void rt_conv(const float *f, const int *k, const long long *ll, const double *d, int n, int *oi,
-                        long long *oll, float *of)
+__global__ void rt_conv(const float *f, const int *k, const long long *ll, const double *d, const double *df, int n,
+                        int *oi, long long *oll, float *of)
 {
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     if (i >= n) {
@@ -155,10 +155,10 @@ __global__ void rt_conv(const float *f, const int *k, const long long *ll, const
     g[7] = __ll2float_ru(ll[i]);
     g[8] = __ull2float_rd((unsigned long long)ll[i]);
     g[9] = (float)k[i]; // the default conversion rounds to nearest
-    g[10] = __double2float_rn(d[i]);
-    g[11] = __double2float_rz(d[i]);
-    g[12] = __double2float_ru(d[i]);
-    g[13] = __double2float_rd(d[i]);
+    g[10] = __double2float_rn(df[i]);
+    g[11] = __double2float_rz(df[i]);
+    g[12] = __double2float_ru(df[i]);
+    g[13] = __double2float_rd(df[i]);
 }
 
 // Half: 12 results per element as bits, plus __half2float of a as a float.
@@ -257,8 +257,11 @@ static int verify_same(const char *what, const float *got, const float *want, si
                   (got[i] == want[i] && (!sign_of_zero || signbit(got[i]) == signbit(want[i])));
         if (!ok) {
             if (wrong < RT_VERIFY_SHOWN) {
-                fprintf(stderr, "FAIL %s[%zu] = %.9g (0x%08x), expected %.9g (0x%08x)\n", what, i, got[i],
-                        (unsigned)rt_ordinal(got[i]), want[i], (unsigned)rt_ordinal(want[i]));
+                unsigned g, w;
+                memcpy(&g, &got[i], sizeof g);
+                memcpy(&w, &want[i], sizeof w);
+                fprintf(stderr, "FAIL %s[%zu] = %.9g (0x%08x), expected %.9g (0x%08x)\n", what, i, got[i], g, want[i],
+                        w);
             }
             wrong++;
         }
@@ -423,13 +426,15 @@ static T *upload(const std::vector<T> &h)
     return d;
 }
 
+// Outputs start as 0xa5 bytes rather than rt_verify.h's 0xff: here NaN is a result to check, so an
+// unwritten element must not read as one.
 template <typename T>
 static T *output(size_t n)
 {
     T *d = nullptr;
     CHECK_RT(cudaMalloc(&d, n * sizeof(T)));
     if (d) {
-        CHECK_RT(cudaMemset(d, 0xff, n * sizeof(T)));
+        CHECK_RT(cudaMemset(d, 0xa5, n * sizeof(T)));
     }
     return d;
 }
@@ -454,14 +459,18 @@ static const int NSPECIAL = sizeof SPECIAL / sizeof SPECIAL[0];
 static void exact_float()
 {
     const int n = 2048;
+    static_assert(NSPECIAL * NSPECIAL < 2048, "room for random values");
     std::vector<float> x(n), y(n);
     std::vector<int> k(n);
     for (int i = 0; i < n; i++) {
-        x[i] = i < NSPECIAL ? SPECIAL[i] : (i % 5 == 0 ? random_float(-149, 127) : random_float(-20, 20));
-        // Every special against every special for the first NSPECIAL^2 elements, then random.
-        y[i] = i < NSPECIAL * NSPECIAL ? SPECIAL[i % NSPECIAL] : random_float(-30, 30);
-        if (i >= NSPECIAL && i < NSPECIAL * NSPECIAL) {
+        // Every special against every special for the first NSPECIAL^2 elements, then random
+        // values, a fifth of them anywhere in the float range (denormals included).
+        if (i < NSPECIAL * NSPECIAL) {
             x[i] = SPECIAL[i / NSPECIAL];
+            y[i] = SPECIAL[i % NSPECIAL];
+        } else {
+            x[i] = i % 5 == 0 ? random_float(-149, 127) : random_float(-20, 20);
+            y[i] = random_float(-30, 30);
         }
         k[i] = (int)(lcg() % 301) - 150;
     }
@@ -567,16 +576,19 @@ static void ulp_float()
 static void double_math()
 {
     const int n = 1024;
-    std::vector<double> x(n), y(n);
+    const double pi = 3.14159265358979323846;
+    std::vector<double> x(n), y(n), z(n);
     for (int i = 0; i < n; i++) {
         x[i] = i == 0 ? 0.0 : i == 1 ? -0.0 : i == 2 ? 4.9e-324 : (double)random_float(-40, 40) * (1.0 + i * 1e-12);
         y[i] = i == 0 ? 700.0 : i == 1 ? -745.5 : (double)uniform(-30.0f, 30.0f) + 1e-9 * i;
+        // sin and cos on [-30, 30], including the doubles nearest to multiples of pi/2.
+        z[i] = i < 38 ? (i - 19) * (pi / 2) : (double)uniform(-30.0f, 30.0f) + 1e-9 * i;
     }
-    double *dx = upload(x), *dy = upload(y), *dout = output<double>((size_t)n * D_OPS);
-    if (!dx || !dy || !dout) {
+    double *dx = upload(x), *dy = upload(y), *dz = upload(z), *dout = output<double>((size_t)n * D_OPS);
+    if (!dx || !dy || !dz || !dout) {
         return;
     }
-    rt_dmath<<<(n + 127) / 128, 128>>>(dx, dy, n, dout);
+    rt_dmath<<<(n + 127) / 128, 128>>>(dx, dy, dz, n, dout);
     CHECK_RT(cudaGetLastError());
     std::vector<double> out = download(dout, (size_t)n * D_OPS);
     std::vector<double> exact((size_t)n * 5);
@@ -590,9 +602,8 @@ static void double_math()
         exact[4 * n + i] = fma(a, b, x[(i + 1) % n]);
         want[0 * n + i] = expl((long double)b);
         want[1 * n + i] = logl(fabsl((long double)a));
-        // |b| <= 32: small enough for any long double sin/cos to be far more accurate than double.
-        want[2 * n + i] = sinl((long double)b);
-        want[3 * n + i] = cosl((long double)b);
+        want[2 * n + i] = sinl((long double)z[i]);
+        want[3 * n + i] = cosl((long double)z[i]);
     }
     static const char *exact_names[5] = {"double a+b", "double a*b", "double a/b", "sqrt", "fma"};
     for (int f = 0; f < 5; f++) {
@@ -605,6 +616,7 @@ static void double_math()
     }
     cudaFree(dx);
     cudaFree(dy);
+    cudaFree(dz);
     cudaFree(dout);
 }
 
@@ -665,8 +677,13 @@ static void conversions()
     std::vector<float> f(n);
     std::vector<int> k(n);
     std::vector<long long> ll(n);
-    std::vector<double> d(n);
+    std::vector<double> d(n), df(n);
     for (int i = 0; i < n; i++) {
+        // Double to float in the float range (overflow under directed rounding is left out), with
+        // ties, denormal results and values that round to zero.
+        static const double dfs[] = {0.0, -0.0, 1e-40, -3e-45, 7e-46, 3.4028234e38, -3.4028234663852886e38,
+                                     1.0000000596046448, 1.0000001788139343, -2.5000001192092896, 1e-50};
+        df[i] = i < 11 ? dfs[i] : (double)random_float(-140, 120) * (1.0 + (double)(lcg() & 0xffff) / 65536.0 * 1e-7);
         f[i] = i < NSPECIAL ? SPECIAL[i] : i % 3 ? uniform(-100.0f, 100.0f) : random_float(-5, 40);
         if (isnan(f[i])) {
             f[i] = -8388609.0f; // NaN to integer is not consistent across NVIDIA GPUs: not checked
@@ -676,24 +693,23 @@ static void conversions()
         }
         static const int ks[] = {0, 1, -1, INT_MAX, INT_MIN, 16777217, -16777219, 2147483584};
         static const long long lls[] = {0, -1, LLONG_MAX, LLONG_MIN};
-        // 2^128 - 2^103 is halfway between FLT_MAX and 2^128: it rounds to infinity (ties to even).
-        static const double ds[] = {0.0, -1e300, 1e300, 4294967295.5, -2147483648.9, 3.4028235677973366e38};
+        static const double ds[] = {0.0, -1e300, 1e300, 4294967295.5, -2147483648.9, 2147483647.5};
         k[i] = i < 8 ? ks[i] : (int)lcg();
         unsigned hi = lcg(), lo = lcg();
         ll[i] = i < 4 ? lls[i] : (long long)((unsigned long long)hi << 32 | lo) >> (i % 40);
         d[i] = i < 6 ? ds[i] : (double)(long long)(lcg() % 100000000) * (1.0 + 1e-7 * (i % 97)) - 5e7;
     }
-    float *df = upload(f);
+    float *dfl = upload(f);
     int *dk = upload(k);
     long long *dll = upload(ll);
-    double *dd = upload(d);
+    double *dd = upload(d), *ddf = upload(df);
     int *doi = output<int>((size_t)n * C_F2I);
     long long *doll = output<long long>((size_t)n * 2);
     float *dof = output<float>((size_t)n * (C_I2F + C_D2F));
-    if (!df || !dk || !dll || !dd || !doi || !doll || !dof) {
+    if (!dfl || !dk || !dll || !dd || !ddf || !doi || !doll || !dof) {
         return;
     }
-    rt_conv<<<(n + 127) / 128, 128>>>(df, dk, dll, dd, n, doi, doll, dof);
+    rt_conv<<<(n + 127) / 128, 128>>>(dfl, dk, dll, dd, ddf, n, doi, doll, dof);
     CHECK_RT(cudaGetLastError());
     std::vector<int> oi = download(doi, (size_t)n * C_F2I), wi((size_t)n * C_F2I);
     std::vector<long long> oll = download(doll, (size_t)n * 2), wll((size_t)n * 2);
@@ -723,7 +739,7 @@ static void conversions()
         g[8] = to_float((unsigned long long)ll[i], RD);
         g[9] = to_float(k[i], RN);
         for (int m = 0; m < 4; m++) {
-            g[10 + m] = to_float(d[i], (Mode)m);
+            g[10 + m] = to_float(df[i], (Mode)m);
         }
     }
     static const char *inames[C_F2I] = {"__float2int_rn", "__float2int_rz", "__float2int_ru", "__float2int_rd",
@@ -751,10 +767,11 @@ static void conversions()
         }
         CHECK_EQ(0, verify_same(fnames[c], got.data(), want.data(), n, true));
     }
-    cudaFree(df);
+    cudaFree(dfl);
     cudaFree(dk);
     cudaFree(dll);
     cudaFree(dd);
+    cudaFree(ddf);
     cudaFree(doi);
     cudaFree(doll);
     cudaFree(dof);

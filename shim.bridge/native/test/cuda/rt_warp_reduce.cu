@@ -35,7 +35,7 @@ __device__ T warp_sum_xor(T v)
 template <typename T>
 __global__ void rt_block_sum(const T *in, int n, T *block_sums, T *warp_total)
 {
-    extern __shared__ unsigned char smem_raw[];
+    extern __shared__ __align__(16) unsigned char smem_raw[];
     T *warp_sums = reinterpret_cast<T *>(smem_raw);
     int i = blockIdx.x * blockDim.x + threadIdx.x;
     int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
