@@ -1,4 +1,5 @@
-# CUDA runtime programs for the end-to-end tests (itests RuntimeIT).
+# CUDA runtime programs for the end-to-end tests (itests RuntimeIT, and PtxProgramsIT for the ones
+# whose kernels must compute from their PTX).
 #
 # test/cuda/rt_*.cu are ordinary CUDA programs; with nvcc present each is built twice, against the
 # shared and the static cudart 13, exactly as applications ship. Without nvcc they are skipped with
@@ -16,7 +17,7 @@ CUDA_TESTS_NVCC := $(shell command -v $(NVCC) 2>/dev/null)
 
 CUDA_TESTS_DIR := $(BUILD)/test/cuda
 CUDA_TESTS_NAMES := $(patsubst test/cuda/%.cu,%,$(wildcard test/cuda/rt_*.cu))
-CUDA_TESTS_HEADERS := test/check.h test/cuda/rt_check.h test/cuda/rt_props.h
+CUDA_TESTS_HEADERS := test/check.h test/cuda/rt_check.h test/cuda/rt_props.h test/cuda/rt_verify.h
 # sm_90 code for the mock's H100 plus compute_90 PTX, as the reference observations used.
 CUDA_TESTS_GENCODE := -gencode 'arch=compute_90,code=[sm_90,compute_90]'
 CUDA_TESTS_NVCCFLAGS := $(CUDA_TESTS_GENCODE) -O2 -g -Xcompiler -Wall,-Werror
