@@ -746,8 +746,15 @@ public class MockBackend implements CudaService {
             return CuResult.DEVICE_UNAVAILABLE;
         }
         try {
+            long t0 = System.nanoTime();
+            long i0 = LOG.isDebugEnabled() ? e.threadInstructions() : 0;
             e.launch(k, new LaunchDims(config.gridX, config.gridY, config.gridZ, config.blockX, config.blockY, config.blockZ,
                     config.sharedMemBytes), p, () -> mem.accessor(owner));
+            if (LOG.isDebugEnabled()) {
+                LOG.debug("kernel {} grid({},{},{}) block({},{},{}): {} us, {} thread-instructions", f.kernel.name, config.gridX,
+                        config.gridY, config.gridZ, config.blockX, config.blockY, config.blockZ, (System.nanoTime() - t0) / 1000,
+                        e.threadInstructions() - i0);
+            }
             return CuResult.SUCCESS;
         } catch (KernelFault fault) {
             LOG.info("kernel {} failed: {}", f.kernel.name, fault.getMessage());

@@ -71,6 +71,20 @@ public final class PtxBench {
         double javaSaxpy = (System.nanoTime() - j0) / 1e9 / 20;
         System.out.printf("saxpy %d floats: %.1f M thread-instructions/s; %.0f ms a launch vs %.2f ms for a Java loop (ratio %.0fx slower)%n",
                 elems, saxpyInsn / saxpySec / 1e6, saxpySec / reps * 1e3, javaSaxpy / reps * 1e3, saxpySec / javaSaxpy);
+        // Launch overhead: a 256-element saxpy, the size of a tiny model's per-token kernels.
+        ByteBuffer small = ByteBuffer.allocate(24).order(ByteOrder.LITTLE_ENDIAN).putInt(256).putFloat(2f).putLong(BASE)
+                .putLong(BASE + 4L * elems).flip();
+        LaunchConfig one = new LaunchConfig(1, 1, 1, 256, 1, 1, 0);
+        for (int r = 0; r < 2000; r++) {
+            check(mock.launch(saxpy[0], one, small.duplicate(), 0));
+        }
+        t0 = System.nanoTime();
+        int launches = 5000;
+        for (int r = 0; r < launches; r++) {
+            check(mock.launch(saxpy[0], one, small.duplicate(), 0));
+        }
+        double perLaunch = (System.nanoTime() - t0) / 1e3 / launches;
+        System.out.printf("one-block launch (256 threads): %.1f us each%n", perLaunch);
         check(mock.memFree(ctx[0], BASE));
 
         // sgemm n x n through the tiled kernel, against the same tiling in Java.

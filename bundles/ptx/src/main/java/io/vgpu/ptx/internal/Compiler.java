@@ -310,6 +310,9 @@ public final class Compiler {
         if (o.kind == Kind.SINK) {
             return Sreg.SINK;
         }
+        if (o.kind == Kind.SYM && o.value == 0 && regs.containsKey(o.name)) {
+            return regs.get(o.name); // PTX registers may be named without a %
+        }
         if (o.kind != Kind.REG) {
             throw new IllegalStateException("destination must be a register, not " + o);
         }
@@ -327,6 +330,9 @@ public final class Compiler {
             case IMM: case FIMM: case DIMM:
                 return constant(immediate(o, type));
             case SYM:
+                if (o.value == 0 && regs.containsKey(o.name)) {
+                    return regs.get(o.name);
+                }
                 return constant(symbolValue(o.name, -1) + o.value);
             case SINK:
                 return Sreg.ZERO;
@@ -493,7 +499,7 @@ public final class Compiler {
                 } else {
                     pr = dst(d);
                 }
-                return new Ops.WarpOp(Ops.WarpOp.ELECT, dr, pr, -1, false, -1, 0, false);
+                return new Ops.WarpOp(Ops.WarpOp.ELECT, dr, pr, -1, false, memberMask(in, 1), 0, false);
             }
             case "createpolicy": {
                 return new Ops.Mov(dst(op(in, 0)), Sreg.ZERO, -1L);
@@ -626,7 +632,7 @@ public final class Compiler {
         if (o.name == null) {
             return a;
         }
-        if (o.kind == Kind.ADDR && o.baseIsReg) {
+        if (o.kind == Kind.ADDR && (o.baseIsReg || regs.containsKey(o.name))) {
             a.reg = reg(o.name);
             return a;
         }
@@ -1011,7 +1017,7 @@ public final class Compiler {
         int d = dst(op(in, 0));
         Operand a = op(in, 1);
         int ar = a.kind == Kind.REG ? reg(a.name) : src(a, "pred");
-        return new Ops.WarpOp(kind, d, -1, ar, a.negated, -1, 0, false);
+        return new Ops.WarpOp(kind, d, -1, ar, a.negated, memberMask(in, 2), 0, false);
     }
 
     private Insn match(Ast.Insn in) {
@@ -1019,7 +1025,7 @@ public final class Compiler {
         String t = type(in);
         int a = src(op(in, 1), t);
         if (in.has("any")) {
-            return new Ops.WarpOp(Ops.WarpOp.MATCH_ANY, dst(d), -1, a, false, -1, 0, false);
+            return new Ops.WarpOp(Ops.WarpOp.MATCH_ANY, dst(d), -1, a, false, memberMask(in, 2), 0, false);
         }
         int dr, pr = -1;
         if (d.kind == Kind.VEC) {
@@ -1028,7 +1034,7 @@ public final class Compiler {
         } else {
             dr = dst(d);
         }
-        return new Ops.WarpOp(Ops.WarpOp.MATCH_ALL, dr, pr, a, false, -1, 0, false);
+        return new Ops.WarpOp(Ops.WarpOp.MATCH_ALL, dr, pr, a, false, memberMask(in, 2), 0, false);
     }
 
     private Insn redux(Ast.Insn in) {
@@ -1037,7 +1043,15 @@ public final class Compiler {
             throw new Unsupported("redux on f32");
         }
         int op = in.has("add") ? 0 : in.has("min") ? 1 : in.has("max") ? 2 : in.has("and") ? 3 : in.has("or") ? 4 : 5;
-        return new Ops.WarpOp(Ops.WarpOp.REDUX, dst(op(in, 0)), -1, src(op(in, 1), t), false, -1, op, Types.isSigned(t));
+        return new Ops.WarpOp(Ops.WarpOp.REDUX, dst(op(in, 0)), -1, src(op(in, 1), t), false, memberMask(in, 2), op, Types.isSigned(t));
+    }
+
+    /** The membermask operand of a .sync warp instruction, or -1 (all executing lanes). */
+    private int memberMask(Ast.Insn in, int index) {
+        if (!in.has("sync") || in.operands.size() <= index) {
+            return -1;
+        }
+        return src(in.operands.get(index), "b32");
     }
 
     // ------------------------------------------------------------------ compare and select

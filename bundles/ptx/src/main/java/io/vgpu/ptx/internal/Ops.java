@@ -559,48 +559,56 @@ public final class Ops {
             this.signed = signed;
         }
 
+        /** The lanes lane l's instruction covers: the executing lanes within its membermask. */
+        private int members(long[] r, int mask, int l) {
+            return member < 0 ? mask : mask & (int) r[member | l];
+        }
+
         @Override
         public void exec(Warp w, int mask) {
             long[] r = w.r;
-            int lanes = mask;
-            switch (kind) {
-                case ALL: case ANY: case UNI: case BALLOT: {
-                    int ballot = 0;
-                    for (int m = lanes; m != 0; m &= m - 1) {
-                        int l = Integer.numberOfTrailingZeros(m);
-                        if ((r[a | l] != 0) != aNeg) {
-                            ballot |= 1 << l;
-                        }
+            if (kind == ACTIVEMASK) {
+                set(r, mask, mask, mask & 0xffffffffL);
+                return;
+            }
+            if (kind == ELECT) {
+                for (int m = mask; m != 0; m &= m - 1) {
+                    int l = Integer.numberOfTrailingZeros(m);
+                    int leader = Integer.numberOfTrailingZeros(members(r, mask, l));
+                    if (d >= 0) {
+                        r[d | l] = leader;
                     }
-                    long v;
-                    switch (kind) {
-                        case ALL: v = ballot == lanes ? 1 : 0; break;
-                        case ANY: v = ballot != 0 ? 1 : 0; break;
-                        case UNI: v = ballot == 0 || ballot == lanes ? 1 : 0; break;
-                        default: v = ballot & 0xffffffffL;
+                    if (p >= 0) {
+                        r[p | l] = l == leader ? 1 : 0;
                     }
-                    set(r, lanes, v);
-                    return;
                 }
-                case ACTIVEMASK:
-                    set(r, lanes, lanes & 0xffffffffL);
-                    return;
-                case ELECT: {
-                    int leader = Integer.numberOfTrailingZeros(lanes);
-                    for (int m = lanes; m != 0; m &= m - 1) {
-                        int l = Integer.numberOfTrailingZeros(m);
-                        if (d >= 0) {
-                            r[d | l] = leader;
+                return;
+            }
+            // Results are computed for every lane first: lanes read each other's sources.
+            long[] out = w.tmp;
+            long[] outP = new long[32];
+            for (int m = mask; m != 0; m &= m - 1) {
+                int l = Integer.numberOfTrailingZeros(m);
+                int lanes = members(r, mask, l);
+                switch (kind) {
+                    case ALL: case ANY: case UNI: case BALLOT: {
+                        int ballot = 0;
+                        for (int n = lanes; n != 0; n &= n - 1) {
+                            int k = Integer.numberOfTrailingZeros(n);
+                            if ((r[a | k] != 0) != aNeg) {
+                                ballot |= 1 << k;
+                            }
                         }
-                        if (p >= 0) {
-                            r[p | l] = l == leader ? 1 : 0;
+                        switch (kind) {
+                            case ALL: out[l] = ballot == lanes ? 1 : 0; break;
+                            case ANY: out[l] = ballot != 0 ? 1 : 0; break;
+                            case UNI: out[l] = ballot == 0 || ballot == lanes ? 1 : 0; break;
+                            default: out[l] = ballot & 0xffffffffL;
                         }
+                        outP[l] = out[l];
+                        break;
                     }
-                    return;
-                }
-                case MATCH_ANY: {
-                    for (int m = lanes; m != 0; m &= m - 1) {
-                        int l = Integer.numberOfTrailingZeros(m);
+                    case MATCH_ANY: {
                         int same = 0;
                         for (int n = lanes; n != 0; n &= n - 1) {
                             int k = Integer.numberOfTrailingZeros(n);
@@ -608,50 +616,49 @@ public final class Ops {
                                 same |= 1 << k;
                             }
                         }
-                        w.tmp[l] = same & 0xffffffffL;
+                        out[l] = same & 0xffffffffL;
+                        break;
                     }
-                    for (int m = lanes; m != 0; m &= m - 1) {
-                        int l = Integer.numberOfTrailingZeros(m);
-                        r[d | l] = w.tmp[l];
-                    }
-                    return;
-                }
-                case MATCH_ALL: {
-                    boolean all = true;
-                    long first = r[a | Integer.numberOfTrailingZeros(lanes)];
-                    for (int m = lanes; m != 0; m &= m - 1) {
-                        all &= r[a | Integer.numberOfTrailingZeros(m)] == first;
-                    }
-                    for (int m = lanes; m != 0; m &= m - 1) {
-                        int l = Integer.numberOfTrailingZeros(m);
-                        r[d | l] = all ? lanes & 0xffffffffL : 0;
-                        if (p >= 0) {
-                            r[p | l] = all ? 1 : 0;
+                    case MATCH_ALL: {
+                        boolean all = true;
+                        for (int n = lanes; n != 0; n &= n - 1) {
+                            all &= r[a | Integer.numberOfTrailingZeros(n)] == r[a | l];
                         }
+                        out[l] = all ? lanes & 0xffffffffL : 0;
+                        outP[l] = all ? 1 : 0;
+                        break;
                     }
-                    return;
-                }
-                default: {
-                    long acc = redOp == 1 ? (signed ? Integer.MAX_VALUE : 0xffffffffL) : redOp == 2 ? (signed ? Integer.MIN_VALUE : 0)
-                            : redOp == 3 ? 0xffffffffL : 0;
-                    for (int m = lanes; m != 0; m &= m - 1) {
-                        long v = r[a | Integer.numberOfTrailingZeros(m)] & 0xffffffffL;
-                        long sv = signed ? (int) v : v;
-                        switch (redOp) {
-                            case 0: acc += v; break;
-                            case 1: acc = Math.min(acc, sv); break;
-                            case 2: acc = Math.max(acc, sv); break;
-                            case 3: acc &= v; break;
-                            case 4: acc |= v; break;
-                            default: acc ^= v;
+                    default: {
+                        long acc = redOp == 1 ? (signed ? Integer.MAX_VALUE : 0xffffffffL) : redOp == 2 ? (signed ? Integer.MIN_VALUE : 0)
+                                : redOp == 3 ? 0xffffffffL : 0;
+                        for (int n = lanes; n != 0; n &= n - 1) {
+                            long v = r[a | Integer.numberOfTrailingZeros(n)] & 0xffffffffL;
+                            long sv = signed ? (int) v : v;
+                            switch (redOp) {
+                                case 0: acc += v; break;
+                                case 1: acc = Math.min(acc, sv); break;
+                                case 2: acc = Math.max(acc, sv); break;
+                                case 3: acc &= v; break;
+                                case 4: acc |= v; break;
+                                default: acc ^= v;
+                            }
                         }
+                        out[l] = acc & 0xffffffffL;
                     }
-                    set(r, lanes, acc & 0xffffffffL);
+                }
+            }
+            for (int m = mask; m != 0; m &= m - 1) {
+                int l = Integer.numberOfTrailingZeros(m);
+                if (d >= 0) {
+                    r[d | l] = out[l];
+                }
+                if (p >= 0) {
+                    r[p | l] = kind == MATCH_ALL ? outP[l] : out[l];
                 }
             }
         }
 
-        private void set(long[] r, int lanes, long v) {
+        private void set(long[] r, int mask, int lanes, long v) {
             for (int m = lanes; m != 0; m &= m - 1) {
                 int l = Integer.numberOfTrailingZeros(m);
                 if (d >= 0) {
