@@ -1,5 +1,6 @@
 package io.vgpu.ptx.internal;
 
+import java.util.List;
 import java.util.Set;
 
 /**
@@ -37,9 +38,32 @@ public final class Isa {
             "L2::evict_last", "L2::evict_first", "L2::evict_normal", "L2::evict_unchanged", "release", "wait", "sem",
             "proxy", "async", "ptr", "enable", "disable", "launch_dependents", "wait", "inc", "dec", "uni");
 
+    /** The mma.sync shapes and input types MatrixOps implements. */
+    private static final Set<String> MMA = Set.of("m16n8k8.f16", "m16n8k16.f16", "m16n8k8.bf16", "m16n8k16.bf16",
+            "m16n8k16.s8", "m16n8k32.s8", "m16n8k16.u8", "m16n8k32.u8", "m16n8k4.tf32", "m16n8k8.tf32");
+
     public static boolean supports(String form) {
         String[] parts = form.split("\\.");
         String op = parts[0];
+        if (op.equals("ldmatrix")) {
+            return form.contains(".m8n8.") && form.endsWith(".b16") && form.contains(".sync") && form.contains(".aligned");
+        }
+        if (op.equals("mma")) {
+            String shape = null;
+            List<String> types = new java.util.ArrayList<>();
+            for (int i = 1; i < parts.length; i++) {
+                String m = parts[i];
+                if (m.startsWith("m") && m.contains("n") && m.contains("k")) {
+                    shape = m;
+                } else if (TYPES.contains(m) || m.equals("tf32")) {
+                    types.add(m);
+                } else if (!m.equals("sync") && !m.equals("aligned") && !m.equals("row") && !m.equals("col")) {
+                    return false;
+                }
+            }
+            return shape != null && types.size() == 4 && form.contains(".row.col") && MMA.contains(shape + "." + types.get(1))
+                    && (types.get(1).startsWith("s8") || types.get(1).startsWith("u8") || types.get(1).equals(types.get(2)));
+        }
         if (!OPCODES.contains(op)) {
             return false;
         }
