@@ -38,7 +38,6 @@ final class Arith {
         boolean relu = in.has("relu");
         int mode = Fp.mode(in.mods);
         // Inputs and results: flush subnormals with .ftz, clamp with .sat.
-        java.util.function.LongToDoubleFunction unusedGuard = null;
         final class F {
             float in(long x) {
                 float v = Fp.f(x);

@@ -1375,15 +1375,7 @@ public final class Compiler {
     }
 
     private Insn arith(Ast.Insn in) {
-        String t;
-        switch (in.opcode) {
-            case "popc": case "clz": case "brev": case "bfind": case "bfe": case "bfi": case "lop3": case "prmt": case "shf":
-            case "dp4a": case "dp2a": case "testp": case "copysign": case "bmsk": case "szext": case "fns":
-                t = type(in);
-                break;
-            default:
-                t = type(in);
-        }
+        String t = type(in);
         if (in.opcode.equals("testp")) {
             return testp(in, t);
         }
@@ -1498,9 +1490,5 @@ public final class Compiler {
 
     Operand operand(Ast.Insn in, int i) {
         return op(in, i);
-    }
-
-    static L2 l2(L2 f) {
-        return f;
     }
 }

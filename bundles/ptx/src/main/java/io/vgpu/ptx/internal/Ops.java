@@ -769,8 +769,9 @@ public final class Ops {
     }
 
     public static final class Exit extends Insn {
+        /** ret (returns from a .func, exits at depth 0) rather than exit. */
         final boolean ret;
-        /** For ret in a function: where the callee's return values go (copied by the call). */
+
         @Override
         public boolean isControl() {
             return true;
