@@ -168,20 +168,30 @@ public class PtxCoverageIT {
 
     /** One fatbin: the PTX entry sm_90 runs (with vgpu.ptxcov.all, every one) parsed and its forms counted. */
     private static void fatbin(Survey s, MappedByteBuffer elf, FatbinPtx.Span span) {
-        List<FatbinPtx.Entry> entries;
+        byte[] container = FatbinPtx.container(elf, span);
+        List<FatbinPtx.Header> headers;
         try {
-            entries = FatbinPtx.ptxEntries(FatbinPtx.container(elf, span), ImageParser.DEFAULT_MAX_DECOMPRESSED);
+            headers = FatbinPtx.ptxHeaders(container);
         } catch (ImageFormatException e) {
             s.fail(span.offset() * 65536, "fatbin at file offset " + span.offset() + ": " + e.getMessage());
             return;
         }
-        FatbinPtx.Entry run = FatbinPtx.best(entries, DEVICE_ARCH);
-        for (FatbinPtx.Entry e : entries) {
-            if (!ALL && e != run) {
-                s.add(e.arch(), e.text().length(), false, null, false);
+        FatbinPtx.Header run = FatbinPtx.best(headers, DEVICE_ARCH);
+        for (FatbinPtx.Header h : headers) {
+            if (!ALL && h != run) {
+                s.add(h.arch(), 0, false, null, false);
                 continue;
             }
-            String where = "fatbin at file offset " + span.offset() + ", " + e;
+            String where = "fatbin at file offset " + span.offset() + ", entry " + h.index() + " (" + h.describe() + ")";
+            FatbinPtx.Entry e;
+            try {
+                e = FatbinPtx.entry(container, h, ImageParser.DEFAULT_MAX_DECOMPRESSED);
+            } catch (ImageFormatException x) {
+                s.fail(span.offset() * 65536 + h.index(), where + ": " + x.getMessage());
+                s.add(h.arch(), 0, true, null, false);
+                continue;
+            }
+            where = "fatbin at file offset " + span.offset() + ", " + e;
             Map<String, Integer> forms = null;
             try {
                 PtxProgram p = PtxProgram.parse(e.text());
@@ -194,7 +204,7 @@ public class PtxCoverageIT {
             } catch (PtxException | RuntimeException x) {
                 s.fail(span.offset() * 65536 + e.index(), where + ": " + x);
             }
-            s.add(e.arch(), e.text().length(), true, forms, e == run);
+            s.add(e.arch(), e.text().length(), true, forms, h == run);
         }
     }
 
@@ -258,12 +268,13 @@ public class PtxCoverageIT {
             top.append(top.length() == 0 ? "" : ", ").append(f.getKey()).append(' ').append(f.getValue());
         }
         Path file = OUT.resolve(s.lib + ".txt");
-        String summary = String.format(Locale.ROOT, "PTX coverage %s: %d fatbins, %d PTX entries (%s, %.1f MB), "
-                        + "%d checked (%s), %d parse; "
+        String summary = String.format(Locale.ROOT, "PTX coverage %s: %d fatbins, %d PTX entries (%s), "
+                        + "%d checked (%s; %.1f MB), %d parse; "
                         + "sm_%d runs %d entries: %d forms, %d supported (%.1f%%), %d instructions, %d supported (%.1f%%); "
                         + "%d forms in the entries checked; %.1f s on %d threads%n  top: %s%n  families: %s%n  unsupported forms: %s%n",
-                s.lib, s.fatbins, s.ptxEntries, arches, s.chars / 1e6, s.checked,
-                ALL ? "all" : "what sm_" + DEVICE_ARCH + " runs; -Dvgpu.ptxcov.all=true for all", s.parsed, DEVICE_ARCH, s.runEntries,
+                s.lib, s.fatbins, s.ptxEntries, arches, s.checked,
+                ALL ? "all" : "what sm_" + DEVICE_ARCH + " runs; -Dvgpu.ptxcov.all=true for all", s.chars / 1e6, s.parsed,
+                DEVICE_ARCH, s.runEntries,
                 byCount.size(), supported, percent(supported, byCount.size()), insns, supportedInsns,
                 percent(supportedInsns, insns), s.allForms.size(), seconds, THREADS, top, families, file);
         System.out.print(summary);

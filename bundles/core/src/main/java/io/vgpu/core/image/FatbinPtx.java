@@ -15,12 +15,28 @@ import java.util.regex.Pattern;
  * and offset is checked and malformed input is an {@link ImageFormatException}.
  */
 public final class FatbinPtx {
-    /** One PTX entry of a fatbin container, decompressed. */
-    public record Entry(int index, int arch, boolean archSpecific, String text) {
+    /** What {@link #best} chooses by: a PTX entry's arch (compute_XX) and whether it is arch-specific. */
+    public interface Ptx {
+        /** The entry's index in its container (cubin entries count too). */
+        int index();
+
+        int arch();
+
+        /** compute_90a-style PTX (or family-specific), which runs only on exactly its arch. */
+        boolean archSpecific();
+
         /** {@code compute_90}, or {@code compute_90 (arch-specific)}. */
-        public String describe() {
-            return "compute_" + arch + (archSpecific ? " (arch-specific)" : "");
+        default String describe() {
+            return "compute_" + arch() + (archSpecific() ? " (arch-specific)" : "");
         }
+    }
+
+    /** A PTX entry of a fatbin container, not decompressed: {@link #entry} decompresses it. */
+    public record Header(int index, int arch, boolean archSpecific) implements Ptx {
+    }
+
+    /** One PTX entry of a fatbin container, decompressed. */
+    public record Entry(int index, int arch, boolean archSpecific, String text) implements Ptx {
 
         @Override
         public String toString() {
@@ -48,17 +64,30 @@ public final class FatbinPtx {
      * decompressed (LZ4 or zstd) and cut at the first NUL. Cubin and unknown entries are left out.
      */
     public static List<Entry> ptxEntries(byte[] fatbinContainer, long maxDecompressed) throws ImageFormatException {
-        if (fatbinContainer == null || fatbinContainer.length < 4
-                || (int) Bytes.u32At(fatbinContainer, 0) != ImageParser.FATBIN_MAGIC) {
-            throw new ImageFormatException("not a fatbin container (magic 0xBA55ED50)");
-        }
         List<Entry> out = new ArrayList<>();
-        for (ImageParser.Entry e : ImageParser.readEntries(fatbinContainer)) {
-            if (e.kind() == ImageParser.KIND_PTX) {
-                out.add(decode(fatbinContainer, e, maxDecompressed));
-            }
+        for (ImageParser.Entry e : readPtx(fatbinContainer)) {
+            out.add(decode(fatbinContainer, e, maxDecompressed));
         }
         return out;
+    }
+
+    /** The PTX entries of a container as {@link #ptxEntries} lists them, without decompressing any. */
+    public static List<Header> ptxHeaders(byte[] fatbinContainer) throws ImageFormatException {
+        List<Header> out = new ArrayList<>();
+        for (ImageParser.Entry e : readPtx(fatbinContainer)) {
+            out.add(new Header(e.index(), e.arch(), e.archSpecific()));
+        }
+        return out;
+    }
+
+    /** The PTX entry that {@link #ptxHeaders} listed as {@code h}, decompressed. */
+    public static Entry entry(byte[] fatbinContainer, Header h, long maxDecompressed) throws ImageFormatException {
+        for (ImageParser.Entry e : readPtx(fatbinContainer)) {
+            if (e.index() == h.index()) {
+                return decode(fatbinContainer, e, maxDecompressed);
+            }
+        }
+        throw new ImageFormatException("the fatbin has no PTX entry " + h.index());
     }
 
     /**
@@ -110,12 +139,12 @@ public final class FatbinPtx {
     }
 
     /**
-     * Of entries that {@link #ptxEntries} returned, the one {@link #bestPtx} would choose for
-     * {@code deviceArch}, or null.
+     * Of entries that {@link #ptxEntries} or {@link #ptxHeaders} returned, the one {@link #bestPtx}
+     * would choose for {@code deviceArch}, or null.
      */
-    public static Entry best(List<Entry> entries, int deviceArch) {
-        Entry best = null;
-        for (Entry e : entries) {
+    public static <T extends Ptx> T best(List<T> entries, int deviceArch) {
+        T best = null;
+        for (T e : entries) {
             if (runs(e.arch(), e.archSpecific(), deviceArch)
                     && (best == null || better(e.arch(), e.archSpecific(), best.arch(), best.archSpecific()))) {
                 best = e;
@@ -183,6 +212,19 @@ public final class FatbinPtx {
     }
 
     // ------------------------------------------------------------------ internals
+
+    private static List<ImageParser.Entry> readPtx(byte[] container) throws ImageFormatException {
+        if (container == null || container.length < 4 || (int) Bytes.u32At(container, 0) != ImageParser.FATBIN_MAGIC) {
+            throw new ImageFormatException("not a fatbin container (magic 0xBA55ED50)");
+        }
+        List<ImageParser.Entry> out = new ArrayList<>();
+        for (ImageParser.Entry e : ImageParser.readEntries(container)) {
+            if (e.kind() == ImageParser.KIND_PTX) {
+                out.add(e);
+            }
+        }
+        return out;
+    }
 
     /** A section with file contents. */
     private record Section(String name, long offset, long size) {

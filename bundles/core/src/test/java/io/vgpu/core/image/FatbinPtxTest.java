@@ -96,6 +96,16 @@ public class FatbinPtxTest {
         assertEquals(ptx(90), FatbinPtx.best(entries, 100).text());
         assertEquals(ptx(70), FatbinPtx.best(entries, 80).text());
         assertNull(FatbinPtx.best(entries, 61));
+        // The headers say the same without decompressing; entry() decompresses one.
+        List<FatbinPtx.Header> headers = FatbinPtx.ptxHeaders(fatbin);
+        assertEquals(List.of(new FatbinPtx.Header(0, 70, false), new FatbinPtx.Header(2, 90, true),
+                new FatbinPtx.Header(3, 90, false)), headers);
+        assertEquals(headers.get(2), FatbinPtx.best(headers, 90));
+        assertEquals("compute_90 (arch-specific)", headers.get(1).describe());
+        for (int i = 0; i < 3; i++) {
+            assertEquals(entries.get(i), FatbinPtx.entry(fatbin, headers.get(i), MAX));
+        }
+        expectFailure(() -> FatbinPtx.entry(fatbin, new FatbinPtx.Header(1, 90, false), MAX));
     }
 
     @Test
