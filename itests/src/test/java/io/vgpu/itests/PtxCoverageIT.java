@@ -37,7 +37,7 @@ import org.junit.Test;
  * (sm_90) would run, the newest entry at or below compute_90 of each fatbin, must parse and name the
  * same kernels as the core's metadata parser; its instruction forms are counted, and the unsupported
  * ones, with counts, go to target/ptx-coverage/&lt;library&gt;.txt. {@code -Dvgpu.ptxcov.all=true}
- * checks every PTX entry (ggml-cuda's compute_50..75 entries add 0.8 GB of text, over a minute).
+ * checks every PTX entry (ggml-cuda's compute_50..75 entries add 0.8 GB of text: about 4 minutes here).
  * Entries are decompressed and parsed one fatbin at a time on {@code vgpu.ptxcov.threads} threads
  * (default: up to 2), so no library's text is held at once.
  */
