@@ -90,6 +90,13 @@ public final class Parser {
             while (pos < s.length && wordChar(s[pos])) {
                 pos++;
             }
+            // '::' joins the parts of a modifier (.L2::cache_hint, .shared::cta); a label has one ':'.
+            while (pos + 2 < s.length && s[pos] == ':' && s[pos + 1] == ':' && wordChar(s[pos + 2])) {
+                pos += 2;
+                while (pos < s.length && wordChar(s[pos])) {
+                    pos++;
+                }
+            }
             // 1e-5 style exponents
             if (pos < s.length && (s[pos] == '-' || s[pos] == '+') && Character.isDigit(c)
                     && (s[pos - 1] == 'e' || s[pos - 1] == 'E') && !(s[start + 1] == 'x' || s[start + 1] == 'X')
