@@ -106,3 +106,29 @@ extern "C" __global__ void mma_s8(const signed char *A, const signed char *Bn, i
                : "+r"(c0), "+r"(c1), "+r"(c2), "+r"(c3) : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
   C[g * 8 + t * 2] = c0; C[g * 8 + t * 2 + 1] = c1; C[(g + 8) * 8 + t * 2] = c2; C[(g + 8) * 8 + t * 2 + 1] = c3;
 }
+
+// movmatrix transposes the 8x8 b16 matrix the warp holds (lane r*4 + c/2 holds row r, columns c, c+1).
+extern "C" __global__ void movmatrix_t(const unsigned *in, unsigned *out) {
+  unsigned v = in[threadIdx.x], t;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;" : "=r"(t) : "r"(v));
+  out[threadIdx.x] = t;
+}
+
+// One warp: C (8x8, f64) = A (8x4) * B (4x8) with mma.sync.m8n8k4.f64; lane g*4+t holds A[g][t],
+// B[t][g] and C[g][2t], C[g][2t+1].
+extern "C" __global__ void mma_f64(const double *A, const double *B, double *C) {
+  int l = threadIdx.x, g = l >> 2, t = l & 3;
+  double a = A[g * 4 + t], b = B[t * 8 + g], c0 = 0.5, c1 = -0.5;
+  asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0,%1}, {%2}, {%3}, {%0,%1};" : "+d"(c0), "+d"(c1) : "d"(a), "d"(b));
+  C[g * 8 + 2 * t] = c0; C[g * 8 + 2 * t + 1] = c1;
+}
+
+// cvt.rna.tf32.f32, as cuBLAS and CUTLASS round operands for tf32 tensor cores.
+extern "C" __global__ void to_tf32(const float *in, unsigned *out, int n) {
+  int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) {
+    unsigned r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(in[i]));
+    out[i] = r;
+  }
+}

@@ -231,6 +231,71 @@ public class NvccKernelsTest {
         }
     }
 
+    @Test
+    public void movmatrixTransposes() throws Exception {
+        HeapMemory m = new HeapMemory(BASE, 256);
+        int[][] M = new int[8][8];
+        for (int r = 0; r < 8; r++) {
+            for (int c = 0; c < 8; c++) {
+                M[r][c] = 0x100 * r + c + 1;
+            }
+        }
+        for (int l = 0; l < 32; l++) {
+            int r = l / 4, c = 2 * (l % 4);
+            m.putInts(BASE + 4L * l, M[r][c] | (M[r][c + 1] << 16));
+        }
+        PtxKernel k = kernel("movmatrix_t");
+        executor.launch(k, LaunchDims.linear(1, 32), new Params(k).u64(0, BASE).u64(1, BASE + 128).build(), () -> m);
+        for (int l = 0; l < 32; l++) {
+            int r = l / 4, c = 2 * (l % 4);
+            assertEquals("lane " + l, M[c][r] | (M[c + 1][r] << 16), m.getInt(BASE + 128 + 4L * l));
+        }
+    }
+
+    @Test
+    public void mmaSyncF64() throws Exception {
+        HeapMemory m = new HeapMemory(BASE, 1024);
+        long a = BASE, b = a + 8 * 32, c = b + 8 * 32;
+        double[][] A = new double[8][4], B = new double[4][8];
+        for (int i = 0; i < 8; i++) {
+            for (int q = 0; q < 4; q++) {
+                A[i][q] = i - 2.25 * q;
+                m.putDoubles(a + 8L * (i * 4 + q), A[i][q]);
+            }
+        }
+        for (int q = 0; q < 4; q++) {
+            for (int n = 0; n < 8; n++) {
+                B[q][n] = 0.5 * n + q;
+                m.putDoubles(b + 8L * (q * 8 + n), B[q][n]);
+            }
+        }
+        PtxKernel k = kernel("mma_f64");
+        executor.launch(k, LaunchDims.linear(1, 32), new Params(k).u64(0, a).u64(1, b).u64(2, c).build(), () -> m);
+        for (int i = 0; i < 8; i++) {
+            for (int n = 0; n < 8; n++) {
+                double s = n % 2 == 0 ? 0.5 : -0.5;
+                for (int q = 0; q < 4; q++) {
+                    s += A[i][q] * B[q][n];
+                }
+                assertEquals("C[" + i + "][" + n + "]", s, m.getDouble(c + 8L * (i * 8 + n)), 0);
+            }
+        }
+    }
+
+    @Test
+    public void cvtRnaTf32RoundsTheMantissaTo10Bits() throws Exception {
+        float[] in = {1f, Float.intBitsToFloat(0x3f800fff), Float.intBitsToFloat(0x3f801000), Float.intBitsToFloat(0x3f803000),
+            -Float.intBitsToFloat(0x3f801000), Float.POSITIVE_INFINITY};
+        int[] expect = {0x3f800000, 0x3f800000, 0x3f802000, 0x3f804000, 0xbf802000, 0x7f800000};
+        HeapMemory m = new HeapMemory(BASE, 64);
+        m.putFloats(BASE, in);
+        PtxKernel k = kernel("to_tf32");
+        executor.launch(k, LaunchDims.linear(1, 32), new Params(k).u64(0, BASE).u64(1, BASE + 32).u32(2, in.length).build(), () -> m);
+        for (int i = 0; i < in.length; i++) {
+            assertEquals("tf32 of " + Integer.toHexString(Float.floatToRawIntBits(in[i])), expect[i], m.getInt(BASE + 32 + 4L * i));
+        }
+    }
+
     /** What lane r of a 16-lane tile holds after v += shfl_down(v, o) for o = 8, 4, 2, 1 (clamped at the tile end). */
     private static int treeDown(int rank) {
         int[] v = new int[16];

@@ -1196,6 +1196,20 @@ public final class Compiler {
                 return (hi << 16) | lo;
             });
         }
+        if (dt.equals("tf32") && at.equals("f32")) {
+            // tf32: an f32 with the low 13 mantissa bits cleared after rounding (.rn ties to even, .rna away).
+            boolean away = in.has("rna");
+            int a = src(op(in, 1), "f32");
+            return new Ops.Op1(d, a, dmask, x -> {
+                int bits = (int) x;
+                if ((bits & 0x7f800000) == 0x7f800000) {
+                    return bits & 0xffffe000L | ((bits & 0x7fffff) != 0 ? 0x2000 : 0) & 0xffffffffL;
+                }
+                int lower = bits & 0x1fff;
+                int up = away ? (lower >= 0x1000 ? 1 : 0) : (lower > 0x1000 || (lower == 0x1000 && (bits & 0x2000) != 0) ? 1 : 0);
+                return ((bits & ~0x1fff) + (up << 13)) & 0xffffffffL;
+            });
+        }
         if (dt.startsWith("e4m3") || dt.startsWith("e5m2") || at.startsWith("e4m3") || at.startsWith("e5m2")
                 || dt.equals("tf32") || at.contains("x2") || dt.contains("x2")) {
             throw new Unsupported("conversion " + at + " to " + dt);

@@ -18,7 +18,7 @@ public final class Isa {
             "acq_rel", "sc", "weak", "cta", "gpu", "sys", "cluster", "ca", "cg", "cs", "lu", "cv", "wb", "wt", "nc",
             "L1::evict_normal", "L1::evict_unchanged", "L1::evict_first", "L1::evict_last", "L1::no_allocate",
             "L2::evict_normal", "L2::evict_first", "L2::evict_last", "L2::cache_hint", "L2::64B", "L2::128B", "L2::256B",
-            "mmio", "approx", "full", "ftz", "noftz", "unified", "to", "global", "shared", "shared::cta", "shared::cluster",
+            "mmio", "gl", "approx", "full", "ftz", "noftz", "unified", "to", "global", "shared", "shared::cta", "shared::cluster",
             "local", "const", "param", "param::entry", "param::func", "v2", "v4", "cc", "sat");
 
     private static final Set<String> OPCODES = Set.of("mov", "add", "sub", "mul", "mad", "fma", "div", "rem", "min", "max",
@@ -30,21 +30,27 @@ public final class Isa {
             "bar", "barrier", "shfl", "vote", "match", "redux", "activemask", "elect", "createpolicy", "cp");
 
     /** Opcode-specific modifiers. */
-    private static final Set<String> MODS = Set.of("rn", "rz", "rm", "rp", "rni", "rzi", "rmi", "rpi", "lo", "hi", "wide",
-            "relu", "NaN", "eq", "ne", "lt", "le", "gt", "ge", "equ", "neu", "ltu", "leu", "gtu", "geu", "num", "nan", "ls", "hs",
-            "finite", "infinite", "number", "notanumber", "normal", "subnormal", "inc", "dec", "exch", "cas", "l", "r", "wrap",
-            "clamp", "up", "down", "bfly", "idx", "all", "any", "uni", "ballot", "popc", "arrive", "red", "warp", "async",
-            "commit_group", "wait_group", "wait_all", "shiftamt", "f4e", "b4e", "rc8", "ecl", "ecr", "rc16", "fractional",
-            "L2::evict_last", "L2::evict_first", "L2::evict_normal", "L2::evict_unchanged", "release", "wait", "sem",
-            "proxy", "async", "ptr", "enable", "disable", "launch_dependents", "wait", "inc", "dec", "uni");
+    private static final Set<String> MODS = Set.of("rn", "rz", "rm", "rp", "rni", "rzi", "rmi", "rpi", "lo", "hi",
+            "wide", "relu", "NaN", "eq", "ne", "lt", "le", "gt", "ge", "equ", "neu", "ltu", "leu", "gtu", "geu",
+            "num", "nan", "ls", "hs", "finite", "infinite", "number", "notanumber", "normal", "subnormal", "inc",
+            "dec", "exch", "cas", "l", "r", "wrap", "clamp", "up", "down", "bfly", "idx", "all", "any", "ballot",
+            "popc", "arrive", "red", "warp", "async", "commit_group", "wait_group", "wait_all", "shiftamt", "f4e",
+            "b4e", "rc8", "ecl", "ecr", "rc16", "fractional", "L2::evict_unchanged", "wait", "sem", "proxy", "ptr",
+            "enable", "disable", "launch_dependents", "add", "min", "max", "and", "or", "xor", "noftz");
 
     /** The mma.sync shapes and input types MatrixOps implements. */
     private static final Set<String> MMA = Set.of("m16n8k8.f16", "m16n8k16.f16", "m16n8k8.bf16", "m16n8k16.bf16",
-            "m16n8k16.s8", "m16n8k32.s8", "m16n8k16.u8", "m16n8k32.u8", "m16n8k4.tf32", "m16n8k8.tf32");
+            "m16n8k16.s8", "m16n8k32.s8", "m16n8k16.u8", "m16n8k32.u8", "m16n8k4.tf32", "m16n8k8.tf32", "m8n8k4.f64");
 
     public static boolean supports(String form) {
         String[] parts = form.split("\\.");
         String op = parts[0];
+        if (op.equals("movmatrix")) {
+            return form.equals("movmatrix.sync.aligned.m8n8.trans.b16");
+        }
+        if (form.equals("cvt.rn.tf32.f32") || form.equals("cvt.rna.tf32.f32")) {
+            return true;
+        }
         if (op.equals("ldmatrix")) {
             return form.contains(".m8n8.") && form.endsWith(".b16") && form.contains(".sync") && form.contains(".aligned");
         }

@@ -106,6 +106,9 @@ final class MatrixOps {
             throw new Compiler.Unsupported("mma form " + in.form());
         }
         String dt = ts.get(0), at = ts.get(1), bt = ts.get(2), ct = ts.get(3);
+        if (at.equals("f64") && !shape.equals("m8n8k4")) {
+            throw new Compiler.Unsupported("mma shape " + shape + " with f64");
+        }
         if (!at.equals(bt) && !(at.startsWith("s8") || at.startsWith("u8"))) {
             throw new Compiler.Unsupported("mma with mixed input types " + at + "/" + bt);
         }
@@ -138,6 +141,11 @@ final class MatrixOps {
                 la = layout((l, i) -> (l >> 2) + 8 * (i & 1), (l, i) -> (l & 3) + 4 * (i >> 1));
                 lb = layout((l, i) -> (l & 3) + 4 * i, (l, i) -> l >> 2);
                 break;
+            case "f64.m8n8k4":
+                M = 8; K = 4; aElems = 1; bElems = 1; inBits = 64;
+                la = layout((l, i) -> l >> 2, (l, i) -> l & 3);
+                lb = layout((l, i) -> l & 3, (l, i) -> l >> 2);
+                break;
             case "tf32.m16n8k4":
                 K = 4; aElems = 2; bElems = 1; inBits = 32;
                 la = layout((l, i) -> (l >> 2) + 8 * i, (l, i) -> l & 3);
@@ -146,16 +154,19 @@ final class MatrixOps {
             default:
                 throw new Compiler.Unsupported("mma shape " + shape + " with " + at);
         }
-        Layout lc = layout((l, i) -> (l >> 2) + 8 * (i >> 1), (l, i) -> (l & 3) * 2 + (i & 1));
-        int accBits = dt.equals("f16") ? 16 : 32;
+        Layout lc = M == 8 ? layout((l, i) -> l >> 2, (l, i) -> (l & 3) * 2 + i)
+                : layout((l, i) -> (l >> 2) + 8 * (i >> 1), (l, i) -> (l & 3) * 2 + (i & 1));
+        int cElems = M == 8 ? 2 : 4;
+        int accBits = dt.equals("f16") ? 16 : dt.equals("f64") ? 64 : 32;
         int[] d = regs(c, c.operand(in, 0), true, dt);
         int[] a = regs(c, c.operand(in, 1), false, "b32");
         int[] b = regs(c, c.operand(in, 2), false, "b32");
         int[] cc = regs(c, c.operand(in, 3), false, ct.equals("f16") ? "b32" : ct);
-        if (a.length * (32 / inBits) != aElems || b.length * (32 / inBits) != bElems || d.length * (32 / accBits) != 4) {
+        if (a.length * Math.max(1, 32 / inBits) != aElems || b.length * Math.max(1, 32 / inBits) != bElems
+                || d.length * Math.max(1, 32 / accBits) != cElems) {
             throw new IllegalStateException("mma " + shape + " operand counts do not match its fragments");
         }
-        return new Mma(M, N, K, la, lb, lc, aElems, bElems, inBits, at, bt, dt, ct, d, a, b, cc);
+        return new Mma(M, N, K, la, lb, lc, aElems, bElems, inBits, at, bt, dt, ct, d, a, b, cc, cElems);
     }
 
     private interface LaneFn {
@@ -190,9 +201,11 @@ final class MatrixOps {
         final Layout la, lb, lc;
         final String at, bt, dt, ct;
         final int[] d, a, b, c;
+        final int cElems;
 
         Mma(int M, int N, int K, Layout la, Layout lb, Layout lc, int aElems, int bElems, int inBits, String at, String bt,
-                String dt, String ct, int[] d, int[] a, int[] b, int[] c) {
+                String dt, String ct, int[] d, int[] a, int[] b, int[] c, int cElems) {
+            this.cElems = cElems;
             this.M = M;
             this.N = N;
             this.K = K;
@@ -213,6 +226,9 @@ final class MatrixOps {
         }
 
         private static long element(long[] r, int[] regs, int lane, int i, int bits) {
+            if (bits == 64) {
+                return r[regs[i] << 5 | lane];
+            }
             int per = 32 / bits;
             long word = r[regs[i / per] << 5 | lane];
             return bits == 32 ? word & 0xffffffffL : (word >>> ((i % per) * bits)) & ((1L << bits) - 1);
@@ -237,7 +253,7 @@ final class MatrixOps {
             double[][] A = new double[M][K], B = new double[K][N], C = new double[M][N];
             boolean integer = at.equals("s8") || at.equals("u8");
             long[][] Ai = integer ? new long[M][K] : null, Bi = integer ? new long[K][N] : null, Ci = integer ? new long[M][N] : null;
-            int accBits = ct.equals("f16") ? 16 : 32;
+            int accBits = ct.equals("f16") ? 16 : ct.equals("f64") ? 64 : 32;
             for (int l = 0; l < 32; l++) {
                 for (int i = 0; i < aElems; i++) {
                     long v = element(r, a, l, i, inBits);
@@ -255,7 +271,7 @@ final class MatrixOps {
                         B[lb.row(l, i)][lb.col(l, i)] = real(v, bt);
                     }
                 }
-                for (int i = 0; i < 4; i++) {
+                for (int i = 0; i < cElems; i++) {
                     long v = element(r, c, l, i, accBits);
                     if (integer) {
                         Ci[lc.row(l, i)][lc.col(l, i)] = (int) v;
@@ -269,7 +285,7 @@ final class MatrixOps {
                     continue;
                 }
                 long[] out = new long[d.length];
-                for (int i = 0; i < 4; i++) {
+                for (int i = 0; i < cElems; i++) {
                     int row = lc.row(l, i), col = lc.col(l, i);
                     long bits;
                     if (integer) {
@@ -283,10 +299,10 @@ final class MatrixOps {
                         for (int k = 0; k < K; k++) {
                             s += A[row][k] * B[k][col];
                         }
-                        bits = dt.equals("f16") ? Fp.toHalf(s, Fp.RN) : Fp.bits((float) s);
+                        bits = dt.equals("f16") ? Fp.toHalf(s, Fp.RN) : dt.equals("f64") ? Fp.bits(s) : Fp.bits((float) s);
                     }
                     int per = dt.equals("f16") ? 2 : 1;
-                    out[i / per] |= bits << ((i % per) * (32 / per));
+                    out[i / per] |= per == 1 ? bits : bits << ((i % per) * 16);
                 }
                 for (int j = 0; j < d.length; j++) {
                     r[d[j] << 5 | l] = out[j];
@@ -295,7 +311,32 @@ final class MatrixOps {
         }
     }
 
+    /** movmatrix.sync.aligned.m8n8.trans.b16: transposes an 8x8 matrix of 16-bit elements held by the warp. */
     static Insn movmatrix(Compiler c, Ast.Insn in) {
-        throw new Compiler.Unsupported("movmatrix");
+        if (!in.has("m8n8") || !in.has("trans") || !in.has("b16")) {
+            throw new Compiler.Unsupported("movmatrix form " + in.form());
+        }
+        int d = c.dstReg(c.operand(in, 0));
+        int a = c.srcReg(c.operand(in, 1), "b32");
+        return new Insn() {
+            @Override
+            public void exec(Warp w, int mask) {
+                long[] r = w.r;
+                long[] src = w.tmp;
+                for (int l = 0; l < 32; l++) {
+                    src[l] = r[a << 5 | l];
+                }
+                // Element (row, col) sits in lane row * 4 + col / 2, half col % 2; lane t receives
+                // row t / 4 of the transpose: elements (2 (t % 4), t / 4) and (2 (t % 4) + 1, t / 4).
+                for (int m = mask; m != 0; m &= m - 1) {
+                    int t = Integer.numberOfTrailingZeros(m);
+                    int col = t / 4;
+                    int r0 = 2 * (t % 4), r1 = r0 + 1;
+                    long e0 = (src[r0 * 4 + col / 2] >>> (16 * (col % 2))) & 0xffff;
+                    long e1 = (src[r1 * 4 + col / 2] >>> (16 * (col % 2))) & 0xffff;
+                    r[d << 5 | t] = e0 | (e1 << 16);
+                }
+            }
+        };
     }
 }
