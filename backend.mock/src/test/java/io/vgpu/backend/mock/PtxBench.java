@@ -16,7 +16,8 @@ import java.util.Random;
  * thread-instructions per second of saxpy and of the tiled matmul, and a 512x512 sgemm through
  * the mock against the same dot products written in plain Java (one thread).
  *
- * <pre>mvn -B -q -pl backend.mock -am test-compile exec:java -Dexec.mainClass=io.vgpu.backend.mock.PtxBench -Dexec.classpathScope=test</pre>
+ * <pre>mvn -B -q install -DskipTests
+ * mvn -B -q -pl backend.mock exec:java -Dexec.mainClass=io.vgpu.backend.mock.PtxBench -Dexec.classpathScope=test</pre>
  */
 public final class PtxBench {
     private static final long BASE = 0x2000_0000_0000L;
