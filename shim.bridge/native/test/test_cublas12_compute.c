@@ -465,66 +465,74 @@ static void level1(void)
 
 enum { M2 = 37, N2 = 29 };
 
-static void level2(void)
+/* y = alpha op(A) x + beta y with A m x n; N: alpha 2, beta -1 (y read), T: alpha 1, beta 0. */
+static void gemv(int dbl, int t, int m, int n)
 {
-    float *a = fill(M2 * N2, val_a), *x = fill(M2 > N2 ? M2 : N2, val_b), *y0 = fill(M2 > N2 ? M2 : N2, val_c);
-    float ref[M2 * N2], got[M2 * N2];
-
-    for (int t = 0; t < 2; t++) {
-        int rows = t ? N2 : M2, cols = t ? M2 : N2; /* y has `rows` elements, x `cols` */
-        float alpha = t ? 1.0f : 2.0f, beta = t ? 0.0f : -1.0f;
-        begin("cublasSgemv_v2", "%s:%dx%d", t ? "T" : "N", M2, N2);
-        float *da = dev(a, sizeof(float) * M2 * N2), *dx = dev(x, sizeof(float) * cols), *dy = dev(y0, sizeof(float) * rows);
-        if (!ran(blas.Sgemv(handle, t ? OP_T : OP_N, M2, N2, &alpha, da, M2, dx, 1, &beta, dy, 1))) {
-            for (int i = 0; i < rows; i++) {
-                float s = 0;
-                for (int j = 0; j < cols; j++) {
-                    s += (t ? a[j + i * M2] : a[i + j * M2]) * x[j];
-                }
-                ref[i] = alpha * s + beta * y0[i];
-            }
+    int rows = t ? n : m, cols = t ? m : n; /* y has `rows` elements, x `cols` */
+    float *a = fill((size_t)m * n, val_a), *x = fill(cols, val_b), *y0 = fill(rows, val_c);
+    float *ref = malloc(rows * sizeof *ref);
+    float alpha = t ? 1.0f : 2.0f, beta = t ? 0.0f : -1.0f;
+    for (int i = 0; i < rows; i++) {
+        float s = 0;
+        for (int j = 0; j < cols; j++) {
+            s += (t ? a[j + (size_t)i * m] : a[i + (size_t)j * m]) * x[j];
+        }
+        ref[i] = alpha * s + beta * y0[i];
+    }
+    begin(dbl ? "cublasDgemv_v2" : "cublasSgemv_v2", "%s:%dx%d", t ? "T" : "N", m, n);
+    if (!dbl) {
+        float *da = dev(a, sizeof(float) * m * n), *dx = dev(x, sizeof(float) * cols), *dy = dev(y0, sizeof(float) * rows);
+        if (!ran(blas.Sgemv(handle, t ? OP_T : OP_N, m, n, &alpha, da, m, dx, 1, &beta, dy, 1))) {
+            float *got = malloc(rows * sizeof *got);
             fetch(got, dy, sizeof(float) * rows);
             verdict_f("y", got, ref, rows);
+            free(got);
         }
         release(da), release(dx), release(dy);
+    } else {
+        double *ad = widen(a, (size_t)m * n), *xd = widen(x, cols), *yd = widen(y0, rows), *refd = widen(ref, rows);
+        double alphad = alpha, betad = beta;
+        double *da = dev(ad, sizeof(double) * m * n), *dx = dev(xd, sizeof(double) * cols), *dy = dev(yd, sizeof(double) * rows);
+        if (!ran(blas.Dgemv(handle, t ? OP_T : OP_N, m, n, &alphad, da, m, dx, 1, &betad, dy, 1))) {
+            double *got = malloc(rows * sizeof *got);
+            fetch(got, dy, sizeof(double) * rows);
+            verdict_d("y", got, refd, rows); /* exact in float, so exact in double */
+            free(got);
+        }
+        release(da), release(dx), release(dy);
+        free(ad), free(xd), free(yd), free(refd);
     }
+    free(a), free(x), free(y0), free(ref);
+}
+
+static void level2(void)
+{
+    gemv(0, 0, M2, N2);
+    gemv(0, 1, M2, N2);
+    gemv(0, 0, 256, 256);
+    gemv(0, 1, 256, 256);
 
     begin("cublasSger_v2", "%dx%d", M2, N2);
     {
+        float *a = fill(M2 * N2, val_a), *x = fill(M2, val_b), *y = fill(N2, val_c);
+        float ref[M2 * N2], got[M2 * N2];
         float alpha = 2.0f;
-        float *da = dev(a, sizeof(float) * M2 * N2), *dx = dev(x, sizeof(float) * M2), *dy = dev(y0, sizeof(float) * N2);
+        float *da = dev(a, sizeof(float) * M2 * N2), *dx = dev(x, sizeof(float) * M2), *dy = dev(y, sizeof(float) * N2);
         if (!ran(blas.Sger(handle, M2, N2, &alpha, dx, 1, dy, 1, da, M2))) {
             for (int j = 0; j < N2; j++) {
                 for (int i = 0; i < M2; i++) {
-                    ref[i + j * M2] = a[i + j * M2] + alpha * x[i] * y0[j];
+                    ref[i + j * M2] = a[i + j * M2] + alpha * x[i] * y[j];
                 }
             }
             fetch(got, da, sizeof(float) * M2 * N2);
             verdict_f("A", got, ref, M2 * N2);
         }
         release(da), release(dx), release(dy);
+        free(a), free(x), free(y);
     }
 
-    begin("cublasDgemv_v2", "N:%dx%d", M2, N2);
-    {
-        double *ad = widen(a, M2 * N2), *xd = widen(x, N2), *yd = widen(y0, M2), refd[M2], gotd[M2];
-        double alpha = 2.0, beta = -1.0;
-        double *da = dev(ad, sizeof(double) * M2 * N2), *dx = dev(xd, sizeof(double) * N2), *dy = dev(yd, sizeof(double) * M2);
-        if (!ran(blas.Dgemv(handle, OP_N, M2, N2, &alpha, da, M2, dx, 1, &beta, dy, 1))) {
-            for (int i = 0; i < M2; i++) {
-                double s = 0;
-                for (int j = 0; j < N2; j++) {
-                    s += ad[i + j * M2] * xd[j];
-                }
-                refd[i] = alpha * s + beta * yd[i];
-            }
-            fetch(gotd, dy, sizeof(double) * M2);
-            verdict_d("y", gotd, refd, M2);
-        }
-        release(da), release(dx), release(dy);
-        free(ad), free(xd), free(yd);
-    }
-    free(a), free(x), free(y0);
+    gemv(1, 0, M2, N2);
+    gemv(1, 1, M2, N2);
 }
 
 /* ---- level 3 -------------------------------------------------------------------------------- */
