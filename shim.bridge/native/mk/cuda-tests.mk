@@ -5,7 +5,8 @@
 # shared and the static cudart 13, exactly as applications ship. Without nvcc they are skipped with
 # one line, and RuntimeIT skips them too.
 #
-# test_cudart12 and test_cublas12 need only gcc: they dlopen NVIDIA's 12.6 libraries at run time.
+# test_cudart12, test_cublas12 and test_cublas12_compute need only gcc: they dlopen NVIDIA's 12.6
+# libraries at run time.
 # test_cudart12 embeds a fatbin of test/cuda/cudart12_kernel.cu, built by nvcc when there is one
 # and otherwise the committed copy next to the source. Regenerate that copy after editing the
 # kernel (CUDA 13.0 nvcc gives it byte for byte):
@@ -65,7 +66,10 @@ $(BUILD)/test/test_cudart12: test/test_cudart12.c test/check.h test/cuda/rt_prop
 $(BUILD)/test/test_cublas12: test/test_cublas12.c test/check.h | $(BUILD)/test
 	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -rdynamic -o $@ $< -ldl
 
-EXTRA_ALL += $(BUILD)/test/test_cudart12 $(BUILD)/test/test_cublas12
+$(BUILD)/test/test_cublas12_compute: test/test_cublas12_compute.c | $(BUILD)/test
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o $@ $< -ldl -lm
+
+EXTRA_ALL += $(BUILD)/test/test_cudart12 $(BUILD)/test/test_cublas12 $(BUILD)/test/test_cublas12_compute
 
 $(CUDA_TESTS_DIR):
 	mkdir -p $@

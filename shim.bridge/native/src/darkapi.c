@@ -37,6 +37,15 @@ TRAP(cls, 3)
 TRAP(checks, 1)
 TRAP(integrity, 2)
 TRAP(cublaslt, 1) TRAP(cublaslt, 2) TRAP(cublaslt, 5) TRAP(cublaslt, 6) TRAP(cublaslt, 7)
+TRAP(cublaslt, 8) TRAP(cublaslt, 9) TRAP(cublaslt, 10) TRAP(cublaslt, 11) TRAP(cublaslt, 12) TRAP(cublaslt, 13)
+TRAP(cublaslt, 14) TRAP(cublaslt, 15) TRAP(cublaslt, 16) TRAP(cublaslt, 17) TRAP(cublaslt, 18) TRAP(cublaslt, 19)
+TRAP(cublaslt, 20) TRAP(cublaslt, 21) TRAP(cublaslt, 22) TRAP(cublaslt, 23) TRAP(cublaslt, 24) TRAP(cublaslt, 25)
+TRAP(cublaslt, 26) TRAP(cublaslt, 27) TRAP(cublaslt, 28) TRAP(cublaslt, 29) TRAP(cublaslt, 30) TRAP(cublaslt, 31)
+TRAP(cublaslt, 32) TRAP(cublaslt, 33) TRAP(cublaslt, 34) TRAP(cublaslt, 35) TRAP(cublaslt, 36) TRAP(cublaslt, 37)
+TRAP(cublaslt, 38) TRAP(cublaslt, 40) TRAP(cublaslt, 41) TRAP(cublaslt, 42) TRAP(cublaslt, 43) TRAP(cublaslt, 44)
+TRAP(cublaslt, 45) TRAP(cublaslt, 46) TRAP(cublaslt, 47) TRAP(cublaslt, 48) TRAP(cublaslt, 49) TRAP(cublaslt, 50)
+TRAP(cublaslt, 52) TRAP(cublaslt, 53) TRAP(cublaslt, 54) TRAP(cublaslt, 55) TRAP(cublaslt, 56) TRAP(cublaslt, 57)
+TRAP(cublaslt, 58) TRAP(cublaslt, 59) TRAP(cublaslt, 60) TRAP(cublaslt, 61) TRAP(cublaslt, 62) TRAP(cublaslt, 63)
 TRAP(cluster, 1) TRAP(cluster, 2) TRAP(cluster, 3) TRAP(cluster, 5) TRAP(cluster, 6) TRAP(cluster, 7) TRAP(cluster, 8)
 TRAP(cluster, 9) TRAP(cluster, 10) TRAP(cluster, 11) TRAP(cluster, 12) TRAP(cluster, 13) TRAP(cluster, 14) TRAP(cluster, 15)
 TRAP(cluster, 16)
@@ -313,15 +322,62 @@ static CUresult cublaslt_context_id(CUcontext ctx, uint64_t *id)
     return CUDA_SUCCESS;
 }
 
-static const slot_fn cublaslt_context[8] = {
-    (slot_fn)(uintptr_t)(8 * sizeof(void *)),
-    (slot_fn)trap_cublaslt_1,
-    (slot_fn)trap_cublaslt_2,
-    (slot_fn)cublaslt_context_device,
-    (slot_fn)cublaslt_context_id,
-    (slot_fn)trap_cublaslt_5,
-    (slot_fn)trap_cublaslt_6,
-    (slot_fn)trap_cublaslt_7,
+/*
+ * cuBLAS 12.6's static cudart keeps a per-stream device buffer (the result of a host-pointer-mode
+ * reduction such as cublasSdot_v2 lands there) and finds it by stream: slot 51 turns a stream
+ * handle into the driver's stream (NULL means the per-thread stream when the last argument is set,
+ * as for CU_STREAM_PER_THREAD itself), slot 39 gives that stream's id. Only the pair's consistency
+ * matters to cuBLAS: the same stream always gives the same id, distinct streams distinct ids. The
+ * legacy stream is answered as CU_STREAM_LEGACY, whatever handle named it.
+ */
+static CUresult cublaslt_stream(CUcontext ctx, CUstream stream, CUstream *out, int per_thread)
+{
+    if (cls_ctx(ctx) == NULL)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (out == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    if (stream == NULL)
+        stream = per_thread ? CU_STREAM_PER_THREAD : CU_STREAM_LEGACY;
+    struct vgpu_stream *s;
+    CUresult rc = vgpu_stream_resolve(stream, 1, &s);
+    if (rc == CUDA_SUCCESS)
+        *out = stream;
+    return rc;
+}
+
+static CUresult cublaslt_stream_id(CUcontext ctx, CUstream stream, unsigned long long *id)
+{
+    if (cls_ctx(ctx) == NULL)
+        return CUDA_ERROR_INVALID_CONTEXT;
+    if (id == NULL)
+        return CUDA_ERROR_INVALID_VALUE;
+    struct vgpu_stream *s;
+    CUresult rc = vgpu_stream_resolve(stream, 1, &s);
+    if (rc == CUDA_SUCCESS)
+        *id = s != NULL ? s->id : 0; /* as cuStreamGetId: 0 for the legacy stream */
+    return rc;
+}
+
+/* 64 slots: the driver's table is longer still (cuBLAS reads slot 51), unknown slots trap. */
+static const slot_fn cublaslt_context[64] = {
+    (slot_fn)(uintptr_t)(64 * sizeof(void *)),
+    (slot_fn)trap_cublaslt_1,  (slot_fn)trap_cublaslt_2,  (slot_fn)cublaslt_context_device,
+    (slot_fn)cublaslt_context_id, (slot_fn)trap_cublaslt_5, (slot_fn)trap_cublaslt_6,
+    (slot_fn)trap_cublaslt_7,  (slot_fn)trap_cublaslt_8,  (slot_fn)trap_cublaslt_9,  (slot_fn)trap_cublaslt_10,
+    (slot_fn)trap_cublaslt_11, (slot_fn)trap_cublaslt_12, (slot_fn)trap_cublaslt_13, (slot_fn)trap_cublaslt_14,
+    (slot_fn)trap_cublaslt_15, (slot_fn)trap_cublaslt_16, (slot_fn)trap_cublaslt_17, (slot_fn)trap_cublaslt_18,
+    (slot_fn)trap_cublaslt_19, (slot_fn)trap_cublaslt_20, (slot_fn)trap_cublaslt_21, (slot_fn)trap_cublaslt_22,
+    (slot_fn)trap_cublaslt_23, (slot_fn)trap_cublaslt_24, (slot_fn)trap_cublaslt_25, (slot_fn)trap_cublaslt_26,
+    (slot_fn)trap_cublaslt_27, (slot_fn)trap_cublaslt_28, (slot_fn)trap_cublaslt_29, (slot_fn)trap_cublaslt_30,
+    (slot_fn)trap_cublaslt_31, (slot_fn)trap_cublaslt_32, (slot_fn)trap_cublaslt_33, (slot_fn)trap_cublaslt_34,
+    (slot_fn)trap_cublaslt_35, (slot_fn)trap_cublaslt_36, (slot_fn)trap_cublaslt_37, (slot_fn)trap_cublaslt_38,
+    (slot_fn)cublaslt_stream_id, (slot_fn)trap_cublaslt_40, (slot_fn)trap_cublaslt_41, (slot_fn)trap_cublaslt_42,
+    (slot_fn)trap_cublaslt_43, (slot_fn)trap_cublaslt_44, (slot_fn)trap_cublaslt_45, (slot_fn)trap_cublaslt_46,
+    (slot_fn)trap_cublaslt_47, (slot_fn)trap_cublaslt_48, (slot_fn)trap_cublaslt_49, (slot_fn)trap_cublaslt_50,
+    (slot_fn)cublaslt_stream,  (slot_fn)trap_cublaslt_52, (slot_fn)trap_cublaslt_53, (slot_fn)trap_cublaslt_54,
+    (slot_fn)trap_cublaslt_55, (slot_fn)trap_cublaslt_56, (slot_fn)trap_cublaslt_57, (slot_fn)trap_cublaslt_58,
+    (slot_fn)trap_cublaslt_59, (slot_fn)trap_cublaslt_60, (slot_fn)trap_cublaslt_61, (slot_fn)trap_cublaslt_62,
+    (slot_fn)trap_cublaslt_63,
 };
 
 /* ---------------------------------------------------------------- cluster prototype table (1734dc26) */

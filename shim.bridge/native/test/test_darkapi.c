@@ -3,7 +3,8 @@
  * with CUDA_ERROR_INVALID_VALUE and a NULL table (ShimIT checks the single log line naming it);
  * the tables' size slots; and context-local storage (table c693336e): values per context and key,
  * NULL meaning the current context, absent keys an error, and the destructors of what is left
- * running exactly once when the context ends (cuCtxDestroy, the last primary release, a reset).
+ * running exactly once when the context ends (cuCtxDestroy, the last primary release, a reset);
+ * and the stream slots cuBLAS's reductions use (table 21318c60 slots 51 and 39).
  */
 #include <stdint.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "cuda_api.h"
 
 CUresult cuGetExportTable(const void **ppExportTable, const CUuuid *pExportTableId);
+CUresult cuStreamGetId(CUstream hStream, unsigned long long *streamId);
 
 static const char *NAME = "test_darkapi";
 
@@ -25,6 +27,8 @@ static const CUuuid CUDART_INTERFACE = {{0x6b, (char)0xd5, (char)0xfb, 0x6c, 0x5
                                          (char)0xf9}};
 static const CUuuid TOOLS_TLS = {{0x42, (char)0xd8, 0x5a, (char)0x81, 0x23, (char)0xf6, (char)0xcb, 0x47, (char)0x82,
                                   (char)0x98, (char)0xf6, (char)0xe7, (char)0x8a, 0x3a, (char)0xec, (char)0xdc}};
+static const CUuuid CUBLASLT_CONTEXT = {{0x21, 0x31, (char)0x8c, 0x60, (char)0x97, 0x14, 0x32, 0x48, (char)0x8c,
+                                         (char)0xa6, 0x41, (char)0xff, 0x73, 0x24, (char)0xc8, (char)0xf2}};
 static const CUuuid CLS = {{(char)0xc6, (char)0x93, 0x33, 0x6e, 0x11, 0x21, (char)0xdf, 0x11, (char)0xa8, (char)0xc3,
                             0x68, (char)0xf3, 0x55, (char)0xd8, (char)0x95, (char)0x93}};
 
@@ -82,6 +86,63 @@ static void table_checks(void)
     table = NULL;
     CHECK_CU(CUDA_SUCCESS, cuGetExportTable((const void **)&table, &TOOLS_TLS));
     CHECK(table != NULL && table[0] == 4 * sizeof(void *));
+}
+
+/*
+ * cuBLAS 12.6 finds its per-stream reduction buffer through table 21318c60: slot 51 turns
+ * (context, stream, per-thread flag) into the driver's stream, slot 39 gives that stream's id.
+ * The same stream must always give the same id, and different streams different ids.
+ */
+typedef CUresult (*stream_slot)(CUcontext, CUstream, CUstream *, int);
+typedef CUresult (*stream_id_slot)(CUcontext, CUstream, unsigned long long *);
+
+static unsigned long long stream_id_via_table(const uintptr_t *table, CUcontext ctx, CUstream s, int per_thread)
+{
+    stream_slot resolve;
+    stream_id_slot id_of;
+    void *p51 = (void *)table[51], *p39 = (void *)table[39];
+    memcpy(&resolve, &p51, sizeof resolve);
+    memcpy(&id_of, &p39, sizeof id_of);
+    CUstream out = (CUstream)(uintptr_t)0xdead;
+    unsigned long long id = ~0ull;
+    CHECK_CU(CUDA_SUCCESS, resolve(ctx, s, &out, per_thread));
+    CHECK_CU(CUDA_SUCCESS, id_of(ctx, out, &id));
+    return id;
+}
+
+static void stream_slots(void)
+{
+    const uintptr_t *table = NULL;
+    CHECK_CU(CUDA_SUCCESS, cuGetExportTable((const void **)&table, &CUBLASLT_CONTEXT));
+    if (table == NULL)
+        return;
+    CHECK(table[0] == 64 * sizeof(void *));
+    for (int i = 1; i < 64; i++)
+        CHECK(table[i] != 0);
+    CUcontext c;
+    CHECK_CU(CUDA_SUCCESS, cuCtxCreate_v2(&c, 0, 0));
+    CUstream s;
+    CHECK_CU(CUDA_SUCCESS, cuStreamCreate(&s, 0));
+    unsigned long long sid = 0, ptid = 0;
+    CHECK_CU(CUDA_SUCCESS, cuStreamGetId(s, &sid));
+    CHECK_CU(CUDA_SUCCESS, cuStreamGetId(CU_STREAM_PER_THREAD, &ptid));
+    CHECK(sid != 0 && ptid != 0 && sid != ptid);
+    /* The legacy stream, however it is named, is id 0, as cuStreamGetId says. */
+    CHECK_EQ(0, stream_id_via_table(table, c, NULL, 0));
+    CHECK_EQ(0, stream_id_via_table(table, NULL, CU_STREAM_LEGACY, 0));
+    CHECK_EQ(sid, stream_id_via_table(table, c, s, 0));
+    CHECK_EQ(sid, stream_id_via_table(table, c, s, 1));
+    /* NULL with the per-thread flag, and CU_STREAM_PER_THREAD itself, are this thread's stream. */
+    CHECK_EQ(ptid, stream_id_via_table(table, c, NULL, 1));
+    CHECK_EQ(ptid, stream_id_via_table(table, c, CU_STREAM_PER_THREAD, 1));
+    stream_slot resolve;
+    void *p51 = (void *)table[51];
+    memcpy(&resolve, &p51, sizeof resolve);
+    CUstream out;
+    CHECK_CU(CUDA_ERROR_INVALID_VALUE, resolve(c, s, NULL, 0));
+    CHECK_CU(CUDA_SUCCESS, cuStreamDestroy_v2(s));
+    CHECK_CU(CUDA_ERROR_INVALID_HANDLE, resolve(c, s, &out, 0));
+    CHECK_CU(CUDA_SUCCESS, cuCtxDestroy_v2(c));
 }
 
 int main(void)
@@ -161,5 +222,7 @@ int main(void)
     CHECK_CU(CUDA_SUCCESS, cuDevicePrimaryCtxReset_v2(0));
     expect_one_call(p, &key2, &vr, "cuDevicePrimaryCtxReset");
     CHECK_CU(CUDA_ERROR_INVALID_CONTEXT, cls->get(&v, p, &key2));
+
+    stream_slots();
     return check_done(NAME);
 }
