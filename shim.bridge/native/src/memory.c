@@ -80,6 +80,28 @@ static int is_device_ptr(uint64_t p)
     return s->window_size != 0 && p >= s->window_base && p - s->window_base < s->window_size;
 }
 
+/*
+ * [p, p + n) lies in the device window: no device memory exists outside it, so a range that
+ * leaves it is CUDA_ERROR_INVALID_VALUE before anything is sent. Overflow-safe: a size that would
+ * wrap past the end of the address space is simply outside. The service checks the range
+ * against the allocation itself.
+ */
+static int device_range(uint64_t p, size_t n)
+{
+    const struct vgpu_session_info *s = vgpu_session();
+    if (s->window_size == 0 || p < s->window_base)
+        return 0;
+    uint64_t off = p - s->window_base;
+    return off <= s->window_size && (uint64_t)n <= s->window_size - off;
+}
+
+/* [p, p + n) of host memory does not wrap around the end of the address space. */
+static int host_range(const void *p, size_t n)
+{
+    uintptr_t end;
+    return !__builtin_add_overflow((uintptr_t)p, n, &end);
+}
+
 /* ---------------------------------------------------------------- who owns an allocation */
 
 /*
@@ -390,7 +412,7 @@ static CUresult htod(CUdeviceptr dst, const void *src, size_t n, uint64_t stream
 {
     if (n == 0)
         return CUDA_SUCCESS;
-    if (src == NULL)
+    if (src == NULL || !host_range(src, n) || !device_range(dst, n))
         return CUDA_ERROR_INVALID_VALUE;
     uint64_t ctx = ctx_of_copy();
     CUresult rc = CUDA_SUCCESS;
@@ -440,7 +462,7 @@ static CUresult dtoh(void *dst, CUdeviceptr src, size_t n, uint64_t stream, int 
 {
     if (n == 0)
         return CUDA_SUCCESS;
-    if (dst == NULL)
+    if (dst == NULL || !host_range(dst, n) || !device_range(src, n))
         return CUDA_ERROR_INVALID_VALUE;
     uint64_t ctx = ctx_of_copy();
     CUresult rc;
@@ -487,6 +509,8 @@ static CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, uint64_t stream
 {
     if (n == 0)
         return CUDA_SUCCESS;
+    if (!device_range(dst, n) || !device_range(src, n))
+        return CUDA_ERROR_INVALID_VALUE;
     struct vgpu_memcpy_dtod_req req = {.ctx = ctx_of_copy(), .dst = dst, .src = src, .size = n, .stream = stream};
     return async ? vgpu_post(VGPU_OP_MEMCPY_DTOD, &req, sizeof req, NULL, 0)
                  : vgpu_call(VGPU_OP_MEMCPY_DTOD, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
@@ -495,6 +519,8 @@ static CUresult dtod(CUdeviceptr dst, CUdeviceptr src, size_t n, uint64_t stream
 /* Host-to-host through the "driver" is a plain memcpy, ordered after earlier work when synchronous. */
 static CUresult htoh(void *dst, const void *src, size_t n, int async)
 {
+    if (n != 0 && (dst == NULL || src == NULL || !host_range(dst, n) || !host_range(src, n)))
+        return CUDA_ERROR_INVALID_VALUE;
     if (!async) {
         CUresult rc = vgpu_call(VGPU_OP_PING, NULL, 0, NULL, 0, NULL, 0, NULL, 0, NULL);
         if (rc != CUDA_SUCCESS)
@@ -688,7 +714,7 @@ static CUresult memset_any(CUdeviceptr dst, uint32_t value, uint32_t size, size_
     if (count == 0)
         return CUDA_SUCCESS;
     size_t bytes;
-    if (__builtin_mul_overflow(count, (size_t)size, &bytes) || bytes > (size_t)INT64_MAX)
+    if (__builtin_mul_overflow(count, (size_t)size, &bytes) || bytes > (size_t)INT64_MAX || !device_range(dst, bytes))
         return CUDA_ERROR_INVALID_VALUE;
     struct vgpu_memset_req req = {.ctx = ctx_of_copy(), .dst = dst, .count = count, .stream = stream, .value = value, .element_size = size};
     return async ? vgpu_post(VGPU_OP_MEMSET, &req, sizeof req, NULL, 0)
@@ -966,6 +992,10 @@ VGPU_API CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alig
     VGPU_CHECK_INIT();
     if (ptr == NULL || size == 0 || flags != 0)
         return CUDA_ERROR_INVALID_VALUE;
+    /* A hint outside the device window is no hint: the service ignores it too (as the driver
+       treats hints) and places the reservation elsewhere in the window. */
+    if (addr != 0 && !device_range(addr, size))
+        addr = 0;
     struct vgpu_mem_address_reserve_req req = {.size = size, .alignment = alignment, .hint = addr};
     struct vgpu_mem_address_reserve_rep rep;
     CUresult rc = vgpu_call(VGPU_OP_MEM_ADDRESS_RESERVE, &req, sizeof req, NULL, 0, &rep, sizeof rep, NULL, 0, NULL);
@@ -977,6 +1007,8 @@ VGPU_API CUresult cuMemAddressReserve(CUdeviceptr *ptr, size_t size, size_t alig
 VGPU_API CUresult cuMemAddressFree(CUdeviceptr ptr, size_t size)
 {
     VGPU_CHECK_INIT();
+    if (!device_range(ptr, size))
+        return CUDA_ERROR_INVALID_VALUE;
     struct vgpu_mem_address_free_req req = {.ptr = ptr, .size = size};
     return vgpu_call(VGPU_OP_MEM_ADDRESS_FREE, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
 }
@@ -1011,7 +1043,7 @@ VGPU_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGen
                            unsigned long long flags)
 {
     VGPU_CHECK_INIT();
-    if (flags != 0)
+    if (flags != 0 || size == 0 || !device_range(ptr, size))
         return CUDA_ERROR_INVALID_VALUE;
     struct vgpu_mem_map_req req = {.ptr = ptr, .size = size, .offset = offset, .handle = handle};
     return vgpu_call(VGPU_OP_MEM_MAP, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
@@ -1020,6 +1052,8 @@ VGPU_API CUresult cuMemMap(CUdeviceptr ptr, size_t size, size_t offset, CUmemGen
 VGPU_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
 {
     VGPU_CHECK_INIT();
+    if (size == 0 || !device_range(ptr, size))
+        return CUDA_ERROR_INVALID_VALUE;
     struct vgpu_mem_unmap_req req = {.ptr = ptr, .size = size};
     return vgpu_call(VGPU_OP_MEM_UNMAP, &req, sizeof req, NULL, 0, NULL, 0, NULL, 0, NULL);
 }
@@ -1027,7 +1061,7 @@ VGPU_API CUresult cuMemUnmap(CUdeviceptr ptr, size_t size)
 VGPU_API CUresult cuMemSetAccess(CUdeviceptr ptr, size_t size, const CUmemAccessDesc *desc, size_t count)
 {
     VGPU_CHECK_INIT();
-    if (desc == NULL || count == 0 || size == 0 || !is_device_ptr(ptr))
+    if (desc == NULL || count == 0 || size == 0 || !device_range(ptr, size))
         return CUDA_ERROR_INVALID_VALUE;
     for (size_t i = 0; i < count; i++) {
         if (desc[i].location.type != CU_MEM_LOCATION_TYPE_DEVICE || vgpu_device(desc[i].location.id) == NULL)

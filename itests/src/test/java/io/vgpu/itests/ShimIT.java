@@ -222,6 +222,70 @@ public class ShimIT {
     }
 
     @Test
+    public void hostileSizesAndHintsGetExactResultsAtOnce() {
+        // Issue 13: cuMemsetD8(p, 0, 2^63 - 4096) and cuMemcpyDtoD(p + 1 MiB - 1, p, 2^63 - 4096)
+        // answer CUDA_ERROR_INVALID_VALUE at once; cuMemAddressReserve with the hint
+        // 0x7fffffffffe00000 succeeds inside the window, and the next cuMemAlloc stays there too.
+        long t0 = System.nanoTime();
+        assertPasses("test_hardening");
+        long millis = (System.nanoTime() - t0) / 1_000_000;
+        assertTrue("took " + millis + " ms", millis < 30_000);
+        // The service is not left spinning: the management plane answers at once.
+        long t1 = System.nanoTime();
+        Result sessions = ctl("sessions");
+        assertEquals(sessions.toString(), 0, sessions.exit);
+        assertTrue("vgpu sessions took " + (System.nanoTime() - t1) / 1_000_000 + " ms",
+                System.nanoTime() - t1 < TimeUnit.SECONDS.toNanos(MANAGEMENT_BOUND_SECONDS));
+        assertTrue(service.log(), !service.log().contains("failed inside the service"));
+    }
+
+    /** What a management request may take while another client keeps the service busy. */
+    static final long MANAGEMENT_BOUND_SECONDS = 3;
+
+    @Test
+    public void managementAnswersWhileAClientRunsALongKernelAndKillingItStopsTheKernel() throws Exception {
+        ProcessBuilder pb = new ProcessBuilder(NATIVE.resolve("test/test_busy").toString(), "300");
+        pb.environment().put("VGPU_SOCKET", service.socket().toString());
+        pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
+        pb.redirectErrorStream(true);
+        Process busy = pb.start();
+        try {
+            BufferedReader out = new BufferedReader(new InputStreamReader(busy.getInputStream(), StandardCharsets.US_ASCII));
+            assertEquals("spinning", out.readLine());
+            String pid = Long.toString(busy.pid());
+            Await.until(10_000, () -> assertTrue(ctl("sessions").out, ctl("sessions").out.lines()
+                    .anyMatch(l -> l.contains(" " + pid + " "))));
+            Thread.sleep(500); // the launch has reached the kernel by now
+            for (int i = 0; i < 5; i++) {
+                for (String what : new String[] {"sessions", "status", "launches"}) {
+                    long t0 = System.nanoTime();
+                    Result r = ctl(what);
+                    long millis = (System.nanoTime() - t0) / 1_000_000;
+                    assertEquals(r.toString(), 0, r.exit);
+                    assertTrue("vgpu " + what + " took " + millis + " ms while a kernel ran",
+                            millis < MANAGEMENT_BOUND_SECONDS * 1000);
+                }
+            }
+            // Other clients are served meanwhile.
+            assertPasses("test_hardening");
+            assertTrue("the kernel still runs", busy.isAlive());
+
+            // SIGKILL mid-kernel: the service notices the hang-up, stops the kernel and frees the session
+            // long before the kernel's five minutes are over.
+            long t0 = System.nanoTime();
+            busy.destroyForcibly();
+            busy.waitFor();
+            Await.until(15_000, () -> assertTrue(ctl("sessions").out, ctl("sessions").out.lines()
+                    .noneMatch(l -> l.contains(" " + pid + " "))));
+            long millis = (System.nanoTime() - t0) / 1_000_000;
+            assertTrue(service.log(), service.log().contains("hung up while a request"));
+            assertTrue("released after " + millis + " ms", millis < 15_000);
+        } finally {
+            busy.destroyForcibly();
+        }
+    }
+
+    @Test
     public void unreachableServiceFailsFastWithOneClearLine() {
         long t0 = System.nanoTime();
         Result r = exec(List.of(NATIVE.resolve("test/test_visible").toString()),

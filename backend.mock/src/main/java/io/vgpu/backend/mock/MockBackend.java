@@ -175,6 +175,8 @@ public class MockBackend implements CudaService {
     private final Map<Long, Event> events = new ConcurrentHashMap<>();
     private final Map<Long, MockMemory.Physical> physicalHandles = new ConcurrentHashMap<>();
     private final Map<String, HostKernel> kernels = new ConcurrentHashMap<>();
+    /** Owners whose client is gone ({@link #abandon}): their copies, fills and kernels stop early. */
+    private final java.util.Set<Long> abandoned = ConcurrentHashMap.newKeySet();
     private final ArrayDeque<LaunchRecord> launchLog = new ArrayDeque<>();
     private volatile PtxExecutor executor;
     /** Parsed PTX per image text: modules of the same image share one parse and its compiled kernels. */
@@ -439,6 +441,9 @@ public class MockBackend implements CudaService {
                 }
             }
         }
+        if (contexts.values().stream().noneMatch(o -> o.owner == c.owner)) {
+            abandoned.remove(c.owner);
+        }
         modules.values().removeIf(m -> m.ctx == c);
         functions.values().removeIf(f -> f.module.ctx == c);
         streams.values().removeIf(s -> s == c);
@@ -523,7 +528,7 @@ public class MockBackend implements CudaService {
         if (c == null) {
             return CuResult.INVALID_CONTEXT;
         }
-        return badStream(stream) ? CuResult.INVALID_HANDLE : memories[c.device].copy(dst, src, size, c.owner);
+        return badStream(stream) ? CuResult.INVALID_HANDLE : memories[c.device].copy(dst, src, size, c.owner, stop(c.owner));
     }
 
     @Override
@@ -536,7 +541,23 @@ public class MockBackend implements CudaService {
             return CuResult.INVALID_VALUE;
         }
         return badStream(stream) ? CuResult.INVALID_HANDLE
-                : memories[c.device].fill(dst, value, elementSize, count, c.owner);
+                : memories[c.device].fill(dst, value, elementSize, count, c.owner, stop(c.owner));
+    }
+
+    /** Whether work of {@code owner} should stop: its client is gone. */
+    private java.util.function.BooleanSupplier stop(long owner) {
+        return () -> abandoned.contains(owner);
+    }
+
+    /** Only owners with contexts are remembered; their last ctxDestroy forgets them. */
+    @Override
+    public void abandon(long owner) {
+        for (Ctx c : contexts.values()) {
+            if (c.owner == owner) {
+                abandoned.add(owner);
+                return;
+            }
+        }
     }
 
     @Override
@@ -749,7 +770,7 @@ public class MockBackend implements CudaService {
             long t0 = System.nanoTime();
             long i0 = LOG.isDebugEnabled() ? e.threadInstructions() : 0;
             e.launch(k, new LaunchDims(config.gridX, config.gridY, config.gridZ, config.blockX, config.blockY, config.blockZ,
-                    config.sharedMemBytes), p, () -> mem.accessor(owner));
+                    config.sharedMemBytes), p, () -> mem.accessor(owner), stop(owner));
             if (LOG.isDebugEnabled()) {
                 LOG.debug("kernel {} grid({},{},{}) block({},{},{}): {} us, {} thread-instructions", f.kernel.name, config.gridX,
                         config.gridY, config.gridZ, config.blockX, config.blockY, config.blockZ, (System.nanoTime() - t0) / 1000,

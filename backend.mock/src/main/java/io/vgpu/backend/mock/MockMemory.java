@@ -13,6 +13,10 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * One simulated device's memory, built like the real VMM: physical allocations, mapped into the
  * device address space. Pages materialise on first write, so 80 GiB can be allocated on a machine
  * with far less RAM; untouched bytes read as zero.
+ *
+ * <p>Every range is checked, overflow-safe, against the owner's mappings before any byte moves
+ * ({@link #representable}); copies and fills run in bounded pieces and stop between them when
+ * their {@code stop} condition holds (the owner's client is gone).
  */
 final class MockMemory {
     static final int PAGE = 64 * 1024;
@@ -83,7 +87,8 @@ final class MockMemory {
 
     /** Reserves capacity for a new physical allocation; null when the device is full. */
     synchronized Physical create(long size, long owner) {
-        if (size <= 0 || size > total - allocated) {
+        // The page table is one array: a size beyond what it can index is beyond any device too.
+        if (size <= 0 || size > total - allocated || (size - 1) / PAGE >= Integer.MAX_VALUE - 8) {
             return null;
         }
         allocated += size;
@@ -110,7 +115,7 @@ final class MockMemory {
     int map(long address, long size, long offset, Physical p) {
         lock.writeLock().lock();
         try {
-            if (size <= 0 || offset < 0 || offset + size > p.size) {
+            if (size <= 0 || offset < 0 || size > p.size || offset > p.size - size || !representable(address, size)) {
                 return CuResult.INVALID_VALUE;
             }
             Map.Entry<Long, Mapping> prev = mappings.floorEntry(address + size - 1);
@@ -172,10 +177,21 @@ final class MockMemory {
     }
 
     /**
+     * True when [address, address+length) is a range of addresses at all: not negative (an unsigned
+     * size above 2^63) and not wrapping past the end of the address space.
+     */
+    static boolean representable(long address, long length) {
+        return length >= 0 && address >= 0 && length <= Long.MAX_VALUE - address;
+    }
+
+    /**
      * Walks [address, address+length) across contiguous mappings owned by {@code owner}; false if
      * any byte is unmapped or someone else's.
      */
     private boolean walk(long address, long length, long owner, Chunk chunk) {
+        if (!representable(address, length)) {
+            return false;
+        }
         lock.readLock().lock();
         try {
             long cursor = address;
@@ -266,27 +282,54 @@ final class MockMemory {
         return page;
     }
 
-    /** Copies within device memory, through a bounded bounce buffer so huge copies need no huge array. */
-    int copy(long dst, long src, long length, long owner) {
+    /** A piece of a copy or fill: bounded work between two looks at the stop condition. */
+    static final int PIECE = 4 << 20;
+
+    /**
+     * Copies within device memory (memmove semantics), through a bounded bounce buffer so huge
+     * copies need no huge array. Both ranges are checked before anything moves; between pieces
+     * the copy stops, answering {@code CUDA_ERROR_DEINITIALIZED}, once {@code stop} says so.
+     */
+    int copy(long dst, long src, long length, long owner, java.util.function.BooleanSupplier stop) {
         if (!covered(dst, length, owner) || !covered(src, length, owner)) {
             return CuResult.INVALID_VALUE;
         }
-        boolean backwards = dst > src && dst < src + length;
-        ByteBuffer bounce = ByteBuffer.allocate((int) Math.min(length, 4L << 20));
-        long done = 0;
-        while (done < length) {
+        if (length == 0) {
+            return CuResult.SUCCESS;
+        }
+        boolean backwards = dst > src && dst - src < length;
+        ByteBuffer bounce = ByteBuffer.allocate((int) Math.min(length, PIECE));
+        for (long done = 0; done < length;) {
+            if (stop.getAsBoolean()) {
+                return CuResult.DEINITIALIZED;
+            }
             int n = (int) Math.min(bounce.capacity(), length - done);
             long at = backwards ? length - done - n : done;
             bounce.clear().limit(n);
-            read(src + at, bounce, owner);
-            bounce.flip();
-            write(dst + at, bounce, owner);
+            int rc = read(src + at, bounce, owner);
+            if (rc == CuResult.SUCCESS) {
+                bounce.flip();
+                rc = write(dst + at, bounce, owner);
+            }
+            if (rc != CuResult.SUCCESS) {
+                // Only a mapping removed meanwhile gets here; never go on past a failed piece.
+                return rc;
+            }
             done += n;
         }
         return CuResult.SUCCESS;
     }
 
-    int fill(long address, int value, int elementSize, long count, long owner) {
+    int copy(long dst, long src, long length, long owner) {
+        return copy(dst, src, length, owner, () -> false);
+    }
+
+    /**
+     * Stores {@code count} elements of {@code elementSize} bytes, checked first, in pieces with a
+     * look at {@code stop} before each. Zeros are not written to pages nobody wrote yet (they
+     * read as zero already), so clearing a huge allocation costs no host memory.
+     */
+    int fill(long address, int value, int elementSize, long count, long owner, java.util.function.BooleanSupplier stop) {
         if (elementSize <= 0 || count < 0 || count > Long.MAX_VALUE / elementSize) {
             return CuResult.INVALID_VALUE;
         }
@@ -297,17 +340,45 @@ final class MockMemory {
         if (length == 0) {
             return CuResult.SUCCESS;
         }
-        byte[] pattern = new byte[(int) Math.min(length, 1L << 20)];
+        byte[] pattern = new byte[(int) Math.min(length, PIECE)];
         for (int i = 0; i < pattern.length; i++) {
             pattern[i] = (byte) (value >>> (8 * (i % elementSize)));
         }
-        long done = 0;
-        while (done < length) {
+        boolean zero = value == 0 || elementSize == 1 && (value & 0xff) == 0 || elementSize == 2 && (value & 0xffff) == 0;
+        for (long done = 0; done < length;) {
+            if (stop.getAsBoolean()) {
+                return CuResult.DEINITIALIZED;
+            }
             int n = (int) Math.min(pattern.length, length - done);
-            write(address + done, ByteBuffer.wrap(pattern, 0, n), owner);
+            boolean ok = zero ? clear(address + done, n, owner)
+                    : write(address + done, ByteBuffer.wrap(pattern, 0, n), owner) == CuResult.SUCCESS;
+            if (!ok) {
+                return CuResult.INVALID_VALUE;
+            }
             done += n;
         }
         return CuResult.SUCCESS;
+    }
+
+    int fill(long address, int value, int elementSize, long count, long owner) {
+        return fill(address, value, elementSize, count, owner, () -> false);
+    }
+
+    /** Zeroes [address, address+length) in the pages that exist; absent pages read as zero already. */
+    private boolean clear(long address, long length, long owner) {
+        return walk(address, length, owner, (p, off, bufOff, n) -> {
+            long done = 0;
+            while (done < n) {
+                long o = off + done;
+                int inPage = (int) (o % PAGE);
+                int k = (int) Math.min(n - done, PAGE - inPage);
+                byte[] page = p.page(o / PAGE, false);
+                if (page != null) {
+                    java.util.Arrays.fill(page, inPage, inPage + k, (byte) 0);
+                }
+                done += k;
+            }
+        });
     }
 
     synchronized long materialisedBytes() {
@@ -341,14 +412,16 @@ final class MockMemory {
 
         /** The physical offset of [address, address + size); faults if not mapped for the owner. */
         private long locate(long address, int size) {
-            if (address >= start && address + size <= end) {
+            // Overflow-safe: an address near the top of the address space must not wrap into range.
+            if (address >= start && address < end && size <= end - address) {
                 return address - start + delta;
             }
             lock.readLock().lock();
             try {
                 Map.Entry<Long, Mapping> e = mappings.floorEntry(address);
                 Mapping m = e == null ? null : e.getValue();
-                if (m == null || m.physical.owner != owner || address + size > m.end() || m.physical.released && m.physical.pages.length() == 0) {
+                if (m == null || m.physical.owner != owner || address >= m.end() || size > m.end() - address
+                        || m.physical.released && m.physical.pages.length() == 0) {
                     throw new io.vgpu.ptx.KernelFault(io.vgpu.ptx.KernelFault.Kind.ILLEGAL_ADDRESS,
                             String.format("%d-byte access at 0x%x is outside every allocation of this context", size, address));
                 }

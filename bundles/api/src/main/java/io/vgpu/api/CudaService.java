@@ -113,6 +113,16 @@ public interface CudaService {
 
     int eventElapsedTime(long start, long end, float[] millis);
 
+    /**
+     * The client of {@code owner} is gone (or the service is stopping): work of that owner running
+     * now should stop as soon as it can, failing with any error, since nobody waits for its result.
+     * The core destroys the owner's contexts next. Called from any thread, possibly while a call
+     * of that owner runs; must not block. By default nothing stops early (the core still splits
+     * copies and memsets into bounded pieces and stops between them).
+     */
+    default void abandon(long owner) {
+    }
+
     /** The most recent launches, oldest first, for backends that record them. */
     default java.util.List<io.vgpu.api.dto.LaunchRecord> launchLog(int max) {
         return java.util.List.of();

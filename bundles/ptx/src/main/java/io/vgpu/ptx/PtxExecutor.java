@@ -24,7 +24,18 @@ public final class PtxExecutor implements AutoCloseable {
      * {@link KernelFault} for what a GPU would fail the launch with.
      */
     public void launch(PtxKernel kernel, LaunchDims dims, byte[] params, Supplier<GlobalMemory> memory) {
-        engine.launch(kernel.kernel, dims, params, memory);
+        engine.launch(kernel.kernel, dims, params, memory, null);
+    }
+
+    /**
+     * Runs the grid like {@link #launch(PtxKernel, LaunchDims, byte[], Supplier)}, and stops it
+     * with a {@link KernelFault.Kind#TRAP} fault once {@code cancelled} holds. It is asked on the
+     * watchdog's schedule (every 65,536 instructions of a warp, and between blocks), from the
+     * launch's worker threads.
+     */
+    public void launch(PtxKernel kernel, LaunchDims dims, byte[] params, Supplier<GlobalMemory> memory,
+            java.util.function.BooleanSupplier cancelled) {
+        engine.launch(kernel.kernel, dims, params, memory, cancelled);
     }
 
     /** Thread-instructions executed by all launches so far (one per active lane per instruction). */

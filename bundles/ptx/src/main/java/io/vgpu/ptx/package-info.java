@@ -4,5 +4,5 @@
  * worker pool against a {@link io.vgpu.ptx.GlobalMemory}.
  */
 @org.osgi.annotation.bundle.Export
-@org.osgi.annotation.versioning.Version("1.0.0")
+@org.osgi.annotation.versioning.Version("1.1.0")
 package io.vgpu.ptx;

@@ -10,7 +10,9 @@ import org.osgi.annotation.versioning.ProviderType;
 /**
  * One client's CUDA state, held in the core as virtual handles so that it does not depend on the
  * backend that serves it. Methods mirror the driver API and return {@code CUresult} codes;
- * out-parameters are one-element arrays. A session is used by one thread at a time.
+ * out-parameters are one-element arrays. A session is used by one thread at a time, except for
+ * {@link #info()}, {@link #abandon()} and {@link #close()}, which any thread may call at any time:
+ * {@code info()} and {@code abandon()} never wait for a request that is running.
  */
 @ProviderType
 public interface Session extends AutoCloseable {
@@ -108,7 +110,20 @@ public interface Session extends AutoCloseable {
 
     int eventElapsedTime(long start, long end, float[] millis);
 
-    /** Releases everything the session holds on its backend. Idempotent. */
+    /**
+     * The client is gone, or the service is stopping: the request running now stops as soon as it
+     * can (copies and memsets between bounded pieces, kernels on the backend's next check) and
+     * every later request answers {@code CUDA_ERROR_DEINITIALIZED}. Never blocks; idempotent;
+     * {@link #close()} still releases what the session holds. The default does nothing, for
+     * sessions whose requests are all short.
+     */
+    default void abandon() {
+    }
+
+    /**
+     * Releases everything the session holds on its backend. Idempotent. From another thread it
+     * first abandons the running request, then waits for it to return.
+     */
     @Override
     void close();
 }

@@ -44,21 +44,32 @@ final class AddressSpace {
     }
 
     /**
+     * True when {@code [start, start+length)} lies inside the window. Overflow-safe: a length that
+     * would wrap past the end of the address space is simply outside.
+     */
+    boolean contains(long start, long length) {
+        return length >= 0 && start >= base && start - base <= size && length <= size - (start - base);
+    }
+
+    /**
      * Reserves {@code length} bytes aligned to {@code alignment} (a power of two), preferring
-     * {@code hint} when it is free. Returns 0 when the window has no room.
+     * {@code hint} when it is aligned, inside the window and free; any other hint is ignored, as the
+     * driver treats hints, and the reservation goes elsewhere in the window. Returns 0 when the
+     * window has no room.
      */
     synchronized long reserve(long length, long alignment, long hint) {
-        if (length <= 0 || length > size || alignment <= 0 || Long.bitCount(alignment) != 1) {
+        if (length <= 0 || length > size || alignment <= 0 || Long.bitCount(alignment) != 1 || alignment > size) {
             return 0;
         }
         long rounded = roundUp(length, SMALL_ALIGNMENT);
-        if (hint != 0 && (hint & (alignment - 1)) == 0 && take(hint, rounded)) {
+        if (hint != 0 && (hint & (alignment - 1)) == 0 && contains(hint, rounded) && take(hint, rounded)) {
             return hint;
         }
         for (Map.Entry<Long, Long> e : free.entrySet()) {
-            long start = roundUp(e.getKey(), alignment);
-            long end = e.getKey() + e.getValue();
-            if (start + rounded <= end && start >= e.getKey()) {
+            long fStart = e.getKey();
+            long fEnd = fStart + e.getValue(); // inside the window: no overflow
+            long start = roundUp(fStart, alignment);
+            if (start >= fStart && start <= fEnd && rounded <= fEnd - start) {
                 take(start, rounded);
                 return start;
             }
@@ -66,10 +77,13 @@ final class AddressSpace {
         return 0;
     }
 
-    /** Takes exactly [start, start+length) if it is entirely free. */
+    /** Takes exactly [start, start+length) if it is entirely free (and so inside the window). */
     synchronized boolean take(long start, long length) {
+        if (length <= 0 || !contains(start, length)) {
+            return false;
+        }
         Map.Entry<Long, Long> e = free.floorEntry(start);
-        if (e == null || start + length > e.getKey() + e.getValue()) {
+        if (e == null || length > e.getKey() + e.getValue() - start) {
             return false;
         }
         long fStart = e.getKey();
@@ -85,8 +99,12 @@ final class AddressSpace {
         return true;
     }
 
+    /** Gives back a range {@link #reserve} returned, with the length it was asked for. */
     synchronized void release(long start, long length) {
         long rounded = roundUp(length, SMALL_ALIGNMENT);
+        if (length <= 0 || !contains(start, rounded)) {
+            throw new IllegalArgumentException(String.format("[0x%x, +%d) was never reserved in this window", start, length));
+        }
         long end = start + rounded;
         Map.Entry<Long, Long> next = free.ceilingEntry(start);
         if (next != null && next.getKey() == end) {
@@ -102,6 +120,7 @@ final class AddressSpace {
         used -= rounded;
     }
 
+    /** {@code v} rounded up to a power of two; callers keep {@code v} far below overflow (inside the window). */
     static long roundUp(long v, long alignment) {
         return (v + alignment - 1) & -alignment;
     }

@@ -23,7 +23,12 @@ import org.slf4j.LoggerFactory;
 /**
  * One client's CUDA state. Everything the application holds is a virtual handle or an address
  * from the service-wide {@link AddressSpace}; the backend's own handles stay in here. Calls of one
- * session come from one bridge thread, so the state needs no finer locking than the monitor.
+ * session come from one bridge thread and hold the monitor while they run, however long that is.
+ * So nothing anyone else needs is behind it: the management plane reads {@link #info()} from a
+ * snapshot published after every change, and {@link #abandon()} only sets flags. Every size and
+ * address from the client is checked, overflow-safe, against the session's allocations and the
+ * address window before any work; copies and memsets reach the backend in pieces of at most
+ * {@link #CHUNK} bytes and stop between pieces once the session is abandoned.
  */
 final class SessionImpl implements Session {
     private static final Logger LOG = LoggerFactory.getLogger(SessionImpl.class);
@@ -32,6 +37,8 @@ final class SessionImpl implements Session {
     static final String NO_BACKEND = "NO_BACKEND";
     static final String BACKEND_LOST = "BACKEND_LOST";
     static final String CLOSED = "CLOSED";
+    /** The most a copy or memset asks of the backend at once: bounded work between checks. */
+    static final long CHUNK = 64L << 20;
 
     private final Router router;
     private final long id;
@@ -39,9 +46,15 @@ final class SessionImpl implements Session {
     private final long openedAt = System.currentTimeMillis();
     private final HandleTable handles;
 
-    private Router.Backend backend;
-    private boolean closed;
-    private long launches;
+    private volatile Router.Backend backend;
+    private volatile boolean closed;
+    /** Set by {@link #abandon()} from any thread: running work stops, later requests are refused. */
+    private volatile boolean ending;
+    private volatile long launches;
+    /** {@link #CHUNK}; smaller in tests. */
+    long chunk = CHUNK;
+    /** What {@link #info()} reports, replaced (never changed) under the monitor after every change. */
+    private volatile Usage usage = new Usage(new long[0], new int[0]);
 
     private final List<Ctx> contexts = new ArrayList<>();
     /** Linear allocations and VMM mappings by start address. */
@@ -49,6 +62,17 @@ final class SessionImpl implements Session {
     /** VMM address reservations: start → size. */
     private final TreeMap<Long, Long> reservations = new TreeMap<>();
     private final List<PhysicalMemory> physical = new ArrayList<>();
+
+    /** Per device: memory held and visible contexts. Immutable once published. */
+    private static final class Usage {
+        final long[] deviceMemory;
+        final int[] deviceContexts;
+
+        Usage(long[] deviceMemory, int[] deviceContexts) {
+            this.deviceMemory = deviceMemory;
+            this.deviceContexts = deviceContexts;
+        }
+    }
 
     private static final class Ctx {
         final int device;
@@ -166,77 +190,56 @@ final class SessionImpl implements Session {
         return client;
     }
 
-    synchronized String backendId() {
-        return backend == null ? null : backend.id;
+    String backendId() {
+        Router.Backend b = backend;
+        return b == null ? null : b.id;
     }
 
+    /** Never waits for a running request: everything it reads is volatile or a published snapshot. */
     @Override
-    public synchronized SessionInfo info() {
+    public SessionInfo info() {
+        Usage u = usage;
+        Router.Backend b = backend;
         SessionInfo s = new SessionInfo();
         s.id = id;
         s.pid = client.pid;
         s.uid = client.uid;
         s.gid = client.gid;
         s.processName = client.processName;
-        s.backend = backend == null ? null : backend.id;
-        s.status = status();
-        s.memoryUsed = memoryUsed();
-        s.contexts = (int) contexts.stream().filter(c -> !c.hidden).count();
-        deviceUsage(s);
+        s.backend = b == null ? null : b.id;
+        s.status = closed ? CLOSED : b == null ? NO_BACKEND : b.isLost() ? BACKEND_LOST : BOUND;
+        long memory = 0;
+        int contexts = 0;
+        for (int d = 0; d < u.deviceMemory.length; d++) {
+            memory += u.deviceMemory[d];
+            contexts += u.deviceContexts[d];
+        }
+        s.memoryUsed = memory;
+        s.contexts = contexts;
+        s.deviceMemory = u.deviceMemory.clone();
+        s.deviceContexts = u.deviceContexts.clone();
         s.launches = launches;
         s.openedAtMillis = openedAt;
         return s;
     }
 
-    private String status() {
-        if (closed) {
-            return CLOSED;
-        }
-        if (backend == null) {
-            return NO_BACKEND;
-        }
-        return backend.isLost() ? BACKEND_LOST : BOUND;
-    }
-
-    private long memoryUsed() {
-        long sum = 0;
-        for (Range r : ranges.values()) {
-            if (r.mapping == null) {
-                sum += r.size;
-            }
-        }
-        for (PhysicalMemory p : physical) {
-            sum += p.size;
-        }
-        return sum;
-    }
-
     /**
-     * Per device: what the session holds there (allocations and physical VMM memory, by the device
-     * of the context that made them) and its visible contexts, so that NVML lists a process under
-     * the device it really uses.
+     * Accounts {@code bytes} of memory and {@code contexts} visible contexts on {@code device} (either
+     * negative when released) and publishes the new totals. Memory belongs to the device of the
+     * context that made it, so NVML lists a process under the device it really uses. The arrays
+     * cover the devices the session has a context on, as before.
      */
-    private void deviceUsage(SessionInfo s) {
-        // Memory always belongs to a live context (ctxDestroy frees it), so the contexts bound the ordinals.
+    private void account(int device, long bytes, int contexts) {
+        Usage u = usage;
         int n = 0;
-        for (Ctx c : contexts) {
+        for (Ctx c : this.contexts) {
             n = Math.max(n, c.device + 1);
         }
-        s.deviceMemory = new long[n];
-        s.deviceContexts = new int[n];
-        for (Ctx c : contexts) {
-            if (!c.hidden) {
-                s.deviceContexts[c.device]++;
-            }
-        }
-        for (Range r : ranges.values()) {
-            if (r.mapping == null) {
-                s.deviceMemory[r.ctx.device] += r.size;
-            }
-        }
-        for (PhysicalMemory p : physical) {
-            s.deviceMemory[p.ctx.device] += p.size;
-        }
+        long[] memory = java.util.Arrays.copyOf(u.deviceMemory, Math.max(n, device + 1));
+        int[] ctxs = java.util.Arrays.copyOf(u.deviceContexts, memory.length);
+        memory[device] += bytes;
+        ctxs[device] += contexts;
+        usage = new Usage(java.util.Arrays.copyOf(memory, n), java.util.Arrays.copyOf(ctxs, n));
     }
 
     /**
@@ -245,7 +248,7 @@ final class SessionImpl implements Session {
      */
     @Override
     public synchronized int check() {
-        if (closed) {
+        if (closed || ending) {
             return CuResult.DEINITIALIZED;
         }
         if ((backend == null || backend.isLost()) && contexts.isEmpty()) {
@@ -322,6 +325,7 @@ final class SessionImpl implements Session {
         Ctx c = new Ctx(device, bctx[0], hidden, devices[device].attributes);
         c.handle = handles.add(HandleTable.CONTEXT, c);
         contexts.add(c);
+        account(device, 0, hidden ? 0 : 1);
         return c;
     }
 
@@ -357,9 +361,11 @@ final class SessionImpl implements Session {
         for (Event e : c.events) {
             handles.remove(e.handle);
         }
+        long[] freed = {0};
         ranges.values().removeIf(r -> {
             if (r.ctx == c && r.mapping == null) {
                 router.addressSpace().release(r.address, r.size);
+                freed[0] += r.size;
                 return true;
             }
             return r.ctx == c || (r.mapping != null && r.mapping.ctx == c);
@@ -367,12 +373,14 @@ final class SessionImpl implements Session {
         physical.removeIf(p -> {
             if (p.ctx == c) {
                 handles.remove(p.handle);
+                freed[0] += p.size;
                 return true;
             }
             return false;
         });
         handles.remove(c.handle);
         contexts.remove(c);
+        account(c.device, -freed[0], c.hidden ? 0 : -1);
     }
 
     @Override
@@ -410,6 +418,7 @@ final class SessionImpl implements Session {
             return rc;
         }
         ranges.put(address, new Range(address, size, c, null));
+        account(c.device, size, 0);
         out[0] = address;
         return CuResult.SUCCESS;
     }
@@ -428,14 +437,27 @@ final class SessionImpl implements Session {
         if (rc == 0) {
             ranges.remove(address);
             router.addressSpace().release(address, r.size);
+            account(r.ctx.device, -r.size, 0);
         }
         return rc;
     }
 
+    /**
+     * True when {@code [address, address+length)} is a range of addresses at all: a length that is
+     * negative (an unsigned size above 2^63 from the wire) or that would wrap past the end of the
+     * address space never is. Every check below goes through here before it adds.
+     */
+    static boolean representable(long address, long length) {
+        return length >= 0 && address >= 0 && length <= Long.MAX_VALUE - address;
+    }
+
     /** The range holding [address, address+length), or null when the bytes are not all in one range. */
     private Range range(long address, long length) {
+        if (!representable(address, length)) {
+            return null;
+        }
         Map.Entry<Long, Range> e = ranges.floorEntry(address);
-        if (e == null || length < 0) {
+        if (e == null) {
             return null;
         }
         Range r = e.getValue();
@@ -447,8 +469,11 @@ final class SessionImpl implements Session {
      * that follow each other without a gap (VMM chunks mapped side by side form one buffer).
      */
     private Range contiguous(long address, long length) {
+        if (!representable(address, length) || !router.addressSpace().contains(address, length)) {
+            return null;
+        }
         Map.Entry<Long, Range> e = ranges.floorEntry(address);
-        if (e == null || length < 0 || address >= e.getValue().address + e.getValue().size) {
+        if (e == null || address >= e.getValue().address + e.getValue().size) {
             return null;
         }
         Range first = e.getValue();
@@ -466,17 +491,22 @@ final class SessionImpl implements Session {
 
     /**
      * The context owning [address, address+length): an allocation, a mapping or a module's
-     * globals of this session. Null for anything else, which keeps sessions out of each other's memory.
+     * globals of this session. Null for anything else, which keeps sessions out of each other's
+     * memory, and for any range that is not representable or leaves the address window.
      */
     private Ctx owner(long address, long length) {
+        if (!representable(address, length) || !router.addressSpace().contains(address, length)) {
+            return null;
+        }
         Range r = contiguous(address, length);
         if (r != null) {
             return r.ctx;
         }
         for (Ctx c : contexts) {
             for (Module m : c.modules) {
-                if (m.image.globalsSize > 0 && address >= m.globalsBase
-                        && address + length <= m.globalsBase + m.image.globalsSize) {
+                long size = m.image.globalsSize;
+                if (size > 0 && address >= m.globalsBase && address - m.globalsBase <= size
+                        && length <= size - (address - m.globalsBase)) {
                     return c;
                 }
             }
@@ -509,6 +539,7 @@ final class SessionImpl implements Session {
         if (rc != 0) {
             return rc;
         }
+        // Bounded by the frame or shared-memory region it came in (at most 64 MiB / the region).
         Ctx c = owner(dst, src.remaining());
         if (c == null) {
             return CuResult.INVALID_VALUE;
@@ -531,6 +562,11 @@ final class SessionImpl implements Session {
         return bs < 0 ? CuResult.INVALID_HANDLE : svc().memcpyDtoH(c.backendCtx, dst, src, bs);
     }
 
+    /**
+     * Both ranges must lie in this session's memory before anything is copied. The copy goes to
+     * the backend in pieces of {@link #CHUNK} bytes, back to front when the destination overlaps
+     * the source from above (memmove order), and stops between pieces once the session is abandoned.
+     */
     @Override
     public synchronized int memcpyDtoD(long ctxHandle, long dst, long src, long size, long stream) {
         int rc = check();
@@ -542,7 +578,23 @@ final class SessionImpl implements Session {
             return CuResult.INVALID_VALUE;
         }
         long bs = streamOf(cd, stream);
-        return bs < 0 ? CuResult.INVALID_HANDLE : svc().memcpyDtoD(cd.backendCtx, dst, src, size, bs);
+        if (bs < 0) {
+            return CuResult.INVALID_HANDLE;
+        }
+        boolean backwards = dst > src && dst - src < size;
+        for (long done = 0; done < size;) {
+            if (ending) {
+                return CuResult.DEINITIALIZED; // abandoned: nobody waits for the rest
+            }
+            long n = Math.min(chunk, size - done);
+            long at = backwards ? size - done - n : done;
+            rc = svc().memcpyDtoD(cd.backendCtx, dst + at, src + at, n, bs);
+            if (rc != CuResult.SUCCESS) {
+                return rc;
+            }
+            done += n;
+        }
+        return size == 0 ? svc().memcpyDtoD(cd.backendCtx, dst, src, 0, bs) : CuResult.SUCCESS;
     }
 
     @Override
@@ -558,12 +610,29 @@ final class SessionImpl implements Session {
         if ((dst & (elementSize - 1)) != 0) {
             return CuResult.INVALID_VALUE;
         }
-        Ctx c = owner(dst, count * elementSize);
+        long bytes = Math.multiplyExact(count, (long) elementSize);
+        Ctx c = owner(dst, bytes);
         if (c == null) {
             return CuResult.INVALID_VALUE;
         }
         long bs = streamOf(c, stream);
-        return bs < 0 ? CuResult.INVALID_HANDLE : svc().memset(c.backendCtx, dst, value, elementSize, count, bs);
+        if (bs < 0) {
+            return CuResult.INVALID_HANDLE;
+        }
+        // Pieces of whole elements, so the pattern of 2- and 4-byte values stays in phase.
+        long perChunk = Math.max(1, chunk / elementSize);
+        for (long done = 0; done < count;) {
+            if (ending) {
+                return CuResult.DEINITIALIZED; // abandoned: nobody waits for the rest
+            }
+            long n = Math.min(perChunk, count - done);
+            rc = svc().memset(c.backendCtx, dst + done * elementSize, value, elementSize, n, bs);
+            if (rc != CuResult.SUCCESS) {
+                return rc;
+            }
+            done += n;
+        }
+        return count == 0 ? svc().memset(c.backendCtx, dst, value, elementSize, 0, bs) : CuResult.SUCCESS;
     }
 
     // ------------------------------------------------------------------ virtual memory management
@@ -581,6 +650,7 @@ final class SessionImpl implements Session {
         if (Long.bitCount(align) != 1) {
             return CuResult.INVALID_VALUE;
         }
+        // A hint outside the window (or taken) is ignored, as the driver treats hints.
         long address = router.addressSpace().reserve(size, align, hint);
         if (address == 0) {
             return CuResult.OUT_OF_MEMORY;
@@ -597,7 +667,7 @@ final class SessionImpl implements Session {
             return CuResult.INVALID_VALUE;
         }
         Range mapped = range(address, 0);
-        if (mapped != null && mapped.address < address + size) {
+        if (mapped != null && mapped.address + mapped.size > address) {
             // The driver refuses to free a reservation that still has mappings.
             return CuResult.INVALID_VALUE;
         }
@@ -641,6 +711,7 @@ final class SessionImpl implements Session {
         PhysicalMemory p = new PhysicalMemory(c, h[0], size);
         p.handle = handles.add(HandleTable.MEMORY, p);
         physical.add(p);
+        account(c.device, size, 0);
         out[0] = p.handle;
         return CuResult.SUCCESS;
     }
@@ -660,11 +731,16 @@ final class SessionImpl implements Session {
         handles.remove(handle);
         if (p.mappings == 0) {
             physical.remove(p);
+            account(p.ctx.device, -p.size, 0);
         }
         return CuResult.SUCCESS;
     }
 
+    /** [address, address+size) lies in one reservation of this session (and so in the window). */
     private boolean reserved(long address, long size) {
+        if (!representable(address, size)) {
+            return false;
+        }
         Map.Entry<Long, Long> e = reservations.floorEntry(address);
         return e != null && address + size <= e.getKey() + e.getValue();
     }
@@ -679,7 +755,7 @@ final class SessionImpl implements Session {
         if (p == null) {
             return CuResult.INVALID_HANDLE;
         }
-        if (size <= 0 || offset < 0 || offset + size > p.size || !reserved(address, size)) {
+        if (size <= 0 || offset < 0 || size > p.size || offset > p.size - size || !reserved(address, size)) {
             return CuResult.INVALID_VALUE;
         }
         Map.Entry<Long, Range> prev = ranges.floorEntry(address + size - 1);
@@ -721,6 +797,7 @@ final class SessionImpl implements Session {
             ranges.remove(r.address);
             if (--r.mapping.mappings == 0 && r.mapping.released) {
                 physical.remove(r.mapping);
+                account(r.mapping.ctx.device, -r.mapping.size, 0);
             }
         }
         return CuResult.SUCCESS;
@@ -902,7 +979,7 @@ final class SessionImpl implements Session {
         if (bs < 0) {
             return CuResult.INVALID_HANDLE;
         }
-        launches++;
+        launches = launches + 1; // one writer: the session's thread
         return svc().launch(f.backendFunction, config, params, bs);
     }
 
@@ -1085,8 +1162,34 @@ final class SessionImpl implements Session {
 
     // ------------------------------------------------------------------ lifecycle
 
+    /**
+     * Marks the session as ending and tells the backend to stop the owner's running work. Takes no
+     * lock: it is what another thread calls while this session's request is running.
+     */
+    @Override
+    public void abandon() {
+        if (ending || closed) {
+            return;
+        }
+        ending = true;
+        Router.Backend b = backend;
+        if (b != null && !b.isLost()) {
+            try {
+                b.service.abandon(id);
+            } catch (RuntimeException e) {
+                LOG.warn("session {}: backend {} failed to abandon its work: {}", id, b.id, e.toString());
+            }
+        }
+    }
+
+    boolean abandoned() {
+        return ending;
+    }
+
     @Override
     public void close() {
+        // From another thread (the service stopping) a request may be running: make it stop first.
+        abandon();
         synchronized (this) {
             if (closed) {
                 return;

@@ -50,4 +50,30 @@ public class AddressSpaceTest {
         assertEquals(0, s.reserve(100, 3, 0));
         assertEquals(0, s.reserve(2L << 20, 512, 0));
     }
+
+    @Test
+    public void ignoresHintsOutsideTheWindowAndNeverWraps() {
+        AddressSpace s = new AddressSpace(BASE, 1L << 30);
+        long end = BASE + (1L << 30);
+        // Issue 13: this hint used to be taken, leaving a free range past 2^63 for the next caller.
+        assertEquals(BASE, s.reserve(2L << 20, 2L << 20, 0x7fff_ffff_ffe0_0000L));
+        assertEquals(BASE + (2L << 20), s.reserve(512, 512, 0));
+        assertEquals(BASE + (4L << 20), s.reserve(2L << 20, 2L << 20, end - (2L << 20) + (2L << 20)));
+        assertEquals(end - (2L << 20), s.reserve(2L << 20, 2L << 20, end - (2L << 20)));
+        assertFalse(s.take(0x7fff_ffff_ffe0_0000L, 2L << 20));
+        assertFalse(s.take(end - 512, 1024));
+        assertFalse(s.take(BASE + (64L << 20), -512));
+        assertFalse(s.take(BASE + (64L << 20), Long.MAX_VALUE));
+        assertEquals(0, s.reserve(512, 1L << 62, 0));
+        assertTrue(s.contains(BASE, 1L << 30));
+        assertFalse(s.contains(BASE, (1L << 30) + 1));
+        assertFalse(s.contains(end - 1, Long.MAX_VALUE));
+        assertFalse(s.contains(BASE - 1, 1));
+        long used = s.used();
+        for (int i = 0; i < 100; i++) {
+            long a = s.reserve(4096, 512, 0);
+            assertTrue(Long.toHexString(a), a >= BASE && a + 4096 <= end);
+        }
+        assertEquals(used + 100 * 4096, s.used());
+    }
 }

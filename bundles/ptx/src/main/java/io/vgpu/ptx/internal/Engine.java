@@ -35,15 +35,18 @@ public final class Engine {
         final LaunchDims dims;
         final byte[] params;
         final long deadline;
+        /** Null when nothing can cancel the launch. */
+        final java.util.function.BooleanSupplier cancelled;
         final AtomicLong next = new AtomicLong();
         final LongAdder executed = new LongAdder();
         volatile KernelFault fault;
 
-        Launch(Kernel k, LaunchDims dims, byte[] params, long deadline) {
+        Launch(Kernel k, LaunchDims dims, byte[] params, long deadline, java.util.function.BooleanSupplier cancelled) {
             this.k = k;
             this.dims = dims;
             this.params = params;
             this.deadline = deadline;
+            this.cancelled = cancelled;
         }
 
         void check() {
@@ -53,15 +56,23 @@ public final class Engine {
             if (deadline != 0 && System.nanoTime() - deadline > 0) {
                 throw new KernelFault(KernelFault.Kind.TIMEOUT, "kernel " + k.name + " ran past the watchdog limit");
             }
+            if (cancelled != null && cancelled.getAsBoolean()) {
+                throw new KernelFault(KernelFault.Kind.TRAP, "kernel " + k.name + " was cancelled: its client is gone");
+            }
         }
     }
 
     public void launch(Kernel k, LaunchDims dims, byte[] params, Supplier<GlobalMemory> memory) {
+        launch(k, dims, params, memory, null);
+    }
+
+    public void launch(Kernel k, LaunchDims dims, byte[] params, Supplier<GlobalMemory> memory,
+            java.util.function.BooleanSupplier cancelled) {
         byte[] p = params;
         if (p.length < k.paramSize) {
             p = java.util.Arrays.copyOf(params, k.paramSize);
         }
-        Launch l = new Launch(k, dims, p, watchdogNanos == 0 ? 0 : System.nanoTime() + watchdogNanos);
+        Launch l = new Launch(k, dims, p, watchdogNanos == 0 ? 0 : System.nanoTime() + watchdogNanos, cancelled);
         long blocks = dims.blocks();
         int helpers = (int) Math.min(workers - 1, blocks - 1);
         List<Future<?>> futures = new ArrayList<>();
@@ -100,6 +111,9 @@ public final class Engine {
                 long id = l.next.getAndIncrement();
                 if (id >= blocks || l.fault != null) {
                     return;
+                }
+                if (l.cancelled != null && (id & 63) == 0) {
+                    l.check(); // a grid of many short blocks stops between blocks, too
                 }
                 if (b == null) {
                     b = new Block(l.k, l, memory.get());

@@ -50,6 +50,8 @@ public class BridgeServer {
     /** Control connections (the CLI) still get in when every session slot is taken. */
     static final int CONTROL_HEADROOM = 32;
     private static final long STOP_TIMEOUT_MILLIS = 5000;
+    /** How often the watcher looks at busy connections, and how long a request runs before it does. */
+    static final long WATCH_MILLIS = 100;
     private static final Logger LOG = LoggerFactory.getLogger(BridgeServer.class);
 
     @ObjectClassDefinition(name = "vgpu shim bridge", description = "The Unix socket CUDA applications reach the service through")
@@ -93,6 +95,7 @@ public class BridgeServer {
     private volatile boolean stopping;
     private ServerSocketChannel server;
     private Thread acceptor;
+    private Thread watcher;
 
     @Activate
     public BridgeServer(@Reference SessionManager manager, Config config) {
@@ -149,6 +152,9 @@ public class BridgeServer {
         acceptor = new Thread(this::acceptLoop, "vgpu-bridge-accept");
         acceptor.setDaemon(true);
         acceptor.start();
+        watcher = new Thread(this::watchLoop, "vgpu-bridge-watch");
+        watcher.setDaemon(true);
+        watcher.start();
         LOG.info("listening on unix:{}", socketPath);
     }
 
@@ -229,6 +235,34 @@ public class BridgeServer {
         }
     }
 
+    /**
+     * Notices clients that die while the service runs a long request for them (the connection's
+     * own thread reads nothing until the request returns): each connection busy for longer than
+     * {@link #WATCH_MILLIS} is asked to look, without blocking, for the end of its stream.
+     */
+    private void watchLoop() {
+        long busyNanos = TimeUnit.MILLISECONDS.toNanos(WATCH_MILLIS);
+        while (!stopping) {
+            try {
+                Thread.sleep(WATCH_MILLIS);
+            } catch (InterruptedException e) {
+                return;
+            }
+            List<Connection> open;
+            synchronized (connections) {
+                open = new ArrayList<>(connections);
+            }
+            long now = System.nanoTime();
+            for (Connection c : open) {
+                try {
+                    c.watch(now, busyNanos);
+                } catch (RuntimeException e) {
+                    LOG.warn("watching {} failed: {}", c.thread().getName(), e.toString());
+                }
+            }
+        }
+    }
+
     private static void pause() {
         try {
             Thread.sleep(100);
@@ -243,6 +277,10 @@ public class BridgeServer {
         boolean bound = server != null;
         closeServer();
         join(acceptor, STOP_TIMEOUT_MILLIS);
+        if (watcher != null) {
+            watcher.interrupt();
+            join(watcher, STOP_TIMEOUT_MILLIS);
+        }
         if (bound) {
             try {
                 Files.deleteIfExists(socketPath);

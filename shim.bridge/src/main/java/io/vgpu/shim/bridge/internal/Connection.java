@@ -19,6 +19,11 @@ import org.slf4j.LoggerFactory;
  *
  * <p>Whatever the client sends, the worst outcome is this connection closing: protocol violations
  * close it with one WARN line, and failures inside the core become {@code CUDA_ERROR_UNKNOWN}.
+ *
+ * <p>While a request runs, the thread is not reading, so a client that dies would go unnoticed
+ * until the request returns. The server's watcher therefore asks busy connections
+ * ({@link #watch}) whether their client hung up; if so, the session is abandoned, which stops the
+ * running work, and the connection ends when the request returns.
  */
 final class Connection implements Runnable {
     private static final Logger LOG = LoggerFactory.getLogger(Connection.class);
@@ -40,7 +45,7 @@ final class Connection implements Runnable {
     private boolean greeted;
     private boolean control;
     private boolean holdsSessionSlot;
-    private Session session;
+    private volatile Session session;
     private SharedMemory shm;
     private FrameChannel io;
     private Dispatcher dispatcher;
@@ -51,6 +56,14 @@ final class Connection implements Runnable {
     /** Set when the connection ended in a way already logged. */
     private boolean quiet;
     private int failures;
+
+    /** Guards the read side of {@link #io} between this thread and the watcher. */
+    private final Object ioLock = new Object();
+    /** Guarded by ioLock: a request is executing since {@code busySince} (System.nanoTime). */
+    private boolean busy;
+    private long busySince;
+    /** Set when the watcher found the client gone; the session is abandoned then. */
+    private volatile boolean peerGone;
 
     Connection(BridgeServer server, SessionManager manager, SocketChannel channel, String transport, String threadName) {
         this.server = server;
@@ -72,6 +85,11 @@ final class Connection implements Runnable {
     /** Ends the connection from outside; the connection's own thread releases the session. */
     void close() {
         closing = true;
+        Session s = session;
+        if (s != null) {
+            // The thread may be deep in a long request: make it stop rather than wait for it.
+            s.abandon();
+        }
         try {
             channel.close();
         } catch (IOException e) {
@@ -90,7 +108,7 @@ final class Connection implements Runnable {
                 return;
             }
             io = new FrameChannel(channel, server.spinNanos());
-            while (!done) {
+            while (!done && !peerGone) {
                 int at = io.next();
                 request(io.in(), at);
                 io.consume();
@@ -180,8 +198,33 @@ final class Connection implements Runnable {
         }
     }
 
+    /**
+     * Called by the server's watcher thread now and then: when this connection has been executing
+     * one request for at least {@code busyNanos}, looks (without blocking) whether the client hung
+     * up, and if it did abandons the session so that the running request stops.
+     */
+    void watch(long now, long busyNanos) {
+        Session s;
+        synchronized (ioLock) {
+            if (!busy || peerGone || now - busySince < busyNanos || !io.peerClosed()) {
+                return;
+            }
+            peerGone = true;
+            s = session;
+        }
+        LOG.info("{} hung up while a request of {} ms was running; abandoning its session", describe(),
+                (now - busySince) / 1_000_000);
+        if (s != null) {
+            s.abandon();
+        }
+    }
+
     /** Runs one request in the core; a failure in there is the service's fault, not the client's. */
     private int invoke(int op, ByteBuffer q, int p, int length) {
+        synchronized (ioLock) {
+            busy = true;
+            busySince = System.nanoTime();
+        }
         try {
             return dispatcher.execute(op, q, p, length);
         } catch (RuntimeException e) {
@@ -193,6 +236,10 @@ final class Connection implements Runnable {
             }
             dispatcher.blank(op);
             return CuResult.UNKNOWN;
+        } finally {
+            synchronized (ioLock) {
+                busy = false;
+            }
         }
     }
 

@@ -36,6 +36,13 @@ final class FrameChannel {
     private int start;
     private int end;
     private ByteBuffer out = Frame.allocate(INITIAL_OUT);
+    /**
+     * Bytes read ahead by {@link #peerClosed()} while a request runs, in stream order after
+     * {@code in}'s; {@link #fill} takes them before reading the socket again.
+     */
+    private ByteBuffer spill;
+    /** The most read ahead: beyond it, {@link #peerClosed()} cannot tell and says no. */
+    static final int MAX_SPILL = 4 << 20;
 
     FrameChannel(SocketChannel channel, long spinNanos) throws IOException {
         this(channel, spinNanos, TRIM_AFTER_IDLE_NANOS);
@@ -119,6 +126,20 @@ final class FrameChannel {
     }
 
     private int read() throws IOException {
+        if (spill != null && spill.position() > 0) {
+            spill.flip();
+            int n = Math.min(spill.remaining(), in.remaining());
+            ByteBuffer part = spill.slice().limit(n);
+            in.put(part);
+            spill.position(spill.position() + n).compact();
+            if (spill.position() == 0 && spill.capacity() > INITIAL_IN) {
+                spill = null;
+            }
+            return n;
+        }
+        if (peerClosed) {
+            return -1;
+        }
         if (blocking) {
             return readBlocking();
         }
@@ -169,6 +190,49 @@ final class FrameChannel {
             start = 0;
             end = 0;
         }
+    }
+
+    private boolean peerClosed;
+
+    /**
+     * While a request runs on the connection's own thread, another thread asks whether the client
+     * hung up: it reads what the socket has, without blocking, into a side buffer that the next
+     * {@link #next()} consumes first, so no byte is lost or reordered. True at end of stream or on
+     * a failed or closed socket. The caller guarantees that the connection's thread does no read
+     * meanwhile (between {@link #next()} returning and the request finishing it does none).
+     */
+    boolean peerClosed() {
+        if (peerClosed) {
+            return true;
+        }
+        try {
+            if (spill == null) {
+                spill = Frame.allocate(INITIAL_IN);
+            }
+            if (!spill.hasRemaining()) {
+                if (spill.capacity() >= MAX_SPILL) {
+                    return false; // a client far ahead of us is not a client that is gone
+                }
+                ByteBuffer bigger = Frame.allocate(Math.min(MAX_SPILL, spill.capacity() * 2));
+                bigger.put(spill.flip());
+                spill = bigger;
+            }
+            if (blocking) {
+                channel.configureBlocking(false);
+            }
+            int n;
+            try {
+                n = channel.read(spill);
+            } finally {
+                if (blocking && channel.isOpen()) {
+                    channel.configureBlocking(true);
+                }
+            }
+            peerClosed = n < 0;
+        } catch (IOException e) {
+            peerClosed = true;
+        }
+        return peerClosed;
     }
 
     int inCapacity() {

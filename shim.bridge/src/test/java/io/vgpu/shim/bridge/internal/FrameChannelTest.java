@@ -180,4 +180,49 @@ public class FrameChannelTest {
             assertEquals((byte) i, got.get(Wire.HEADER + i));
         }
     }
+
+    /**
+     * While a request runs, the watcher reads ahead to see whether the client hung up: what it
+     * reads is handed out afterwards in order, and the end of the stream is seen behind it.
+     */
+    @Test
+    public void readingAheadForAHangUpKeepsEveryFrameInOrder() throws Exception {
+        for (long spin : new long[] {50_000, 0}) { // the last one hangs up
+            FrameChannel io = new FrameChannel(server, spin);
+            write(frame(Wire.LAUNCH, 1, 10));
+            assertEquals(1, io.in().getInt(io.next() + Frame.SEQ));
+            // "Running" frame 1: the client sends 160 KB more (beyond the 64 KiB input buffer).
+            write(frame(Wire.MEMCPY_HTOD, 2, 80_000));
+            write(frame(Wire.MEMCPY_HTOD, 3, 80_000));
+            for (int i = 0; i < 20; i++) {
+                assertTrue(!io.peerClosed());
+            }
+            io.consume();
+            assertFrame(io, 2, 80_000);
+            write(frame(Wire.LAUNCH, 4, 5));
+            assertTrue(!io.peerClosed());
+            assertFrame(io, 3, 80_000);
+            assertFrame(io, 4, 5);
+            if (spin != 0) {
+                continue; // the same channel serves the next round
+            }
+            write(frame(Wire.LAUNCH, 5, 7));
+            assertEquals(5, io.in().getInt(io.next() + Frame.SEQ));
+            write(frame(Wire.LAUNCH, 6, 3));
+            client.close();
+            long deadline = System.nanoTime() + 5_000_000_000L;
+            while (!io.peerClosed()) {
+                assertTrue("the hang-up is seen", System.nanoTime() < deadline);
+                Thread.sleep(10);
+            }
+            io.consume();
+            assertFrame(io, 6, 3);
+            try {
+                io.next();
+                fail("end of stream after the frames read ahead");
+            } catch (EOFException expected) {
+                // the client is gone
+            }
+        }
+    }
 }
