@@ -212,7 +212,10 @@ cycle() {
     ok "the service answers at /run/vgpu/vgpu.sock (group vgpu, srw-rw----)"
     r useradd --no-create-home --groups vgpu cuda
     r install -D -m 755 /opt/vgpu/bin/vgpu-demo /srv/cuda/bin/vgpu-demo
-    r ldd /srv/cuda/bin/vgpu-demo | grep -q 'libcuda.so.1 => /opt/vgpu/lib/libcuda.so.1' || fail "ldd: $(r ldd /srv/cuda/bin/vgpu-demo)"
+    # Whole outputs into variables: with pipefail, grep -q closing the pipe early fails the writer.
+    local linked
+    linked=$(r ldd /srv/cuda/bin/vgpu-demo)
+    grep -q 'libcuda.so.1 => /opt/vgpu/lib/libcuda.so.1' <<<"$linked" || fail "ldd: $linked"
     cuda_program "after install"
     out=$(r setpriv --reuid=cuda --regid=cuda --init-groups nvidia-smi -L 2>&1) || fail "nvidia-smi -L: $out"
     [[ $out == "GPU 0: NVIDIA H100 80GB HBM3 (UUID: GPU-"* ]] || fail "nvidia-smi -L: $out"
@@ -261,7 +264,9 @@ cycle() {
     [ ! -e "$R/run/vgpu/vgpu.sock" ] || fail "the socket is still there after remove"
     [[ $(r dpkg-query -W -f='${Status}' vgpu) == "deinstall ok config-files" ]] || fail "status after remove: $(r dpkg-query -W -f='${Status}' vgpu)"
     [ ! -e "$R/etc/ld.so.conf.d/vgpu.conf" ] || fail "/etc/ld.so.conf.d/vgpu.conf is still there after remove"
-    ! r ldconfig -p | grep -q 'libcuda.so.1\|libnvidia-ml.so.1' || fail "the loader cache still has vgpu's libraries after remove"
+    local cache
+    cache=$(r ldconfig -p)
+    ! grep -q 'libcuda.so.1\|libnvidia-ml.so.1' <<<"$cache" || fail "the loader cache still has vgpu's libraries after remove"
     [ ! -e "$R/usr/bin/nvidia-smi" ] && [ ! -L "$R/usr/bin/nvidia-smi" ] || fail "/usr/bin/nvidia-smi is still there after remove"
     [ ! -e "$R/opt/vgpu" ] && [ ! -e "$R/lib/systemd/system/vgpu.service" ] || fail "files left after remove: $(ls "$R/opt/vgpu" 2>&1)"
     grep -qx '# edited by the admin' "$R/etc/vgpu/io.vgpu.router.cfg" || fail "remove dropped the conffiles"
