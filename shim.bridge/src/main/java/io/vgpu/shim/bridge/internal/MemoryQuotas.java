@@ -94,6 +94,8 @@ final class MemoryQuotas {
         final List<Quota> quotas;
         final Map<Device, Long> held = new HashMap<>();
         private final List<String> keys;
+        /** Set by {@link MemoryQuotas#close}: a late charge or read-back of the session changes nothing. */
+        private boolean closed;
 
         Account(long session, String user, int pid, List<Quota> quotas, List<String> keys) {
             this.session = session;
@@ -309,9 +311,10 @@ final class MemoryQuotas {
 
     /** The session ended: what it held no longer counts. */
     synchronized void close(Account a) {
-        if (accounts.remove(a.session) == null) {
+        if (a.closed || accounts.remove(a.session) == null) {
             return;
         }
+        a.closed = true;
         for (Map.Entry<Device, Long> e : a.held.entrySet()) {
             for (Quota q : a.quotas) {
                 q.add(e.getKey(), -e.getValue());
@@ -359,6 +362,9 @@ final class MemoryQuotas {
      * for them; otherwise changes nothing and returns the quota that has not.
      */
     synchronized Quota charge(Account a, Device d, long bytes) {
+        if (a.closed) {
+            return null;
+        }
         for (Quota q : a.quotas) {
             if (bytes > q.limit - q.used(d)) {
                 return q;
@@ -373,7 +379,7 @@ final class MemoryQuotas {
     }
 
     private void add(Account a, Device d, long delta) {
-        if (delta == 0) {
+        if (delta == 0 || a.closed) {
             return;
         }
         long v = a.held.getOrDefault(d, 0L) + delta;
@@ -393,6 +399,9 @@ final class MemoryQuotas {
      * that would take any quota past its limit is not made, and that quota is returned.
      */
     synchronized Quota settle(Account a, String backend, long[] deviceMemory, boolean onlyIfFits) {
+        if (a.closed) {
+            return null;
+        }
         Map<Device, Long> now = new HashMap<>();
         if (backend != null) {
             for (int i = 0; i < deviceMemory.length; i++) {

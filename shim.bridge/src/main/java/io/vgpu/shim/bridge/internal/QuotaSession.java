@@ -258,6 +258,12 @@ final class QuotaSession implements Session {
         return rc;
     }
 
+    /** From any thread (the bridge's watcher, a stopping service): the core stops the running request. */
+    @Override
+    public void abandon() {
+        core.abandon();
+    }
+
     @Override
     public void close() {
         try {

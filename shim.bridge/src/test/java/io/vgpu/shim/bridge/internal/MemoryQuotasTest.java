@@ -82,6 +82,10 @@ public class MemoryQuotasTest {
         q.close(a2);
         assertArrayEquals(new long[] {256 * MIB, 1024 * MIB}, view(q, a1, D0, PHYSICAL));
         q.close(a1);
+        // What a session does after it was closed no longer counts.
+        q.uncharge(a1, D0, 512 * MIB);
+        assertNull(q.charge(a1, D0, 1024 * MIB));
+        assertNull(q.settle(a1, "mock", new long[] {1024 * MIB}, false));
         MemoryQuotas.Account a3 = alice(q, 3, 300);
         assertArrayEquals(new long[] {1024 * MIB, 1024 * MIB}, view(q, a3, D0, PHYSICAL));
     }

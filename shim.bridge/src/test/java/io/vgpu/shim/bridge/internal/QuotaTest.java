@@ -176,6 +176,39 @@ public class QuotaTest extends BridgeTestBase {
         }
     }
 
+    @Test(timeout = 60_000)
+    public void aClientUnderAQuotaThatHangsUpMidKernelIsAbandonedAndItsQuotaFreed() throws Exception {
+        quotas(Map.of("quota.user." + ME + ".mib", "64"));
+        String name = uniqueName("quota-spinner");
+        TestClient c = connect();
+        try (TestClient cli = connect(); TestClient other = connect()) {
+            c.hello(name, 4200);
+            cli.hello(Connection.CAPS_CONTROL, 0, "", "vgpu");
+            other.hello("quota-bystander", 4201);
+            long ctx = c.ctxCreate();
+            assertEquals(CuResult.SUCCESS, alloc(c, ctx, 40 * MIB, null));
+            Reply load = c.call(Wire.MODULE_LOAD,
+                    TestClient.concat(u64(ctx), WireHardeningTest.SPIN_PTX.getBytes(StandardCharsets.US_ASCII)));
+            assertEquals(CuResult.SUCCESS, load.result());
+            long fn = c.call(Wire.FUNCTION_GET, TestClient.named(load.u64(Wire.ModuleLoad.REP_MODULE), "spin"))
+                    .u64(Wire.FunctionGet.REP_FUNCTION);
+            ByteBuffer params = payload(8).putLong(0, java.util.concurrent.TimeUnit.SECONDS.toNanos(120));
+            c.send(Wire.LAUNCH, 0, TestClient.concat(ProtocolTest.launch(fn, 1, 32), TestClient.bytes(params)));
+            await("the kernel runs", () -> router.sessions().stream().anyMatch(s -> s.launches == 1));
+            // Quotas never wait for a running request: the list and another session's view answer.
+            long t0 = System.nanoTime();
+            assertEquals(CuResult.SUCCESS, cli.call(Wire.QUOTA_LIST).result());
+            assertEquals(24 * MIB, memGetInfo(other)[0]);
+            assertTrue((System.nanoTime() - t0) / 1_000_000 + " ms", System.nanoTime() - t0 < 2_000_000_000L);
+            c.close();
+            await("the spinner's session is closed", () -> router.sessions().size() == 1);
+            assertEquals(64 * MIB, memGetInfo(other)[0]);
+            awaitLogLines(1, name, "hung up while a request");
+        } finally {
+            c.close();
+        }
+    }
+
     @Test
     public void aQuotaLargerThanTheDeviceReportsTheDevice() throws Exception {
         quotas(Map.of("quota.process.mib", "1000000"));
