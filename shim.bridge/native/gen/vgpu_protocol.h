@@ -5,7 +5,7 @@
 
 #define VGPU_PROTOCOL_MAGIC 0x55504756u
 #define VGPU_PROTOCOL_MAJOR 1
-#define VGPU_PROTOCOL_MINOR 1
+#define VGPU_PROTOCOL_MINOR 2
 #define VGPU_FRAME_HEADER_SIZE 16
 #define VGPU_FLAG_ASYNC 0x1
 
@@ -36,6 +36,7 @@ enum vgpu_op {
     VGPU_OP_BACKEND_LIST = 7,
     VGPU_OP_BATCH = 8,
     VGPU_OP_SESSION_DEVICES = 9,
+    VGPU_OP_QUOTA_LIST = 10,
     VGPU_OP_DEVICE_LIST = 16,
     VGPU_OP_MEM_GET_INFO = 17,
     VGPU_OP_CTX_CREATE = 32,
@@ -174,6 +175,18 @@ _Static_assert(offsetof(struct vgpu_launch_log_req, pad) == 4, "vgpu_launch_log_
 #define VGPU_SESSION_DEVICES_REQ_SIZE 0
 
 #define VGPU_SESSION_DEVICES_REP_SIZE 0
+
+#define VGPU_QUOTA_LIST_REQ_SIZE 0
+
+#define VGPU_QUOTA_LIST_REP_SIZE 8
+struct vgpu_quota_list_rep {
+    uint32_t quota_count;
+    uint32_t session_count;
+    /* followed by records bytes */
+};
+_Static_assert(sizeof(struct vgpu_quota_list_rep) == 8, "vgpu_quota_list_rep");
+_Static_assert(offsetof(struct vgpu_quota_list_rep, quota_count) == 0, "vgpu_quota_list_rep.quota_count");
+_Static_assert(offsetof(struct vgpu_quota_list_rep, session_count) == 4, "vgpu_quota_list_rep.session_count");
 
 #define VGPU_DEVICE_LIST_REQ_SIZE 0
 
@@ -836,6 +849,34 @@ _Static_assert(offsetof(struct vgpu_session_device_rec, pid) == 16, "vgpu_sessio
 _Static_assert(offsetof(struct vgpu_session_device_rec, device) == 20, "vgpu_session_device_rec.device");
 _Static_assert(offsetof(struct vgpu_session_device_rec, backend) == 24, "vgpu_session_device_rec.backend");
 
+#define VGPU_QUOTA_REC_SIZE 120
+struct vgpu_quota_rec {
+    uint64_t limit;
+    uint64_t used;
+    uint32_t device;
+    uint32_t sessions;
+    char backend[32];
+    char name[64];
+};
+_Static_assert(sizeof(struct vgpu_quota_rec) == 120, "vgpu_quota_rec");
+_Static_assert(offsetof(struct vgpu_quota_rec, limit) == 0, "vgpu_quota_rec.limit");
+_Static_assert(offsetof(struct vgpu_quota_rec, used) == 8, "vgpu_quota_rec.used");
+_Static_assert(offsetof(struct vgpu_quota_rec, device) == 16, "vgpu_quota_rec.device");
+_Static_assert(offsetof(struct vgpu_quota_rec, sessions) == 20, "vgpu_quota_rec.sessions");
+_Static_assert(offsetof(struct vgpu_quota_rec, backend) == 24, "vgpu_quota_rec.backend");
+_Static_assert(offsetof(struct vgpu_quota_rec, name) == 56, "vgpu_quota_rec.name");
+
+#define VGPU_SESSION_QUOTA_REC_SIZE 80
+struct vgpu_session_quota_rec {
+    uint64_t session;
+    uint64_t limit;
+    char quota[64];
+};
+_Static_assert(sizeof(struct vgpu_session_quota_rec) == 80, "vgpu_session_quota_rec");
+_Static_assert(offsetof(struct vgpu_session_quota_rec, session) == 0, "vgpu_session_quota_rec.session");
+_Static_assert(offsetof(struct vgpu_session_quota_rec, limit) == 8, "vgpu_session_quota_rec.limit");
+_Static_assert(offsetof(struct vgpu_session_quota_rec, quota) == 16, "vgpu_session_quota_rec.quota");
+
 static inline const char *vgpu_op_name(unsigned op)
 {
     switch (op) {
@@ -848,6 +889,7 @@ static inline const char *vgpu_op_name(unsigned op)
     case 7: return "BACKEND_LIST";
     case 8: return "BATCH";
     case 9: return "SESSION_DEVICES";
+    case 10: return "QUOTA_LIST";
     case 16: return "DEVICE_LIST";
     case 17: return "MEM_GET_INFO";
     case 32: return "CTX_CREATE";

@@ -84,6 +84,15 @@ static const unsigned char golden_batch_req_tail[] = {0xd9, 0xc3, 0xd4, 0xcb, 0x
 static const unsigned char golden_session_devices_rep_tail[] = {0xf2, 0xfe, 0xa7, 0x3c, 0x66, 0x62, 0x33, 0x50, 0xda};
 
 
+static const unsigned char golden_quota_list_rep_tail[] = {0xa5, 0x42, 0x4a, 0x09, 0x31, 0xde, 0xde, 0x65, 0x8d, 0x2a};
+static void golden_quota_list_rep(void *msg)
+{
+    struct vgpu_quota_list_rep *m = msg;
+    m->quota_count = 0x20c1dd62u;
+    m->session_count = 0x6e5f69d4u;
+}
+
+
 static const unsigned char golden_device_list_rep_tail[] = {0xe5, 0xc3, 0x05, 0x30, 0x71, 0x5f, 0x91, 0x5c, 0xcd};
 static void golden_device_list_rep(void *msg)
 {
@@ -751,6 +760,28 @@ static void golden_record_session_device(void *msg)
     memcpy(m->backend, "backend-b40b-4", 14);
 }
 
+static void golden_record_quota(void *msg)
+{
+    struct vgpu_quota_rec *m = msg;
+    m->limit = 0xb90b1e0be71fb652ull;
+    m->used = 0xae6e83c07df08399ull;
+    m->device = 0xab3d5980u;
+    m->sessions = 0x025ed00cu;
+    memset(m->backend, 0, sizeof m->backend);
+    memcpy(m->backend, "backend-cd0c-4", 14);
+    memset(m->name, 0, sizeof m->name);
+    memcpy(m->name, "name-cd0c-5", 11);
+}
+
+static void golden_record_session_quota(void *msg)
+{
+    struct vgpu_session_quota_rec *m = msg;
+    m->session = 0xf51e3d1468c8ee96ull;
+    m->limit = 0xe193ff2d973af4afull;
+    memset(m->quota, 0, sizeof m->quota);
+    memcpy(m->quota, "quota-1a03-2", 12);
+}
+
 static const struct vgpu_golden vgpu_golden_messages[] = {
     {"HELLO.req", 1, 0, 0, 216, 0, golden_hello_req, NULL, 0},
     {"HELLO.rep", 1, 1, 0, 48, 0, golden_hello_rep, NULL, 0},
@@ -770,6 +801,8 @@ static const struct vgpu_golden vgpu_golden_messages[] = {
     {"BATCH.rep", 8, 1, 0, 0, 0, NULL, NULL, 0},
     {"SESSION_DEVICES.req", 9, 0, 0, 0, 0, NULL, NULL, 0},
     {"SESSION_DEVICES.rep", 9, 1, 0, 0, 1, NULL, golden_session_devices_rep_tail, 9},
+    {"QUOTA_LIST.req", 10, 0, 0, 0, 0, NULL, NULL, 0},
+    {"QUOTA_LIST.rep", 10, 1, 0, 8, 1, golden_quota_list_rep, golden_quota_list_rep_tail, 10},
     {"DEVICE_LIST.req", 16, 0, 0, 0, 0, NULL, NULL, 0},
     {"DEVICE_LIST.rep", 16, 1, 0, 8, 1, golden_device_list_rep, golden_device_list_rep_tail, 9},
     {"MEM_GET_INFO.req", 17, 0, 0, 8, 0, golden_mem_get_info_req, NULL, 0},
@@ -852,4 +885,6 @@ static const struct vgpu_golden vgpu_golden_messages[] = {
     {"record.LAUNCH_RECORD", 0, 0, 0, 176, 0, golden_record_launch_record, NULL, 0},
     {"record.BACKEND", 0, 0, 0, 296, 0, golden_record_backend, NULL, 0},
     {"record.SESSION_DEVICE", 0, 0, 0, 56, 0, golden_record_session_device, NULL, 0},
+    {"record.QUOTA", 0, 0, 0, 120, 0, golden_record_quota, NULL, 0},
+    {"record.SESSION_QUOTA", 0, 0, 0, 80, 0, golden_record_session_quota, NULL, 0},
 };

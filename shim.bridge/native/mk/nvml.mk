@@ -50,6 +50,11 @@ $(BUILD)/test/nvml_check: $(NVML_DIR)/nvml_check.c $(NVML_OBJ)/nvml_format.o $(N
         $(NVML_LIB) $(LIB)/libnvidia-ml.so | $(BUILD)/test
 	$(CC) $(NVML_CPPFLAGS) -Itest $(PROBE_CFLAGS) -o $@ $< $(NVML_OBJ)/nvml_format.o -L$(LIB) -lcuda -lnvidia-ml $(LDLIBS)
 
+# Memory quotas as CUDA and NVML report them in one process (QuotaIT).
+$(BUILD)/test/test_quota: test/test_quota.c test/check.h $(NVML_HEADERS) test/cuda_api.h $(CUDA_LIB) $(NVML_LIB) \
+        $(LIB)/libnvidia-ml.so | $(BUILD)/test
+	$(CC) $(NVML_CPPFLAGS) -Itest $(PROBE_CFLAGS) -o $@ $< -L$(LIB) -lcuda -lnvidia-ml $(LDLIBS)
+
 $(BUILD)/test/unit_nvml: $(NVML_DIR)/unit_nvml.c $(NVML_OBJ)/nvml_format.o $(NVML_HEADERS) test/check.h | $(BUILD)/test
 	$(CC) $(NVML_CPPFLAGS) -Itest $(PROBE_CFLAGS) -o $@ $< $(NVML_OBJ)/nvml_format.o -ldl
 
@@ -66,5 +71,5 @@ $(NVML_OBJ) $(NVML_GEN):
 	mkdir -p $@
 
 EXTRA_ALL += $(NVML_LIB) $(LIB)/libnvidia-ml.so $(BUILD)/bin/vgpu-probe $(BUILD)/test/test_ollama_probe \
-    $(BUILD)/test/test_ggml $(BUILD)/test/nvml_check
+    $(BUILD)/test/test_ggml $(BUILD)/test/nvml_check $(BUILD)/test/test_quota
 EXTRA_TEST_UNIT += nvml-test-unit

@@ -41,6 +41,66 @@ static char *field(const char *s, size_t n)
     return b;
 }
 
+/* QUOTA_LIST (protocol 1.2): the quota records, then each session's tightest quota. */
+static char quota_buf[1 << 20];
+static size_t quota_len;
+static struct vgpu_quota_list_rep quota_rep;
+
+static const struct vgpu_session_quota_rec *session_quota(uint64_t session)
+{
+    size_t at = (size_t)quota_rep.quota_count * sizeof(struct vgpu_quota_rec);
+    for (uint32_t i = 0; i < quota_rep.session_count; i++, at += sizeof(struct vgpu_session_quota_rec)) {
+        if (at + sizeof(struct vgpu_session_quota_rec) > quota_len)
+            break;
+        const struct vgpu_session_quota_rec *q = (const struct vgpu_session_quota_rec *)(quota_buf + at);
+        if (q->session == session)
+            return q;
+    }
+    return NULL;
+}
+
+/*
+ * The sessions, and with a service that has memory quotas, each session's quota (the total its
+ * devices report) and a table of the quotas with what their holders use on each device.
+ */
+static int sessions(char *tail, size_t cap)
+{
+    size_t got = 0;
+    CUresult rc = vgpu_call(VGPU_OP_SESSION_LIST, NULL, 0, NULL, 0, NULL, 0, tail, cap, &got);
+    if (rc != CUDA_SUCCESS)
+        return fail(rc);
+    int quotas = vgpu_session()->minor >= 2 &&
+                 vgpu_call(VGPU_OP_QUOTA_LIST, NULL, 0, NULL, 0, &quota_rep, sizeof quota_rep, quota_buf, sizeof quota_buf,
+                           &quota_len) == CUDA_SUCCESS &&
+                 quota_rep.quota_count > 0;
+    printf("%-6s %-8s %-6s %-20s %-10s %-12s %10s %10s%s\n", "ID", "PID", "UID", "PROCESS", "BACKEND", "STATUS", "MEMORY",
+           "LAUNCHES", quotas ? " QUOTA" : "");
+    for (size_t off = 0; off + sizeof(struct vgpu_session_rec) <= got; off += sizeof(struct vgpu_session_rec)) {
+        struct vgpu_session_rec *s = (struct vgpu_session_rec *)(tail + off);
+        char quota[128] = "";
+        const struct vgpu_session_quota_rec *q = quotas ? session_quota(s->id) : NULL;
+        if (quotas)
+            snprintf(quota, sizeof quota, q ? " %llu MiB (%s)" : " -", q ? (unsigned long long)(q->limit >> 20) : 0ULL,
+                     q ? field(q->quota, sizeof q->quota) : "");
+        printf("%-6llu %-8u %-6d %-20s %-10s %-12s %6llu MiB %10llu%s\n", (unsigned long long)s->id, s->pid, (int)s->uid,
+               field(s->process, sizeof s->process), field(s->backend, sizeof s->backend),
+               field(s->status, sizeof s->status), (unsigned long long)(s->memory_used >> 20),
+               (unsigned long long)s->launches, quota);
+    }
+    if (!quotas)
+        return 0;
+    printf("\n%-32s %10s %10s %-14s %8s\n", "MEMORY QUOTA (per device)", "LIMIT", "USED", "DEVICE", "SESSIONS");
+    for (uint32_t i = 0; i < quota_rep.quota_count && (i + 1) * sizeof(struct vgpu_quota_rec) <= quota_len; i++) {
+        const struct vgpu_quota_rec *r = (const struct vgpu_quota_rec *)(quota_buf + i * sizeof(struct vgpu_quota_rec));
+        char device[64] = "-";
+        if (r->backend[0] != '\0')
+            snprintf(device, sizeof device, "%s:%u", field(r->backend, sizeof r->backend), r->device);
+        printf("%-32s %6llu MiB %6llu MiB %-14s %8u\n", field(r->name, sizeof r->name), (unsigned long long)(r->limit >> 20),
+               (unsigned long long)(r->used >> 20), device, r->sessions);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -64,21 +124,8 @@ int main(int argc, char **argv)
                rep.driver_version, rep.sessions, tail);
         return rep.backend_present ? 0 : 3;
     }
-    if (strcmp(argv[1], "sessions") == 0) {
-        rc = vgpu_call(VGPU_OP_SESSION_LIST, NULL, 0, NULL, 0, NULL, 0, tail, sizeof tail, &got);
-        if (rc != CUDA_SUCCESS)
-            return fail(rc);
-        printf("%-6s %-8s %-6s %-20s %-10s %-12s %10s %10s\n", "ID", "PID", "UID", "PROCESS", "BACKEND", "STATUS",
-               "MEMORY", "LAUNCHES");
-        for (size_t off = 0; off + sizeof(struct vgpu_session_rec) <= got; off += sizeof(struct vgpu_session_rec)) {
-            struct vgpu_session_rec *s = (struct vgpu_session_rec *)(tail + off);
-            printf("%-6llu %-8u %-6d %-20s %-10s %-12s %6llu MiB %10llu\n", (unsigned long long)s->id, s->pid,
-                   (int)s->uid, field(s->process, sizeof s->process), field(s->backend, sizeof s->backend),
-                   field(s->status, sizeof s->status), (unsigned long long)(s->memory_used >> 20),
-                   (unsigned long long)s->launches);
-        }
-        return 0;
-    }
+    if (strcmp(argv[1], "sessions") == 0)
+        return sessions(tail, sizeof tail);
     if (strcmp(argv[1], "backends") == 0) {
         rc = vgpu_call(VGPU_OP_BACKEND_LIST, NULL, 0, NULL, 0, NULL, 0, tail, sizeof tail, &got);
         if (rc != CUDA_SUCCESS)

@@ -7,7 +7,7 @@ public final class Wire {
 
     public static final int MAGIC = 0x55504756;
     public static final int MAJOR = 1;
-    public static final int MINOR = 1;
+    public static final int MINOR = 2;
     public static final int HEADER = 16;
     /** Header flag: the sender does not wait for a reply. */
     public static final int FLAG_ASYNC = 1;
@@ -21,6 +21,7 @@ public final class Wire {
     public static final int BACKEND_LIST = 7;
     public static final int BATCH = 8;
     public static final int SESSION_DEVICES = 9;
+    public static final int QUOTA_LIST = 10;
     public static final int DEVICE_LIST = 16;
     public static final int MEM_GET_INFO = 17;
     public static final int CTX_CREATE = 32;
@@ -193,6 +194,20 @@ public final class Wire {
         public static final boolean REQ_TAIL = false;
         public static final int REP_USAGES = 0;
         public static final int REP_FIXED = 0;
+        public static final boolean REP_TAIL = true;
+    }
+
+    public static final class QuotaList {
+        private QuotaList() {}
+
+        public static final int OP = 10;
+        public static final boolean ASYNC = false;
+        public static final int REQ_FIXED = 0;
+        public static final boolean REQ_TAIL = false;
+        public static final int REP_QUOTA_COUNT = 0;
+        public static final int REP_SESSION_COUNT = 4;
+        public static final int REP_RECORDS = 8;
+        public static final int REP_FIXED = 8;
         public static final boolean REP_TAIL = true;
     }
 
@@ -822,6 +837,29 @@ public final class Wire {
         public static final boolean TAIL = false;
     }
 
+    public static final class Quota {
+        private Quota() {}
+
+        public static final int LIMIT = 0;
+        public static final int USED = 8;
+        public static final int DEVICE = 16;
+        public static final int SESSIONS = 20;
+        public static final int BACKEND = 24;
+        public static final int NAME = 56;
+        public static final int FIXED = 120;
+        public static final boolean TAIL = false;
+    }
+
+    public static final class SessionQuota {
+        private SessionQuota() {}
+
+        public static final int SESSION = 0;
+        public static final int LIMIT = 8;
+        public static final int QUOTA = 16;
+        public static final int FIXED = 80;
+        public static final boolean TAIL = false;
+    }
+
     /** Every message kind, for tests and tracing. */
     public static final Message[] MESSAGES = {
         new Message("HELLO.req", 1, false, false, 216, false,
@@ -873,6 +911,11 @@ public final class Wire {
         new Message("SESSION_DEVICES.req", 9, false, false, 0, false),
         new Message("SESSION_DEVICES.rep", 9, true, false, 0, true,
                 new Field("bytes", "usages", 0, 0, 0)),
+        new Message("QUOTA_LIST.req", 10, false, false, 0, false),
+        new Message("QUOTA_LIST.rep", 10, true, false, 8, true,
+                new Field("u32", "quota_count", 1, 0, 4),
+                new Field("u32", "session_count", 1, 4, 4),
+                new Field("bytes", "records", 0, 8, 0)),
         new Message("DEVICE_LIST.req", 16, false, false, 0, false),
         new Message("DEVICE_LIST.rep", 16, true, false, 8, true,
                 new Field("u32", "count", 1, 0, 4),
@@ -1121,6 +1164,17 @@ public final class Wire {
                 new Field("u32", "pid", 1, 16, 4),
                 new Field("u32", "device", 1, 20, 4),
                 new Field("char", "backend", 32, 24, 32)),
+        new Message("record.QUOTA", 0, false, false, 120, false,
+                new Field("u64", "limit", 1, 0, 8),
+                new Field("u64", "used", 1, 8, 8),
+                new Field("u32", "device", 1, 16, 4),
+                new Field("u32", "sessions", 1, 20, 4),
+                new Field("char", "backend", 32, 24, 32),
+                new Field("char", "name", 64, 56, 64)),
+        new Message("record.SESSION_QUOTA", 0, false, false, 80, false,
+                new Field("u64", "session", 1, 0, 8),
+                new Field("u64", "limit", 1, 8, 8),
+                new Field("char", "quota", 64, 16, 64)),
     };
 
     public static String name(int op) {
@@ -1134,6 +1188,7 @@ public final class Wire {
             case 7: return "BACKEND_LIST";
             case 8: return "BATCH";
             case 9: return "SESSION_DEVICES";
+            case 10: return "QUOTA_LIST";
             case 16: return "DEVICE_LIST";
             case 17: return "MEM_GET_INFO";
             case 32: return "CTX_CREATE";

@@ -346,6 +346,7 @@ final class SessionImpl implements Session {
                 LOG.warn("session {}: backend {} failed to destroy a context: {}", id, backend.id, CuResult.name(rc));
             }
         }
+        long[] freed = {0};
         for (Module m : c.modules) {
             handles.remove(m.handle);
             for (long f : m.functions.values()) {
@@ -353,6 +354,7 @@ final class SessionImpl implements Session {
             }
             if (m.image.globalsSize > 0) {
                 router.addressSpace().release(m.globalsBase, m.image.globalsSize);
+                freed[0] += m.image.globalsSize;
             }
         }
         for (Stream s : c.streams) {
@@ -361,7 +363,6 @@ final class SessionImpl implements Session {
         for (Event e : c.events) {
             handles.remove(e.handle);
         }
-        long[] freed = {0};
         ranges.values().removeIf(r -> {
             if (r.ctx == c && r.mapping == null) {
                 router.addressSpace().release(r.address, r.size);
@@ -878,6 +879,8 @@ final class SessionImpl implements Session {
         Module mod = new Module(c, m[0], parsed, globalsBase);
         mod.handle = handles.add(HandleTable.MODULE, mod);
         c.modules.add(mod);
+        // Module globals are device memory too: the backend allocated them at load.
+        account(c.device, parsed.globalsSize, 0);
         out[0] = mod.handle;
         return CuResult.SUCCESS;
     }
@@ -899,6 +902,7 @@ final class SessionImpl implements Session {
         m.ctx.modules.remove(m);
         if (m.image.globalsSize > 0) {
             router.addressSpace().release(m.globalsBase, m.image.globalsSize);
+            account(m.ctx.device, -m.image.globalsSize, 0);
         }
         return CuResult.SUCCESS;
     }

@@ -19,6 +19,7 @@ import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -79,6 +80,9 @@ public class BridgeServer {
 
         @AttributeDefinition(description = "Largest shared-memory region a client may offer, in MiB")
         int max_shm_mib() default 1024;
+
+        // Memory quotas have keys that name users and groups (quota.user.<name>.mib), which a
+        // component property type cannot declare: MemoryQuotas reads them from the properties.
     }
 
     private final SessionManager manager;
@@ -88,6 +92,7 @@ public class BridgeServer {
     private final int maxSessions;
     private final long spinNanos;
     private final long maxShmBytes;
+    private final MemoryQuotas quotas;
 
     private final Set<Connection> connections = new HashSet<>();
     private final AtomicInteger sessions = new AtomicInteger();
@@ -98,7 +103,7 @@ public class BridgeServer {
     private Thread watcher;
 
     @Activate
-    public BridgeServer(@Reference SessionManager manager, Config config) {
+    public BridgeServer(@Reference SessionManager manager, Config config, Map<String, Object> properties) {
         this.manager = manager;
         this.socketPath = Path.of(socketPath(config.socket()));
         this.allowedUsers = names(config.allowed_users());
@@ -106,7 +111,13 @@ public class BridgeServer {
         this.maxSessions = Math.max(0, config.max_sessions());
         this.spinNanos = TimeUnit.MICROSECONDS.toNanos(Math.max(0, config.spin_micros()));
         this.maxShmBytes = Math.max(0, (long) config.max_shm_mib()) << 20;
+        this.quotas = MemoryQuotas.of(properties);
         listen(config);
+    }
+
+    /** Without quotas (tests that configure only the annotated properties). */
+    BridgeServer(SessionManager manager, Config config) {
+        this(manager, config, Map.of());
     }
 
     static String socketPath(String configured) {
@@ -372,6 +383,11 @@ public class BridgeServer {
 
     long maxShmBytes() {
         return maxShmBytes;
+    }
+
+    /** The memory quotas; {@link MemoryQuotas#isEmpty() empty} when none are configured. */
+    MemoryQuotas quotas() {
+        return quotas;
     }
 
     // ------------------------------------------------------------------ for tests

@@ -341,7 +341,7 @@ final class Connection implements Runnable {
             client.gid = peer.gid;
             client.processName = process;
             client.transport = transport;
-            session = manager.open(client);
+            session = withQuotas(manager.open(client));
             status = session.check();
             driverVersion = session.driverVersion();
             window = session.addressWindow();
@@ -354,7 +354,7 @@ final class Connection implements Runnable {
                 }
             }
         }
-        dispatcher = new Dispatcher(manager, session, io);
+        dispatcher = new Dispatcher(manager, session, io, server.quotas());
         dispatcher.shm(shm);
         ByteBuffer r = io.out(Wire.Hello.REP_FIXED);
         r.putShort(R + Wire.Hello.REP_MAJOR, (short) Wire.MAJOR)
@@ -371,6 +371,17 @@ final class Connection implements Runnable {
             shm.completed(seq);
         }
         io.send(Wire.HELLO, seq, CuResult.SUCCESS, Wire.Hello.REP_FIXED);
+    }
+
+    /** The session itself, or the session as memory quotas bound it when any apply to this client. */
+    private Session withQuotas(Session opened) {
+        MemoryQuotas quotas = server.quotas();
+        MemoryQuotas.Account account = quotas.isEmpty() ? null : quotas.open(opened.id(), peer, pid);
+        return account == null ? opened : new QuotaSession(opened, quotas, account, describeClient());
+    }
+
+    private String describeClient() {
+        return "pid " + pid + ", user " + peer.userName() + ", " + process;
     }
 
     /** Answers HELLO with {@code result} and ends the connection. */

@@ -35,6 +35,7 @@ final class Dispatcher {
     private final SessionManager manager;
     private final Session session;
     private final FrameChannel io;
+    private final MemoryQuotas quotas;
     private SharedMemory shm;
 
     private final long[] long1 = new long[1];
@@ -54,10 +55,11 @@ final class Dispatcher {
     private int replyLength;
 
     /** {@code session} is null for a control connection, which only reaches the manager. */
-    Dispatcher(SessionManager manager, Session session, FrameChannel io) {
+    Dispatcher(SessionManager manager, Session session, FrameChannel io, MemoryQuotas quotas) {
         this.manager = manager;
         this.session = session;
         this.io = io;
+        this.quotas = quotas;
     }
 
     void shm(SharedMemory shm) {
@@ -84,6 +86,8 @@ final class Dispatcher {
                 return sessionList();
             case Wire.SESSION_DEVICES:
                 return sessionDevices();
+            case Wire.QUOTA_LIST:
+                return quotaList();
             case Wire.LAUNCH_LOG:
                 return launchLog(q.getInt(p + Wire.LaunchLog.REQ_MAX));
             case Wire.BACKEND_LIST:
@@ -412,6 +416,42 @@ final class Dispatcher {
             at += Wire.SessionDevice.FIXED;
         }
         replyLength = uses.size() * Wire.SessionDevice.FIXED;
+        return CuResult.SUCCESS;
+    }
+
+    /** Every memory quota with its usage per device, then each session's tightest quota. */
+    private int quotaList() {
+        List<MemoryQuotas.Row> rows = quotas.rows();
+        List<java.util.Map.Entry<Long, MemoryQuotas.Quota>> sessions = new ArrayList<>();
+        for (var e : quotas.sessions().entrySet()) {
+            if (e.getValue() != null) {
+                sessions.add(e);
+            }
+        }
+        int maxRows = (Frame.MAX_PAYLOAD - Wire.QuotaList.REP_FIXED) / 2 / Wire.Quota.FIXED;
+        int nq = Math.min(rows.size(), maxRows);
+        int ns = Math.min(sessions.size(), (Frame.MAX_PAYLOAD - Wire.QuotaList.REP_FIXED) / 2 / Wire.SessionQuota.FIXED);
+        int length = Wire.QuotaList.REP_FIXED + nq * Wire.Quota.FIXED + ns * Wire.SessionQuota.FIXED;
+        ByteBuffer r = io.out(length);
+        r.putInt(R + Wire.QuotaList.REP_QUOTA_COUNT, nq).putInt(R + Wire.QuotaList.REP_SESSION_COUNT, ns);
+        int at = R + Wire.QuotaList.REP_RECORDS;
+        for (int i = 0; i < nq; i++, at += Wire.Quota.FIXED) {
+            MemoryQuotas.Row q = rows.get(i);
+            r.putLong(at + Wire.Quota.LIMIT, q.limit())
+                    .putLong(at + Wire.Quota.USED, q.used())
+                    .putInt(at + Wire.Quota.DEVICE, q.device() == null ? -1 : q.device().ordinal())
+                    .putInt(at + Wire.Quota.SESSIONS, q.holders());
+            Frame.putString(r, at + Wire.Quota.BACKEND, Wire.Quota.NAME - Wire.Quota.BACKEND,
+                    q.device() == null ? "" : q.device().backend());
+            Frame.putString(r, at + Wire.Quota.NAME, Wire.Quota.FIXED - Wire.Quota.NAME, q.name());
+        }
+        for (int i = 0; i < ns; i++, at += Wire.SessionQuota.FIXED) {
+            var e = sessions.get(i);
+            r.putLong(at + Wire.SessionQuota.SESSION, e.getKey()).putLong(at + Wire.SessionQuota.LIMIT, e.getValue().limit);
+            Frame.putString(r, at + Wire.SessionQuota.QUOTA, Wire.SessionQuota.FIXED - Wire.SessionQuota.QUOTA,
+                    e.getValue().name);
+        }
+        replyLength = length;
         return CuResult.SUCCESS;
     }
 

@@ -44,6 +44,7 @@ final class Ops {
             case Wire.SERVICE_STATUS:
             case Wire.SESSION_LIST:
             case Wire.SESSION_DEVICES:
+            case Wire.QUOTA_LIST:
             case Wire.LAUNCH_LOG:
             case Wire.BACKEND_LIST:
             case Wire.GOODBYE:

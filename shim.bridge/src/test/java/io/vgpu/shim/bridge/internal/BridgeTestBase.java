@@ -63,7 +63,8 @@ public abstract class BridgeTestBase {
     protected BridgeServer start(SessionManager manager, Map<String, Object> overrides) {
         Map<String, Object> config = new HashMap<>(overrides);
         config.putIfAbsent("socket", socket.toString());
-        return new BridgeServer(manager, TestRouters.config(BridgeServer.Config.class, config));
+        // The properties also carry keys no annotation declares (quota.*), as FileInstall passes them.
+        return new BridgeServer(manager, TestRouters.config(BridgeServer.Config.class, config), config);
     }
 
     protected void restart(Map<String, Object> overrides) {

@@ -61,11 +61,22 @@ final class TestClient implements AutoCloseable {
     }
 
     Hello hello(int magic, int major, int caps, long shmSize, String shmPath, String process) throws IOException {
+        return hello(magic, major, caps, shmSize, shmPath, process, (int) ProcessHandle.current().pid());
+    }
+
+    /** HELLO as a CUDA client that says it is process {@code pid}; asserts it is accepted. */
+    Hello hello(String process, int pid) throws IOException {
+        Hello h = hello(Wire.MAGIC, Wire.MAJOR, 0, 0, "", process, pid);
+        assertEquals(CuResult.SUCCESS, h.result());
+        return h;
+    }
+
+    Hello hello(int magic, int major, int caps, long shmSize, String shmPath, String process, int pid) throws IOException {
         ByteBuffer p = payload(Wire.Hello.REQ_FIXED);
         p.putInt(Wire.Hello.REQ_MAGIC, magic)
                 .putShort(Wire.Hello.REQ_MAJOR, (short) major)
                 .putShort(Wire.Hello.REQ_MINOR, (short) Wire.MINOR)
-                .putInt(Wire.Hello.REQ_PID, (int) ProcessHandle.current().pid())
+                .putInt(Wire.Hello.REQ_PID, pid)
                 .putInt(Wire.Hello.REQ_CAPS, caps)
                 .putLong(Wire.Hello.REQ_SHM_SIZE, shmSize);
         Frame.putString(p, Wire.Hello.REQ_PROCESS, 64, process);
