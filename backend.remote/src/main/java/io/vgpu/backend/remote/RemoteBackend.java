@@ -52,7 +52,7 @@ import org.slf4j.LoggerFactory;
         property = CudaService.BACKEND_ID + "=")
 @Designate(ocd = RemoteBackend.Config.class, factory = true)
 public class RemoteBackend implements CudaService {
-    public static final String FACTORY_PID = "io.vgpu.backend.remote";
+    public static final String FACTORY_PID = "io.vgpu.backend.remote.host";
     private static final Logger LOG = LoggerFactory.getLogger(RemoteBackend.class);
     /** Copies move in chunks of this size; uploads are never waited for, downloads keep a window in flight. */
     static final int CHUNK = 8 << 20;
