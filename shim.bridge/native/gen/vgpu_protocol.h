@@ -75,6 +75,15 @@ enum vgpu_op {
     VGPU_OP_EVENT_QUERY = 120,
     VGPU_OP_EVENT_SYNCHRONIZE = 121,
     VGPU_OP_EVENT_ELAPSED_TIME = 122,
+    VGPU_OP_REMOTE_HELLO = 128,
+    VGPU_OP_REMOTE_HEARTBEAT = 129,
+    VGPU_OP_REMOTE_CTX_CREATE = 130,
+    VGPU_OP_REMOTE_MEM_ALLOC = 131,
+    VGPU_OP_REMOTE_MEM_CREATE = 132,
+    VGPU_OP_REMOTE_MEM_MAP = 133,
+    VGPU_OP_REMOTE_MEM_UNMAP = 134,
+    VGPU_OP_REMOTE_MODULE_LOAD = 135,
+    VGPU_OP_REMOTE_FUNCTION_GET = 136,
 };
 
 #define VGPU_HELLO_REQ_SIZE 216
@@ -743,6 +752,191 @@ _Static_assert(sizeof(struct vgpu_event_elapsed_time_rep) == 8, "vgpu_event_elap
 _Static_assert(offsetof(struct vgpu_event_elapsed_time_rep, millis) == 0, "vgpu_event_elapsed_time_rep.millis");
 _Static_assert(offsetof(struct vgpu_event_elapsed_time_rep, pad) == 4, "vgpu_event_elapsed_time_rep.pad");
 
+#define VGPU_REMOTE_HELLO_REQ_SIZE 48
+struct vgpu_remote_hello_req {
+    uint32_t magic;
+    uint16_t major;
+    uint16_t minor;
+    uint32_t caps;
+    uint32_t pad;
+    char backend[32];
+};
+_Static_assert(sizeof(struct vgpu_remote_hello_req) == 48, "vgpu_remote_hello_req");
+_Static_assert(offsetof(struct vgpu_remote_hello_req, magic) == 0, "vgpu_remote_hello_req.magic");
+_Static_assert(offsetof(struct vgpu_remote_hello_req, major) == 4, "vgpu_remote_hello_req.major");
+_Static_assert(offsetof(struct vgpu_remote_hello_req, minor) == 6, "vgpu_remote_hello_req.minor");
+_Static_assert(offsetof(struct vgpu_remote_hello_req, caps) == 8, "vgpu_remote_hello_req.caps");
+_Static_assert(offsetof(struct vgpu_remote_hello_req, pad) == 12, "vgpu_remote_hello_req.pad");
+_Static_assert(offsetof(struct vgpu_remote_hello_req, backend) == 16, "vgpu_remote_hello_req.backend");
+
+#define VGPU_REMOTE_HELLO_REP_SIZE 176
+struct vgpu_remote_hello_rep {
+    uint16_t major;
+    uint16_t minor;
+    uint32_t heartbeat_ms;
+    int32_t status;
+    uint32_t max_frame;
+    char backend[32];
+    char description[128];
+};
+_Static_assert(sizeof(struct vgpu_remote_hello_rep) == 176, "vgpu_remote_hello_rep");
+_Static_assert(offsetof(struct vgpu_remote_hello_rep, major) == 0, "vgpu_remote_hello_rep.major");
+_Static_assert(offsetof(struct vgpu_remote_hello_rep, minor) == 2, "vgpu_remote_hello_rep.minor");
+_Static_assert(offsetof(struct vgpu_remote_hello_rep, heartbeat_ms) == 4, "vgpu_remote_hello_rep.heartbeat_ms");
+_Static_assert(offsetof(struct vgpu_remote_hello_rep, status) == 8, "vgpu_remote_hello_rep.status");
+_Static_assert(offsetof(struct vgpu_remote_hello_rep, max_frame) == 12, "vgpu_remote_hello_rep.max_frame");
+_Static_assert(offsetof(struct vgpu_remote_hello_rep, backend) == 16, "vgpu_remote_hello_rep.backend");
+_Static_assert(offsetof(struct vgpu_remote_hello_rep, description) == 48, "vgpu_remote_hello_rep.description");
+
+#define VGPU_REMOTE_HEARTBEAT_REQ_SIZE 8
+struct vgpu_remote_heartbeat_req {
+    uint64_t nanos;
+};
+_Static_assert(sizeof(struct vgpu_remote_heartbeat_req) == 8, "vgpu_remote_heartbeat_req");
+_Static_assert(offsetof(struct vgpu_remote_heartbeat_req, nanos) == 0, "vgpu_remote_heartbeat_req.nanos");
+
+#define VGPU_REMOTE_HEARTBEAT_REP_SIZE 16
+struct vgpu_remote_heartbeat_rep {
+    uint64_t nanos;
+    uint32_t available;
+    uint32_t pad;
+};
+_Static_assert(sizeof(struct vgpu_remote_heartbeat_rep) == 16, "vgpu_remote_heartbeat_rep");
+_Static_assert(offsetof(struct vgpu_remote_heartbeat_rep, nanos) == 0, "vgpu_remote_heartbeat_rep.nanos");
+_Static_assert(offsetof(struct vgpu_remote_heartbeat_rep, available) == 8, "vgpu_remote_heartbeat_rep.available");
+_Static_assert(offsetof(struct vgpu_remote_heartbeat_rep, pad) == 12, "vgpu_remote_heartbeat_rep.pad");
+
+#define VGPU_REMOTE_CTX_CREATE_REQ_SIZE 16
+struct vgpu_remote_ctx_create_req {
+    uint32_t device;
+    uint32_t flags;
+    uint64_t owner;
+};
+_Static_assert(sizeof(struct vgpu_remote_ctx_create_req) == 16, "vgpu_remote_ctx_create_req");
+_Static_assert(offsetof(struct vgpu_remote_ctx_create_req, device) == 0, "vgpu_remote_ctx_create_req.device");
+_Static_assert(offsetof(struct vgpu_remote_ctx_create_req, flags) == 4, "vgpu_remote_ctx_create_req.flags");
+_Static_assert(offsetof(struct vgpu_remote_ctx_create_req, owner) == 8, "vgpu_remote_ctx_create_req.owner");
+
+#define VGPU_REMOTE_CTX_CREATE_REP_SIZE 8
+struct vgpu_remote_ctx_create_rep {
+    uint64_t ctx;
+};
+_Static_assert(sizeof(struct vgpu_remote_ctx_create_rep) == 8, "vgpu_remote_ctx_create_rep");
+_Static_assert(offsetof(struct vgpu_remote_ctx_create_rep, ctx) == 0, "vgpu_remote_ctx_create_rep.ctx");
+
+#define VGPU_REMOTE_MEM_ALLOC_REQ_SIZE 24
+struct vgpu_remote_mem_alloc_req {
+    uint64_t ctx;
+    uint64_t address;
+    uint64_t size;
+};
+_Static_assert(sizeof(struct vgpu_remote_mem_alloc_req) == 24, "vgpu_remote_mem_alloc_req");
+_Static_assert(offsetof(struct vgpu_remote_mem_alloc_req, ctx) == 0, "vgpu_remote_mem_alloc_req.ctx");
+_Static_assert(offsetof(struct vgpu_remote_mem_alloc_req, address) == 8, "vgpu_remote_mem_alloc_req.address");
+_Static_assert(offsetof(struct vgpu_remote_mem_alloc_req, size) == 16, "vgpu_remote_mem_alloc_req.size");
+
+#define VGPU_REMOTE_MEM_ALLOC_REP_SIZE 0
+
+#define VGPU_REMOTE_MEM_CREATE_REQ_SIZE 16
+struct vgpu_remote_mem_create_req {
+    uint64_t ctx;
+    uint64_t size;
+};
+_Static_assert(sizeof(struct vgpu_remote_mem_create_req) == 16, "vgpu_remote_mem_create_req");
+_Static_assert(offsetof(struct vgpu_remote_mem_create_req, ctx) == 0, "vgpu_remote_mem_create_req.ctx");
+_Static_assert(offsetof(struct vgpu_remote_mem_create_req, size) == 8, "vgpu_remote_mem_create_req.size");
+
+#define VGPU_REMOTE_MEM_CREATE_REP_SIZE 8
+struct vgpu_remote_mem_create_rep {
+    uint64_t handle;
+};
+_Static_assert(sizeof(struct vgpu_remote_mem_create_rep) == 8, "vgpu_remote_mem_create_rep");
+_Static_assert(offsetof(struct vgpu_remote_mem_create_rep, handle) == 0, "vgpu_remote_mem_create_rep.handle");
+
+#define VGPU_REMOTE_MEM_MAP_REQ_SIZE 40
+struct vgpu_remote_mem_map_req {
+    uint64_t ctx;
+    uint64_t ptr;
+    uint64_t size;
+    uint64_t offset;
+    uint64_t handle;
+};
+_Static_assert(sizeof(struct vgpu_remote_mem_map_req) == 40, "vgpu_remote_mem_map_req");
+_Static_assert(offsetof(struct vgpu_remote_mem_map_req, ctx) == 0, "vgpu_remote_mem_map_req.ctx");
+_Static_assert(offsetof(struct vgpu_remote_mem_map_req, ptr) == 8, "vgpu_remote_mem_map_req.ptr");
+_Static_assert(offsetof(struct vgpu_remote_mem_map_req, size) == 16, "vgpu_remote_mem_map_req.size");
+_Static_assert(offsetof(struct vgpu_remote_mem_map_req, offset) == 24, "vgpu_remote_mem_map_req.offset");
+_Static_assert(offsetof(struct vgpu_remote_mem_map_req, handle) == 32, "vgpu_remote_mem_map_req.handle");
+
+#define VGPU_REMOTE_MEM_MAP_REP_SIZE 0
+
+#define VGPU_REMOTE_MEM_UNMAP_REQ_SIZE 24
+struct vgpu_remote_mem_unmap_req {
+    uint64_t ctx;
+    uint64_t ptr;
+    uint64_t size;
+};
+_Static_assert(sizeof(struct vgpu_remote_mem_unmap_req) == 24, "vgpu_remote_mem_unmap_req");
+_Static_assert(offsetof(struct vgpu_remote_mem_unmap_req, ctx) == 0, "vgpu_remote_mem_unmap_req.ctx");
+_Static_assert(offsetof(struct vgpu_remote_mem_unmap_req, ptr) == 8, "vgpu_remote_mem_unmap_req.ptr");
+_Static_assert(offsetof(struct vgpu_remote_mem_unmap_req, size) == 16, "vgpu_remote_mem_unmap_req.size");
+
+#define VGPU_REMOTE_MEM_UNMAP_REP_SIZE 0
+
+#define VGPU_REMOTE_MODULE_LOAD_REQ_SIZE 64
+struct vgpu_remote_module_load_req {
+    uint64_t ctx;
+    uint64_t globals_base;
+    uint64_t globals_size;
+    uint32_t format;
+    uint32_t arch;
+    uint32_t ptx;
+    uint32_t virtual_arch;
+    uint32_t ptx_arch;
+    uint32_t kernel_count;
+    uint32_t global_count;
+    uint32_t data_size;
+    uint32_t ptx_size;
+    uint32_t pad;
+    /* followed by image bytes */
+};
+_Static_assert(sizeof(struct vgpu_remote_module_load_req) == 64, "vgpu_remote_module_load_req");
+_Static_assert(offsetof(struct vgpu_remote_module_load_req, ctx) == 0, "vgpu_remote_module_load_req.ctx");
+_Static_assert(offsetof(struct vgpu_remote_module_load_req, globals_base) == 8, "vgpu_remote_module_load_req.globals_base");
+_Static_assert(offsetof(struct vgpu_remote_module_load_req, globals_size) == 16, "vgpu_remote_module_load_req.globals_size");
+_Static_assert(offsetof(struct vgpu_remote_module_load_req, format) == 24, "vgpu_remote_module_load_req.format");
+_Static_assert(offsetof(struct vgpu_remote_module_load_req, arch) == 28, "vgpu_remote_module_load_req.arch");
+_Static_assert(offsetof(struct vgpu_remote_module_load_req, ptx) == 32, "vgpu_remote_module_load_req.ptx");
+_Static_assert(offsetof(struct vgpu_remote_module_load_req, virtual_arch) == 36, "vgpu_remote_module_load_req.virtual_arch");
+_Static_assert(offsetof(struct vgpu_remote_module_load_req, ptx_arch) == 40, "vgpu_remote_module_load_req.ptx_arch");
+_Static_assert(offsetof(struct vgpu_remote_module_load_req, kernel_count) == 44, "vgpu_remote_module_load_req.kernel_count");
+_Static_assert(offsetof(struct vgpu_remote_module_load_req, global_count) == 48, "vgpu_remote_module_load_req.global_count");
+_Static_assert(offsetof(struct vgpu_remote_module_load_req, data_size) == 52, "vgpu_remote_module_load_req.data_size");
+_Static_assert(offsetof(struct vgpu_remote_module_load_req, ptx_size) == 56, "vgpu_remote_module_load_req.ptx_size");
+_Static_assert(offsetof(struct vgpu_remote_module_load_req, pad) == 60, "vgpu_remote_module_load_req.pad");
+
+#define VGPU_REMOTE_MODULE_LOAD_REP_SIZE 8
+struct vgpu_remote_module_load_rep {
+    uint64_t module;
+};
+_Static_assert(sizeof(struct vgpu_remote_module_load_rep) == 8, "vgpu_remote_module_load_rep");
+_Static_assert(offsetof(struct vgpu_remote_module_load_rep, module) == 0, "vgpu_remote_module_load_rep.module");
+
+#define VGPU_REMOTE_FUNCTION_GET_REQ_SIZE 8
+struct vgpu_remote_function_get_req {
+    uint64_t module;
+    /* followed by name bytes */
+};
+_Static_assert(sizeof(struct vgpu_remote_function_get_req) == 8, "vgpu_remote_function_get_req");
+_Static_assert(offsetof(struct vgpu_remote_function_get_req, module) == 0, "vgpu_remote_function_get_req.module");
+
+#define VGPU_REMOTE_FUNCTION_GET_REP_SIZE 8
+struct vgpu_remote_function_get_rep {
+    uint64_t function;
+};
+_Static_assert(sizeof(struct vgpu_remote_function_get_rep) == 8, "vgpu_remote_function_get_rep");
+_Static_assert(offsetof(struct vgpu_remote_function_get_rep, function) == 0, "vgpu_remote_function_get_rep.function");
+
 #define VGPU_DEVICE_REC_SIZE 872
 struct vgpu_device_rec {
     uint64_t total_memory;
@@ -877,6 +1071,40 @@ _Static_assert(offsetof(struct vgpu_session_quota_rec, session) == 0, "vgpu_sess
 _Static_assert(offsetof(struct vgpu_session_quota_rec, limit) == 8, "vgpu_session_quota_rec.limit");
 _Static_assert(offsetof(struct vgpu_session_quota_rec, quota) == 16, "vgpu_session_quota_rec.quota");
 
+#define VGPU_REMOTE_KERNEL_REC_SIZE 32
+struct vgpu_remote_kernel_rec {
+    uint32_t name_size;
+    uint32_t param_count;
+    uint32_t param_buffer_size;
+    int32_t max_threads_per_block;
+    int32_t num_regs;
+    int32_t shared_size_bytes;
+    int32_t const_size_bytes;
+    int32_t local_size_bytes;
+};
+_Static_assert(sizeof(struct vgpu_remote_kernel_rec) == 32, "vgpu_remote_kernel_rec");
+_Static_assert(offsetof(struct vgpu_remote_kernel_rec, name_size) == 0, "vgpu_remote_kernel_rec.name_size");
+_Static_assert(offsetof(struct vgpu_remote_kernel_rec, param_count) == 4, "vgpu_remote_kernel_rec.param_count");
+_Static_assert(offsetof(struct vgpu_remote_kernel_rec, param_buffer_size) == 8, "vgpu_remote_kernel_rec.param_buffer_size");
+_Static_assert(offsetof(struct vgpu_remote_kernel_rec, max_threads_per_block) == 12, "vgpu_remote_kernel_rec.max_threads_per_block");
+_Static_assert(offsetof(struct vgpu_remote_kernel_rec, num_regs) == 16, "vgpu_remote_kernel_rec.num_regs");
+_Static_assert(offsetof(struct vgpu_remote_kernel_rec, shared_size_bytes) == 20, "vgpu_remote_kernel_rec.shared_size_bytes");
+_Static_assert(offsetof(struct vgpu_remote_kernel_rec, const_size_bytes) == 24, "vgpu_remote_kernel_rec.const_size_bytes");
+_Static_assert(offsetof(struct vgpu_remote_kernel_rec, local_size_bytes) == 28, "vgpu_remote_kernel_rec.local_size_bytes");
+
+#define VGPU_REMOTE_GLOBAL_REC_SIZE 24
+struct vgpu_remote_global_rec {
+    uint64_t size;
+    uint64_t offset;
+    uint32_t name_size;
+    uint32_t init_size;
+};
+_Static_assert(sizeof(struct vgpu_remote_global_rec) == 24, "vgpu_remote_global_rec");
+_Static_assert(offsetof(struct vgpu_remote_global_rec, size) == 0, "vgpu_remote_global_rec.size");
+_Static_assert(offsetof(struct vgpu_remote_global_rec, offset) == 8, "vgpu_remote_global_rec.offset");
+_Static_assert(offsetof(struct vgpu_remote_global_rec, name_size) == 16, "vgpu_remote_global_rec.name_size");
+_Static_assert(offsetof(struct vgpu_remote_global_rec, init_size) == 20, "vgpu_remote_global_rec.init_size");
+
 static inline const char *vgpu_op_name(unsigned op)
 {
     switch (op) {
@@ -928,6 +1156,15 @@ static inline const char *vgpu_op_name(unsigned op)
     case 120: return "EVENT_QUERY";
     case 121: return "EVENT_SYNCHRONIZE";
     case 122: return "EVENT_ELAPSED_TIME";
+    case 128: return "REMOTE_HELLO";
+    case 129: return "REMOTE_HEARTBEAT";
+    case 130: return "REMOTE_CTX_CREATE";
+    case 131: return "REMOTE_MEM_ALLOC";
+    case 132: return "REMOTE_MEM_CREATE";
+    case 133: return "REMOTE_MEM_MAP";
+    case 134: return "REMOTE_MEM_UNMAP";
+    case 135: return "REMOTE_MODULE_LOAD";
+    case 136: return "REMOTE_FUNCTION_GET";
     default: return "unknown";
     }
 }

@@ -535,6 +535,140 @@ static void golden_event_elapsed_time_rep(void *msg)
     m->pad = 0xa4032be9u;
 }
 
+static void golden_remote_hello_req(void *msg)
+{
+    struct vgpu_remote_hello_req *m = msg;
+    m->magic = 0xc574fdb3u;
+    m->major = 0x759cu;
+    m->minor = 0xed85u;
+    m->caps = 0x92b99d37u;
+    m->pad = 0x5d22a510u;
+    memset(m->backend, 0, sizeof m->backend);
+    memcpy(m->backend, "backend-9eba-5", 14);
+}
+
+static void golden_remote_hello_rep(void *msg)
+{
+    struct vgpu_remote_hello_rep *m = msg;
+    m->major = 0x4a11u;
+    m->minor = 0x285eu;
+    m->heartbeat_ms = 0x75228647u;
+    m->status = (int32_t)0x2d8a438cu;
+    m->max_frame = 0xff9a6a75u;
+    memset(m->backend, 0, sizeof m->backend);
+    memcpy(m->backend, "backend-9eb9-5", 14);
+    memset(m->description, 0, sizeof m->description);
+    memcpy(m->description, "description-9eb9-6", 18);
+}
+
+static void golden_remote_heartbeat_req(void *msg)
+{
+    struct vgpu_remote_heartbeat_req *m = msg;
+    m->nanos = 0x1a0c8962063060edull;
+}
+
+static void golden_remote_heartbeat_rep(void *msg)
+{
+    struct vgpu_remote_heartbeat_rep *m = msg;
+    m->nanos = 0x78a03e1ecf78f426ull;
+    m->available = 0xf5bd020fu;
+    m->pad = 0xd489e468u;
+}
+
+static void golden_remote_ctx_create_req(void *msg)
+{
+    struct vgpu_remote_ctx_create_req *m = msg;
+    m->device = 0x85600dc2u;
+    m->flags = 0x06939bebu;
+    m->owner = 0x90d8e332868ac193ull;
+}
+
+static void golden_remote_ctx_create_rep(void *msg)
+{
+    struct vgpu_remote_ctx_create_rep *m = msg;
+    m->ctx = 0xc55fb00501c14bfbull;
+}
+
+static void golden_remote_mem_alloc_req(void *msg)
+{
+    struct vgpu_remote_mem_alloc_req *m = msg;
+    m->ctx = 0x542347a4f88def0aull;
+    m->address = 0x7fbb3b5a5d833bf4ull;
+    m->size = 0xa2658b72596fb3dcull;
+}
+
+
+static void golden_remote_mem_create_req(void *msg)
+{
+    struct vgpu_remote_mem_create_req *m = msg;
+    m->ctx = 0xe15d8b44b0b1d729ull;
+    m->size = 0x0cf57ef9cb80ca94ull;
+}
+
+static void golden_remote_mem_create_rep(void *msg)
+{
+    struct vgpu_remote_mem_create_rep *m = msg;
+    m->handle = 0x7174c0f0591591f6ull;
+}
+
+static void golden_remote_mem_map_req(void *msg)
+{
+    struct vgpu_remote_mem_map_req *m = msg;
+    m->ctx = 0x6c4092928d8376c1ull;
+    m->ptr = 0x0441a248530c9e1bull;
+    m->size = 0x26ebf26116f48632ull;
+    m->offset = 0xad11baddc12b368eull;
+    m->handle = 0xcfbc0af68ab0cea5ull;
+}
+
+
+static void golden_remote_mem_unmap_req(void *msg)
+{
+    struct vgpu_remote_mem_unmap_req *m = msg;
+    m->ctx = 0xeef843b9e59b99e7ull;
+    m->ptr = 0x8d2bc20318f1405dull;
+    m->size = 0x344ce3ea8944a9b4ull;
+}
+
+
+static const unsigned char golden_remote_module_load_req_tail[] = {0x61, 0x0a, 0x10, 0xbf, 0xf5, 0x96, 0x84, 0xd3, 0x49, 0x62};
+static void golden_remote_module_load_req(void *msg)
+{
+    struct vgpu_remote_module_load_req *m = msg;
+    m->ctx = 0x5e0aecae58cae64full;
+    m->globals_base = 0xf60bfc638a429e82ull;
+    m->globals_size = 0x18b64c7c4dadd69dull;
+    m->format = 0x0feaa619u;
+    m->arch = 0xab8e8ff0u;
+    m->ptx = 0x86153627u;
+    m->virtual_arch = 0xc455be3eu;
+    m->ptx_arch = 0xa4cc8fbau;
+    m->kernel_count = 0xbe0ca795u;
+    m->global_count = 0x49855fcbu;
+    m->data_size = 0x35a597a2u;
+    m->ptx_size = 0xe3e6e75eu;
+    m->pad = 0xe6424f39u;
+}
+
+static void golden_remote_module_load_rep(void *msg)
+{
+    struct vgpu_remote_module_load_rep *m = msg;
+    m->module = 0xc0c286105655b8a0ull;
+}
+
+static const unsigned char golden_remote_function_get_req_tail[] = {0x27, 0x01, 0xf4, 0x03, 0xb3, 0x9d, 0x60, 0x6f, 0x0f, 0x69, 0xcc, 0xfb, 0x9b, 0xc5, 0xb8};
+static void golden_remote_function_get_req(void *msg)
+{
+    struct vgpu_remote_function_get_req *m = msg;
+    m->module = 0x57c417367843bf63ull;
+}
+
+static void golden_remote_function_get_rep(void *msg)
+{
+    struct vgpu_remote_function_get_rep *m = msg;
+    m->function = 0xa9f3a1dd78202261ull;
+}
+
 static void golden_record_device(void *msg)
 {
     struct vgpu_device_rec *m = msg;
@@ -782,6 +916,28 @@ static void golden_record_session_quota(void *msg)
     memcpy(m->quota, "quota-1a03-2", 12);
 }
 
+static void golden_record_remote_kernel(void *msg)
+{
+    struct vgpu_remote_kernel_rec *m = msg;
+    m->name_size = 0xf36fba97u;
+    m->param_count = 0xadc43f78u;
+    m->param_buffer_size = 0xfb48c941u;
+    m->max_threads_per_block = (int32_t)0xeaec8013u;
+    m->num_regs = (int32_t)0xde585afbu;
+    m->shared_size_bytes = (int32_t)0xc3e450dcu;
+    m->const_size_bytes = (int32_t)0xc568aaa5u;
+    m->local_size_bytes = (int32_t)0x30a9f077u;
+}
+
+static void golden_record_remote_global(void *msg)
+{
+    struct vgpu_remote_global_rec *m = msg;
+    m->size = 0x71d831dc1d1a1b27ull;
+    m->offset = 0x00eb9df5457fff0eull;
+    m->name_size = 0x3df374f5u;
+    m->init_size = 0x2eeff0ddu;
+}
+
 static const struct vgpu_golden vgpu_golden_messages[] = {
     {"HELLO.req", 1, 0, 0, 216, 0, golden_hello_req, NULL, 0},
     {"HELLO.rep", 1, 1, 0, 48, 0, golden_hello_rep, NULL, 0},
@@ -879,6 +1035,24 @@ static const struct vgpu_golden vgpu_golden_messages[] = {
     {"EVENT_SYNCHRONIZE.rep", 121, 1, 0, 0, 0, NULL, NULL, 0},
     {"EVENT_ELAPSED_TIME.req", 122, 0, 0, 16, 0, golden_event_elapsed_time_req, NULL, 0},
     {"EVENT_ELAPSED_TIME.rep", 122, 1, 0, 8, 0, golden_event_elapsed_time_rep, NULL, 0},
+    {"REMOTE_HELLO.req", 128, 0, 0, 48, 0, golden_remote_hello_req, NULL, 0},
+    {"REMOTE_HELLO.rep", 128, 1, 0, 176, 0, golden_remote_hello_rep, NULL, 0},
+    {"REMOTE_HEARTBEAT.req", 129, 0, 0, 8, 0, golden_remote_heartbeat_req, NULL, 0},
+    {"REMOTE_HEARTBEAT.rep", 129, 1, 0, 16, 0, golden_remote_heartbeat_rep, NULL, 0},
+    {"REMOTE_CTX_CREATE.req", 130, 0, 0, 16, 0, golden_remote_ctx_create_req, NULL, 0},
+    {"REMOTE_CTX_CREATE.rep", 130, 1, 0, 8, 0, golden_remote_ctx_create_rep, NULL, 0},
+    {"REMOTE_MEM_ALLOC.req", 131, 0, 0, 24, 0, golden_remote_mem_alloc_req, NULL, 0},
+    {"REMOTE_MEM_ALLOC.rep", 131, 1, 0, 0, 0, NULL, NULL, 0},
+    {"REMOTE_MEM_CREATE.req", 132, 0, 0, 16, 0, golden_remote_mem_create_req, NULL, 0},
+    {"REMOTE_MEM_CREATE.rep", 132, 1, 0, 8, 0, golden_remote_mem_create_rep, NULL, 0},
+    {"REMOTE_MEM_MAP.req", 133, 0, 0, 40, 0, golden_remote_mem_map_req, NULL, 0},
+    {"REMOTE_MEM_MAP.rep", 133, 1, 0, 0, 0, NULL, NULL, 0},
+    {"REMOTE_MEM_UNMAP.req", 134, 0, 0, 24, 0, golden_remote_mem_unmap_req, NULL, 0},
+    {"REMOTE_MEM_UNMAP.rep", 134, 1, 0, 0, 0, NULL, NULL, 0},
+    {"REMOTE_MODULE_LOAD.req", 135, 0, 0, 64, 1, golden_remote_module_load_req, golden_remote_module_load_req_tail, 10},
+    {"REMOTE_MODULE_LOAD.rep", 135, 1, 0, 8, 0, golden_remote_module_load_rep, NULL, 0},
+    {"REMOTE_FUNCTION_GET.req", 136, 0, 0, 8, 1, golden_remote_function_get_req, golden_remote_function_get_req_tail, 15},
+    {"REMOTE_FUNCTION_GET.rep", 136, 1, 0, 8, 0, golden_remote_function_get_rep, NULL, 0},
     {"record.DEVICE", 0, 0, 0, 872, 0, golden_record_device, NULL, 0},
     {"record.SESSION", 0, 0, 0, 152, 0, golden_record_session, NULL, 0},
     {"record.PARAM", 0, 0, 0, 8, 0, golden_record_param, NULL, 0},
@@ -887,4 +1061,6 @@ static const struct vgpu_golden vgpu_golden_messages[] = {
     {"record.SESSION_DEVICE", 0, 0, 0, 56, 0, golden_record_session_device, NULL, 0},
     {"record.QUOTA", 0, 0, 0, 120, 0, golden_record_quota, NULL, 0},
     {"record.SESSION_QUOTA", 0, 0, 0, 80, 0, golden_record_session_quota, NULL, 0},
+    {"record.REMOTE_KERNEL", 0, 0, 0, 32, 0, golden_record_remote_kernel, NULL, 0},
+    {"record.REMOTE_GLOBAL", 0, 0, 0, 24, 0, golden_record_remote_global, NULL, 0},
 };

@@ -218,6 +218,9 @@ public abstract class CudaServiceConformance {
         image.arch = 70;
         image.ptx = true;
         image.virtualArch = 70;
+        // A PTX image is its own PTX (ModuleImage.ptxSource), for backends that execute it.
+        image.ptxSource = image.data;
+        image.ptxArch = 70;
         KernelInfo k = new KernelInfo();
         k.name = "vgpu_conformance_fill";
         k.paramOffsets = new int[] {0, 8, 12};

@@ -85,6 +85,7 @@ public class ServiceFixture extends ExternalResource {
             }
         }
         for (Map.Entry<String, String> e : confFiles.entrySet()) {
+            Files.createDirectories(conf.resolve(e.getKey()).getParent());
             Files.writeString(conf.resolve(e.getKey()), e.getValue());
         }
         serviceLog = work.resolve("service.log");
@@ -101,6 +102,13 @@ public class ServiceFixture extends ExternalResource {
                 assertTrue(status.out, status.out.contains(readyWhenStatusContains));
             }
         });
+    }
+
+    /** SIGKILLs the service, as a crashed host would end; after() then only cleans up. */
+    void kill() throws InterruptedException {
+        service.destroyForcibly();
+        service.waitFor(10, TimeUnit.SECONDS);
+        service = null;
     }
 
     @Override

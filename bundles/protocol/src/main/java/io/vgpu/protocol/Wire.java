@@ -60,6 +60,15 @@ public final class Wire {
     public static final int EVENT_QUERY = 120;
     public static final int EVENT_SYNCHRONIZE = 121;
     public static final int EVENT_ELAPSED_TIME = 122;
+    public static final int REMOTE_HELLO = 128;
+    public static final int REMOTE_HEARTBEAT = 129;
+    public static final int REMOTE_CTX_CREATE = 130;
+    public static final int REMOTE_MEM_ALLOC = 131;
+    public static final int REMOTE_MEM_CREATE = 132;
+    public static final int REMOTE_MEM_MAP = 133;
+    public static final int REMOTE_MEM_UNMAP = 134;
+    public static final int REMOTE_MODULE_LOAD = 135;
+    public static final int REMOTE_FUNCTION_GET = 136;
 
     /** A field as the spec declares it; {@code type} is u8, u16, u32, i32, u64, f32, char or bytes. */
     public record Field(String type, String name, int count, int offset, int size) {}
@@ -757,6 +766,158 @@ public final class Wire {
         public static final boolean REP_TAIL = false;
     }
 
+    public static final class RemoteHello {
+        private RemoteHello() {}
+
+        public static final int OP = 128;
+        public static final boolean ASYNC = false;
+        public static final int REQ_MAGIC = 0;
+        public static final int REQ_MAJOR = 4;
+        public static final int REQ_MINOR = 6;
+        public static final int REQ_CAPS = 8;
+        public static final int REQ_PAD = 12;
+        public static final int REQ_BACKEND = 16;
+        public static final int REQ_FIXED = 48;
+        public static final boolean REQ_TAIL = false;
+        public static final int REP_MAJOR = 0;
+        public static final int REP_MINOR = 2;
+        public static final int REP_HEARTBEAT_MS = 4;
+        public static final int REP_STATUS = 8;
+        public static final int REP_MAX_FRAME = 12;
+        public static final int REP_BACKEND = 16;
+        public static final int REP_DESCRIPTION = 48;
+        public static final int REP_FIXED = 176;
+        public static final boolean REP_TAIL = false;
+    }
+
+    public static final class RemoteHeartbeat {
+        private RemoteHeartbeat() {}
+
+        public static final int OP = 129;
+        public static final boolean ASYNC = false;
+        public static final int REQ_NANOS = 0;
+        public static final int REQ_FIXED = 8;
+        public static final boolean REQ_TAIL = false;
+        public static final int REP_NANOS = 0;
+        public static final int REP_AVAILABLE = 8;
+        public static final int REP_PAD = 12;
+        public static final int REP_FIXED = 16;
+        public static final boolean REP_TAIL = false;
+    }
+
+    public static final class RemoteCtxCreate {
+        private RemoteCtxCreate() {}
+
+        public static final int OP = 130;
+        public static final boolean ASYNC = false;
+        public static final int REQ_DEVICE = 0;
+        public static final int REQ_FLAGS = 4;
+        public static final int REQ_OWNER = 8;
+        public static final int REQ_FIXED = 16;
+        public static final boolean REQ_TAIL = false;
+        public static final int REP_CTX = 0;
+        public static final int REP_FIXED = 8;
+        public static final boolean REP_TAIL = false;
+    }
+
+    public static final class RemoteMemAlloc {
+        private RemoteMemAlloc() {}
+
+        public static final int OP = 131;
+        public static final boolean ASYNC = false;
+        public static final int REQ_CTX = 0;
+        public static final int REQ_ADDRESS = 8;
+        public static final int REQ_SIZE = 16;
+        public static final int REQ_FIXED = 24;
+        public static final boolean REQ_TAIL = false;
+        public static final int REP_FIXED = 0;
+        public static final boolean REP_TAIL = false;
+    }
+
+    public static final class RemoteMemCreate {
+        private RemoteMemCreate() {}
+
+        public static final int OP = 132;
+        public static final boolean ASYNC = false;
+        public static final int REQ_CTX = 0;
+        public static final int REQ_SIZE = 8;
+        public static final int REQ_FIXED = 16;
+        public static final boolean REQ_TAIL = false;
+        public static final int REP_HANDLE = 0;
+        public static final int REP_FIXED = 8;
+        public static final boolean REP_TAIL = false;
+    }
+
+    public static final class RemoteMemMap {
+        private RemoteMemMap() {}
+
+        public static final int OP = 133;
+        public static final boolean ASYNC = false;
+        public static final int REQ_CTX = 0;
+        public static final int REQ_PTR = 8;
+        public static final int REQ_SIZE = 16;
+        public static final int REQ_OFFSET = 24;
+        public static final int REQ_HANDLE = 32;
+        public static final int REQ_FIXED = 40;
+        public static final boolean REQ_TAIL = false;
+        public static final int REP_FIXED = 0;
+        public static final boolean REP_TAIL = false;
+    }
+
+    public static final class RemoteMemUnmap {
+        private RemoteMemUnmap() {}
+
+        public static final int OP = 134;
+        public static final boolean ASYNC = false;
+        public static final int REQ_CTX = 0;
+        public static final int REQ_PTR = 8;
+        public static final int REQ_SIZE = 16;
+        public static final int REQ_FIXED = 24;
+        public static final boolean REQ_TAIL = false;
+        public static final int REP_FIXED = 0;
+        public static final boolean REP_TAIL = false;
+    }
+
+    public static final class RemoteModuleLoad {
+        private RemoteModuleLoad() {}
+
+        public static final int OP = 135;
+        public static final boolean ASYNC = false;
+        public static final int REQ_CTX = 0;
+        public static final int REQ_GLOBALS_BASE = 8;
+        public static final int REQ_GLOBALS_SIZE = 16;
+        public static final int REQ_FORMAT = 24;
+        public static final int REQ_ARCH = 28;
+        public static final int REQ_PTX = 32;
+        public static final int REQ_VIRTUAL_ARCH = 36;
+        public static final int REQ_PTX_ARCH = 40;
+        public static final int REQ_KERNEL_COUNT = 44;
+        public static final int REQ_GLOBAL_COUNT = 48;
+        public static final int REQ_DATA_SIZE = 52;
+        public static final int REQ_PTX_SIZE = 56;
+        public static final int REQ_PAD = 60;
+        public static final int REQ_IMAGE = 64;
+        public static final int REQ_FIXED = 64;
+        public static final boolean REQ_TAIL = true;
+        public static final int REP_MODULE = 0;
+        public static final int REP_FIXED = 8;
+        public static final boolean REP_TAIL = false;
+    }
+
+    public static final class RemoteFunctionGet {
+        private RemoteFunctionGet() {}
+
+        public static final int OP = 136;
+        public static final boolean ASYNC = false;
+        public static final int REQ_MODULE = 0;
+        public static final int REQ_NAME = 8;
+        public static final int REQ_FIXED = 8;
+        public static final boolean REQ_TAIL = true;
+        public static final int REP_FUNCTION = 0;
+        public static final int REP_FIXED = 8;
+        public static final boolean REP_TAIL = false;
+    }
+
     public static final class Device {
         private Device() {}
 
@@ -857,6 +1018,32 @@ public final class Wire {
         public static final int LIMIT = 8;
         public static final int QUOTA = 16;
         public static final int FIXED = 80;
+        public static final boolean TAIL = false;
+    }
+
+    public static final class RemoteKernel {
+        private RemoteKernel() {}
+
+        public static final int NAME_SIZE = 0;
+        public static final int PARAM_COUNT = 4;
+        public static final int PARAM_BUFFER_SIZE = 8;
+        public static final int MAX_THREADS_PER_BLOCK = 12;
+        public static final int NUM_REGS = 16;
+        public static final int SHARED_SIZE_BYTES = 20;
+        public static final int CONST_SIZE_BYTES = 24;
+        public static final int LOCAL_SIZE_BYTES = 28;
+        public static final int FIXED = 32;
+        public static final boolean TAIL = false;
+    }
+
+    public static final class RemoteGlobal {
+        private RemoteGlobal() {}
+
+        public static final int SIZE = 0;
+        public static final int OFFSET = 8;
+        public static final int NAME_SIZE = 16;
+        public static final int INIT_SIZE = 20;
+        public static final int FIXED = 24;
         public static final boolean TAIL = false;
     }
 
@@ -1120,6 +1307,77 @@ public final class Wire {
         new Message("EVENT_ELAPSED_TIME.rep", 122, true, false, 8, false,
                 new Field("f32", "millis", 1, 0, 4),
                 new Field("u32", "pad", 1, 4, 4)),
+        new Message("REMOTE_HELLO.req", 128, false, false, 48, false,
+                new Field("u32", "magic", 1, 0, 4),
+                new Field("u16", "major", 1, 4, 2),
+                new Field("u16", "minor", 1, 6, 2),
+                new Field("u32", "caps", 1, 8, 4),
+                new Field("u32", "pad", 1, 12, 4),
+                new Field("char", "backend", 32, 16, 32)),
+        new Message("REMOTE_HELLO.rep", 128, true, false, 176, false,
+                new Field("u16", "major", 1, 0, 2),
+                new Field("u16", "minor", 1, 2, 2),
+                new Field("u32", "heartbeat_ms", 1, 4, 4),
+                new Field("i32", "status", 1, 8, 4),
+                new Field("u32", "max_frame", 1, 12, 4),
+                new Field("char", "backend", 32, 16, 32),
+                new Field("char", "description", 128, 48, 128)),
+        new Message("REMOTE_HEARTBEAT.req", 129, false, false, 8, false,
+                new Field("u64", "nanos", 1, 0, 8)),
+        new Message("REMOTE_HEARTBEAT.rep", 129, true, false, 16, false,
+                new Field("u64", "nanos", 1, 0, 8),
+                new Field("u32", "available", 1, 8, 4),
+                new Field("u32", "pad", 1, 12, 4)),
+        new Message("REMOTE_CTX_CREATE.req", 130, false, false, 16, false,
+                new Field("u32", "device", 1, 0, 4),
+                new Field("u32", "flags", 1, 4, 4),
+                new Field("u64", "owner", 1, 8, 8)),
+        new Message("REMOTE_CTX_CREATE.rep", 130, true, false, 8, false,
+                new Field("u64", "ctx", 1, 0, 8)),
+        new Message("REMOTE_MEM_ALLOC.req", 131, false, false, 24, false,
+                new Field("u64", "ctx", 1, 0, 8),
+                new Field("u64", "address", 1, 8, 8),
+                new Field("u64", "size", 1, 16, 8)),
+        new Message("REMOTE_MEM_ALLOC.rep", 131, true, false, 0, false),
+        new Message("REMOTE_MEM_CREATE.req", 132, false, false, 16, false,
+                new Field("u64", "ctx", 1, 0, 8),
+                new Field("u64", "size", 1, 8, 8)),
+        new Message("REMOTE_MEM_CREATE.rep", 132, true, false, 8, false,
+                new Field("u64", "handle", 1, 0, 8)),
+        new Message("REMOTE_MEM_MAP.req", 133, false, false, 40, false,
+                new Field("u64", "ctx", 1, 0, 8),
+                new Field("u64", "ptr", 1, 8, 8),
+                new Field("u64", "size", 1, 16, 8),
+                new Field("u64", "offset", 1, 24, 8),
+                new Field("u64", "handle", 1, 32, 8)),
+        new Message("REMOTE_MEM_MAP.rep", 133, true, false, 0, false),
+        new Message("REMOTE_MEM_UNMAP.req", 134, false, false, 24, false,
+                new Field("u64", "ctx", 1, 0, 8),
+                new Field("u64", "ptr", 1, 8, 8),
+                new Field("u64", "size", 1, 16, 8)),
+        new Message("REMOTE_MEM_UNMAP.rep", 134, true, false, 0, false),
+        new Message("REMOTE_MODULE_LOAD.req", 135, false, false, 64, true,
+                new Field("u64", "ctx", 1, 0, 8),
+                new Field("u64", "globals_base", 1, 8, 8),
+                new Field("u64", "globals_size", 1, 16, 8),
+                new Field("u32", "format", 1, 24, 4),
+                new Field("u32", "arch", 1, 28, 4),
+                new Field("u32", "ptx", 1, 32, 4),
+                new Field("u32", "virtual_arch", 1, 36, 4),
+                new Field("u32", "ptx_arch", 1, 40, 4),
+                new Field("u32", "kernel_count", 1, 44, 4),
+                new Field("u32", "global_count", 1, 48, 4),
+                new Field("u32", "data_size", 1, 52, 4),
+                new Field("u32", "ptx_size", 1, 56, 4),
+                new Field("u32", "pad", 1, 60, 4),
+                new Field("bytes", "image", 0, 64, 0)),
+        new Message("REMOTE_MODULE_LOAD.rep", 135, true, false, 8, false,
+                new Field("u64", "module", 1, 0, 8)),
+        new Message("REMOTE_FUNCTION_GET.req", 136, false, false, 8, true,
+                new Field("u64", "module", 1, 0, 8),
+                new Field("bytes", "name", 0, 8, 0)),
+        new Message("REMOTE_FUNCTION_GET.rep", 136, true, false, 8, false,
+                new Field("u64", "function", 1, 0, 8)),
         new Message("record.DEVICE", 0, false, false, 872, false,
                 new Field("u64", "total_memory", 1, 0, 8),
                 new Field("char", "name", 256, 8, 256),
@@ -1175,6 +1433,20 @@ public final class Wire {
                 new Field("u64", "session", 1, 0, 8),
                 new Field("u64", "limit", 1, 8, 8),
                 new Field("char", "quota", 64, 16, 64)),
+        new Message("record.REMOTE_KERNEL", 0, false, false, 32, false,
+                new Field("u32", "name_size", 1, 0, 4),
+                new Field("u32", "param_count", 1, 4, 4),
+                new Field("u32", "param_buffer_size", 1, 8, 4),
+                new Field("i32", "max_threads_per_block", 1, 12, 4),
+                new Field("i32", "num_regs", 1, 16, 4),
+                new Field("i32", "shared_size_bytes", 1, 20, 4),
+                new Field("i32", "const_size_bytes", 1, 24, 4),
+                new Field("i32", "local_size_bytes", 1, 28, 4)),
+        new Message("record.REMOTE_GLOBAL", 0, false, false, 24, false,
+                new Field("u64", "size", 1, 0, 8),
+                new Field("u64", "offset", 1, 8, 8),
+                new Field("u32", "name_size", 1, 16, 4),
+                new Field("u32", "init_size", 1, 20, 4)),
     };
 
     public static String name(int op) {
@@ -1227,6 +1499,15 @@ public final class Wire {
             case 120: return "EVENT_QUERY";
             case 121: return "EVENT_SYNCHRONIZE";
             case 122: return "EVENT_ELAPSED_TIME";
+            case 128: return "REMOTE_HELLO";
+            case 129: return "REMOTE_HEARTBEAT";
+            case 130: return "REMOTE_CTX_CREATE";
+            case 131: return "REMOTE_MEM_ALLOC";
+            case 132: return "REMOTE_MEM_CREATE";
+            case 133: return "REMOTE_MEM_MAP";
+            case 134: return "REMOTE_MEM_UNMAP";
+            case 135: return "REMOTE_MODULE_LOAD";
+            case 136: return "REMOTE_FUNCTION_GET";
             default: return "OP_" + op;
         }
     }

@@ -7,6 +7,8 @@ final class Ops {
     private Ops() {}
 
     private static final int MAX_OP = 1 << 16;
+    /** The first op of the remote range (protocol.spec, "remote"). */
+    static final int REMOTE_FIRST = 128;
     private static final int[] REQUEST_FIXED = new int[MAX_OP];
     private static final int[] REPLY_FIXED = new int[MAX_OP];
     private static final boolean[] KNOWN = new boolean[MAX_OP];
@@ -16,7 +18,9 @@ final class Ops {
             if (m.name().startsWith("record.")) {
                 continue;
             }
-            KNOWN[m.op()] = true;
+            // Ops 128 and up belong to the remote listener's link (backend.remote), never to the
+            // Unix socket: here they are unknown ops, a protocol violation.
+            KNOWN[m.op()] = m.op() < REMOTE_FIRST;
             if (m.reply()) {
                 REPLY_FIXED[m.op()] = m.fixedSize();
             } else {

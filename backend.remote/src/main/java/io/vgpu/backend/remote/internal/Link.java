@@ -1,0 +1,265 @@
+package io.vgpu.backend.remote.internal;
+
+import io.vgpu.api.CuResult;
+import io.vgpu.protocol.Frame;
+import io.vgpu.protocol.Wire;
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.DataInputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.Socket;
+import java.nio.ByteBuffer;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.ReentrantLock;
+import java.util.function.Consumer;
+
+/**
+ * The guest's end of one connection to a host: requests are written in order under one lock
+ * (async ones stay in the buffer until a synchronous request, a heartbeat or a full buffer sends
+ * them), replies are matched to their waiters by sequence number on a reader thread. The link is
+ * declared dead when nothing came back and nothing could be written for {@code timeoutMs}; then
+ * every waiter gets {@link CuResult#DEVICE_UNAVAILABLE} at once.
+ */
+public final class Link {
+    /** A reply: its result and its payload (little-endian, position 0). */
+    public static final class Reply {
+        public final int result;
+        public final ByteBuffer payload;
+
+        Reply(int result, ByteBuffer payload) {
+            this.result = result;
+            this.payload = payload;
+        }
+    }
+
+    static final Reply UNAVAILABLE = new Reply(CuResult.DEVICE_UNAVAILABLE, ByteBuffer.allocate(0));
+    /** Bytes written at once for large payloads, so that progress is seen during a long upload. */
+    private static final int WRITE_PIECE = 1 << 20;
+
+    private final Socket raw;
+    private final OutputStream out;
+    private final DataInputStream in;
+    private final ReentrantLock writeLock = new ReentrantLock();
+    private final AtomicInteger seq = new AtomicInteger();
+    private final Map<Integer, CompletableFuture<Reply>> waiting = new ConcurrentHashMap<>();
+    private final long timeoutNanos;
+    private final Consumer<String> onDeath;
+    private volatile long lastProgress = System.nanoTime();
+    private volatile String death;
+    private volatile boolean hostAvailable = true;
+    private volatile long lastRoundTripNanos;
+
+    /** Takes over a connected, handshaken socket ({@code raw} is the TCP socket beneath it). */
+    public Link(Socket raw, Socket socket, long timeoutMs, Consumer<String> onDeath) throws IOException {
+        this.raw = raw;
+        this.out = new BufferedOutputStream(socket.getOutputStream(), 1 << 18);
+        this.in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));
+        this.timeoutNanos = TimeUnit.MILLISECONDS.toNanos(timeoutMs);
+        this.onDeath = onDeath;
+    }
+
+    /** Reads one reply synchronously, before the reader runs (the handshake). */
+    public Frames.In readDirect(int max) throws IOException {
+        Frames.In f = Frames.read(in, new byte[Wire.HEADER], max, null);
+        if (f == null) {
+            throw new IOException("the host closed the connection");
+        }
+        return f;
+    }
+
+    public void startReader(String name) {
+        Thread t = new Thread(this::readLoop, "vgpu-remote-link-" + name);
+        t.setDaemon(true);
+        t.start();
+    }
+
+    private void readLoop() {
+        byte[] header = new byte[Wire.HEADER];
+        Runnable progress = () -> lastProgress = System.nanoTime();
+        try {
+            while (death == null) {
+                Frames.In f = Frames.read(in, header, Frame.MAX_PAYLOAD, progress);
+                if (f == null) {
+                    kill("the host closed the connection");
+                    return;
+                }
+                lastProgress = System.nanoTime();
+                if (f.op == Wire.REMOTE_HEARTBEAT) {
+                    hostAvailable = f.payload.getInt(Wire.RemoteHeartbeat.REP_AVAILABLE) != 0;
+                    lastRoundTripNanos = System.nanoTime() - f.payload.getLong(Wire.RemoteHeartbeat.REP_NANOS);
+                }
+                CompletableFuture<Reply> w = waiting.remove(f.seq);
+                if (w != null) {
+                    w.complete(new Reply(f.result, f.payload));
+                }
+            }
+        } catch (IOException e) {
+            kill("connection lost: " + Tls.rootMessage(e));
+        }
+    }
+
+    public boolean alive() {
+        return death == null;
+    }
+
+    public String death() {
+        return death;
+    }
+
+    public boolean hostAvailable() {
+        return hostAvailable;
+    }
+
+    /** Ends the link: closes the TCP socket (which unblocks any writer) and fails every waiter. */
+    public void kill(String why) {
+        synchronized (this) {
+            if (death != null) {
+                return;
+            }
+            death = why;
+        }
+        try {
+            raw.close();
+        } catch (IOException e) {
+            // closing anyway
+        }
+        for (CompletableFuture<Reply> w : waiting.values()) {
+            w.complete(UNAVAILABLE);
+        }
+        waiting.clear();
+        onDeath.accept(why);
+    }
+
+    /** Called every heartbeat period: sends a heartbeat and kills the link if the host went silent. */
+    public void tick() {
+        if (death != null) {
+            return;
+        }
+        if (System.nanoTime() - lastProgress > timeoutNanos) {
+            kill("no answer from the host for " + TimeUnit.NANOSECONDS.toMillis(timeoutNanos) + " ms");
+            return;
+        }
+        if (writeLock.tryLock()) {
+            try {
+                ByteBuffer hb = Frames.request(Wire.REMOTE_HEARTBEAT, Wire.RemoteHeartbeat.REQ_FIXED, false);
+                hb.putLong(Wire.HEADER + Wire.RemoteHeartbeat.REQ_NANOS, System.nanoTime());
+                Frames.setSeq(hb, seq.incrementAndGet());
+                out.write(hb.array(), 0, hb.capacity());
+                out.flush();
+            } catch (IOException e) {
+                kill("connection lost: " + Tls.rootMessage(e));
+            } finally {
+                writeLock.unlock();
+            }
+        }
+        // A writer holding the lock is making progress or will be killed by the timeout above.
+    }
+
+    private void write(ByteBuffer frame, ByteBuffer tail, boolean flush) throws IOException {
+        out.write(frame.array(), frame.arrayOffset(), frame.limit());
+        if (tail != null) {
+            if (tail.hasArray()) {
+                int at = tail.arrayOffset() + tail.position();
+                int end = at + tail.remaining();
+                while (at < end) {
+                    int n = Math.min(WRITE_PIECE, end - at);
+                    out.write(tail.array(), at, n);
+                    at += n;
+                    lastProgress = System.nanoTime();
+                }
+            } else {
+                byte[] piece = new byte[Math.min(WRITE_PIECE, tail.remaining())];
+                ByteBuffer t = tail.duplicate();
+                while (t.hasRemaining()) {
+                    int n = Math.min(piece.length, t.remaining());
+                    t.get(piece, 0, n);
+                    out.write(piece, 0, n);
+                    lastProgress = System.nanoTime();
+                }
+            }
+        }
+        if (flush) {
+            out.flush();
+            lastProgress = System.nanoTime();
+        }
+    }
+
+    /**
+     * Sends a request and returns the future of its reply. {@code frame} holds header and fixed
+     * part (its length field counts {@code tail} too); {@code tail}'s remaining bytes follow.
+     */
+    public CompletableFuture<Reply> send(ByteBuffer frame, ByteBuffer tail, boolean flush) {
+        CompletableFuture<Reply> w = new CompletableFuture<>();
+        if (death != null) {
+            w.complete(UNAVAILABLE);
+            return w;
+        }
+        writeLock.lock();
+        try {
+            int s = seq.incrementAndGet();
+            Frames.setSeq(frame, s);
+            waiting.put(s, w);
+            write(frame, tail, flush);
+        } catch (IOException e) {
+            kill("connection lost: " + Tls.rootMessage(e));
+        } finally {
+            writeLock.unlock();
+        }
+        if (death != null) {
+            w.complete(UNAVAILABLE);
+        }
+        return w;
+    }
+
+    /** One synchronous round trip. */
+    public Reply call(ByteBuffer frame, ByteBuffer tail) {
+        return await(send(frame, tail, true));
+    }
+
+    /** Waits for a reply; the link's watchdog guarantees an answer (possibly UNAVAILABLE) in bounded time. */
+    public Reply await(CompletableFuture<Reply> w) {
+        while (true) {
+            try {
+                return w.get(250, TimeUnit.MILLISECONDS);
+            } catch (TimeoutException e) {
+                if (death != null) {
+                    return UNAVAILABLE;
+                }
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return UNAVAILABLE;
+            } catch (ExecutionException e) {
+                return UNAVAILABLE;
+            }
+        }
+    }
+
+    /** Posts an async request (FLAG_ASYNC already in the header): no reply, not flushed. */
+    public int post(ByteBuffer frame, ByteBuffer tail, boolean flush) {
+        if (death != null) {
+            return CuResult.DEVICE_UNAVAILABLE;
+        }
+        writeLock.lock();
+        try {
+            Frames.setSeq(frame, seq.incrementAndGet());
+            write(frame, tail, flush);
+        } catch (IOException e) {
+            kill("connection lost: " + Tls.rootMessage(e));
+        } finally {
+            writeLock.unlock();
+        }
+        return death == null ? CuResult.SUCCESS : CuResult.DEVICE_UNAVAILABLE;
+    }
+
+    /** Round-trip time of the last heartbeat, in nanoseconds. */
+    public long lastRoundTripNanos() {
+        return lastRoundTripNanos;
+    }
+}

@@ -1,0 +1,815 @@
+package io.vgpu.backend.remote.internal;
+
+import io.vgpu.api.CuResult;
+import io.vgpu.api.CudaService;
+import io.vgpu.api.CuDeviceAttribute;
+import io.vgpu.api.dto.BackendInfo;
+import io.vgpu.api.dto.DeviceInfo;
+import io.vgpu.api.dto.LaunchConfig;
+import io.vgpu.api.dto.ModuleImage;
+import io.vgpu.protocol.Frame;
+import io.vgpu.protocol.Wire;
+import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
+import java.io.DataInputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.Socket;
+import java.net.SocketTimeoutException;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.security.cert.X509Certificate;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.atomic.AtomicLong;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSocket;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * One guest on the listener: a reader thread (TLS handshake, framing, heartbeats answered at
+ * once, everything else queued within the peer's queue budget) and an executor thread that runs
+ * the requests in order on the backend. The peer only ever reaches handles it created; its
+ * contexts are created for owners of its own, so the backend keeps its memory apart from every
+ * other peer's; everything it holds is released when it goes.
+ */
+public final class PeerConnection {
+    private static final Logger LOG = LoggerFactory.getLogger(PeerConnection.class);
+    private static final AtomicLong OWNERS = new AtomicLong(0x7e00_0000_0000_0000L);
+    private static final int HANDSHAKE_MS = 5000;
+    private static final Set<Integer> ACCEPTED = Set.of(Wire.GOODBYE, Wire.PING, Wire.DEVICE_LIST, Wire.MEM_GET_INFO,
+            Wire.CTX_DESTROY, Wire.CTX_SYNCHRONIZE, Wire.MEM_FREE, Wire.MEMCPY_HTOD, Wire.MEMCPY_DTOH, Wire.MEMCPY_DTOD,
+            Wire.MEMSET, Wire.MEM_RELEASE, Wire.MODULE_UNLOAD, Wire.FUNCTION_GET_ATTRIBUTE, Wire.LAUNCH, Wire.STREAM_CREATE,
+            Wire.STREAM_DESTROY, Wire.STREAM_SYNCHRONIZE, Wire.STREAM_QUERY, Wire.STREAM_WAIT_EVENT, Wire.EVENT_CREATE,
+            Wire.EVENT_DESTROY, Wire.EVENT_RECORD, Wire.EVENT_QUERY, Wire.EVENT_SYNCHRONIZE, Wire.EVENT_ELAPSED_TIME,
+            Wire.REMOTE_HEARTBEAT, Wire.REMOTE_CTX_CREATE, Wire.REMOTE_MEM_ALLOC, Wire.REMOTE_MEM_CREATE, Wire.REMOTE_MEM_MAP,
+            Wire.REMOTE_MEM_UNMAP, Wire.REMOTE_MODULE_LOAD, Wire.REMOTE_FUNCTION_GET);
+    private static final Map<Integer, int[]> FIXED = new HashMap<>();
+
+    static {
+        for (Wire.Message m : Wire.MESSAGES) {
+            if (!m.name().startsWith("record.")) {
+                FIXED.computeIfAbsent(m.op(), k -> new int[2])[m.reply() ? 1 : 0] = m.fixedSize();
+            }
+        }
+    }
+
+    /** Finds the backend a guest asks for; {@code id[0]} receives the id it resolved to. */
+    public interface Backends {
+        CudaService find(String requested, String[] id);
+    }
+
+    private static final class Ctx {
+        final long guestOwner;
+
+        Ctx(long guestOwner) {
+            this.guestOwner = guestOwner;
+        }
+    }
+
+    private final Socket raw;
+    private final SSLContext tls;
+    private final int maxPeers;
+    private final long memoryLimit;
+    private final int queueLimit;
+    private final int idleTimeoutMs;
+    private final Backends backends;
+    private final Set<PeerConnection> peers;
+    private volatile String name;
+    private Socket socket;
+    private OutputStream out;
+    private CudaService backend;
+    private final Object writeLock = new Object();
+    private final BlockingQueue<Frames.In> queue = new LinkedBlockingQueue<>();
+    private final Semaphore queueBytes;
+    private static final Frames.In END = new Frames.In();
+    private volatile boolean closed;
+
+    // Executor-thread state: what this peer created on the backend.
+    private final Map<Long, Ctx> contexts = new HashMap<>();
+    private final Map<Long, Long> ownerMap = new HashMap<>();
+    private final Map<Long, Long> streams = new HashMap<>();
+    private final Map<Long, Long> events = new HashMap<>();
+    private final Map<Long, Long> modules = new HashMap<>();
+    private final Map<Long, Long> functions = new HashMap<>();
+    private final Map<Long, long[]> memHandles = new HashMap<>();
+    private final Map<Long, Map<Long, Long>> linear = new HashMap<>();
+    private final Map<Long, Integer> pending = new HashMap<>();
+    private long memoryHeld;
+
+    public PeerConnection(Socket raw, SSLContext tls, int maxPeers, long memoryLimit, int queueLimit, int idleTimeoutMs,
+            Backends backends, Set<PeerConnection> peers) {
+        this.raw = raw;
+        this.tls = tls;
+        this.maxPeers = maxPeers;
+        this.memoryLimit = memoryLimit;
+        this.queueLimit = Math.max(queueLimit, Frame.MAX_PAYLOAD + Wire.HEADER);
+        this.queueBytes = new Semaphore(this.queueLimit);
+        this.idleTimeoutMs = idleTimeoutMs;
+        this.backends = backends;
+        this.peers = peers;
+        this.name = raw.getRemoteSocketAddress().toString().replaceFirst("^/", "");
+    }
+
+    public String name() {
+        return name;
+    }
+
+    public void start() {
+        Thread t = new Thread(this::readLoop, "vgpu-remote-peer-" + name);
+        t.setDaemon(true);
+        t.start();
+    }
+
+    private void readLoop() {
+        String why = "the guest disconnected";
+        try {
+            raw.setTcpNoDelay(true);
+            raw.setSoTimeout(HANDSHAKE_MS);
+            if (tls != null) {
+                SSLSocket s = (SSLSocket) tls.getSocketFactory().createSocket(raw, null, raw.getPort(), true);
+                Tls.restrict(s);
+                s.setUseClientMode(false);
+                s.setNeedClientAuth(true);
+                try {
+                    s.startHandshake();
+                } catch (IOException e) {
+                    LOG.warn("remote listener refused {}: TLS handshake failed: {}", name, Tls.rootMessage(e));
+                    closeRaw();
+                    return;
+                }
+                X509Certificate cert = (X509Certificate) s.getSession().getPeerCertificates()[0];
+                name = Tls.commonName(cert) + "@" + name;
+                socket = s;
+            } else {
+                socket = raw;
+            }
+            if (!peers.add(this) || peers.size() > maxPeers) {
+                peers.remove(this);
+                LOG.warn("remote listener refused {}: it already serves its maximum of {} guests", name, maxPeers);
+                closeRaw();
+                return;
+            }
+            out = new BufferedOutputStream(socket.getOutputStream(), 1 << 16);
+            DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));
+            byte[] header = new byte[Wire.HEADER];
+            Frames.In hello = Frames.read(in, header, 4096, null);
+            if (hello == null) {
+                why = "the guest closed before REMOTE_HELLO";
+                return;
+            }
+            if (!hello(hello)) {
+                return;
+            }
+            raw.setSoTimeout(idleTimeoutMs);
+            Thread exec = new Thread(this::execLoop, "vgpu-remote-exec-" + name);
+            exec.setDaemon(true);
+            exec.start();
+            while (!closed) {
+                Frames.In f = Frames.read(in, header, Frame.MAX_PAYLOAD, null);
+                if (f == null) {
+                    break;
+                }
+                check(f);
+                if (f.op == Wire.REMOTE_HEARTBEAT) {
+                    heartbeat(f);
+                    continue;
+                }
+                int cost = f.payload.capacity() + Wire.HEADER;
+                queueBytes.acquire(Math.min(cost, queueLimit));
+                queue.put(f);
+                if (f.op == Wire.GOODBYE) {
+                    why = "the guest said goodbye";
+                    break;
+                }
+            }
+        } catch (Frames.Violation e) {
+            why = "protocol violation: " + e.getMessage();
+            LOG.warn("remote listener: disconnecting {}: {}", name, why);
+        } catch (SocketTimeoutException e) {
+            why = "no heartbeat for " + idleTimeoutMs + " ms";
+            LOG.warn("remote listener: disconnecting {}: {}", name, why);
+        } catch (IOException e) {
+            if (!closed) {
+                why = "connection lost: " + Tls.rootMessage(e);
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } finally {
+            if (closeReason == null) {
+                closeReason = why;
+            }
+            queue.offer(END);
+            if (backend == null) {
+                // No executor: nothing to release.
+                finish(why);
+            }
+        }
+    }
+
+    private volatile String closeReason;
+
+    private void check(Frames.In f) throws Frames.Violation {
+        if (!ACCEPTED.contains(f.op)) {
+            throw new Frames.Violation("op " + f.op + " (" + Wire.name(f.op) + ") is not served on the remote link");
+        }
+        if (f.async() && !Wire.asyncAllowed(f.op)) {
+            throw new Frames.Violation("ASYNC flag on the synchronous op " + Wire.name(f.op));
+        }
+        int fixed = FIXED.get(f.op)[0];
+        if (f.payload.capacity() < fixed) {
+            throw new Frames.Violation(Wire.name(f.op) + " payload of " + f.payload.capacity() + " bytes is shorter than its fixed part ("
+                    + fixed + ")");
+        }
+    }
+
+    private boolean hello(Frames.In f) throws IOException {
+        if (f.op != Wire.REMOTE_HELLO || f.payload.capacity() < Wire.RemoteHello.REQ_FIXED) {
+            LOG.warn("remote listener: disconnecting {}: protocol violation: the first request is not REMOTE_HELLO", name);
+            return false;
+        }
+        ByteBuffer q = f.payload;
+        ByteBuffer r = reply(Wire.RemoteHello.REP_FIXED);
+        int rc = CuResult.SUCCESS;
+        String[] id = new String[1];
+        if (q.getInt(Wire.RemoteHello.REQ_MAGIC) != Wire.MAGIC) {
+            LOG.warn("remote listener: disconnecting {}: protocol violation: bad magic", name);
+            return false;
+        }
+        int major = q.getShort(Wire.RemoteHello.REQ_MAJOR) & 0xffff;
+        CudaService b = backends.find(Frame.string(q, Wire.RemoteHello.REQ_BACKEND, 32), id);
+        if (major != Wire.MAJOR) {
+            rc = CuResult.SYSTEM_DRIVER_MISMATCH;
+            LOG.warn("remote listener refused {}: protocol {} (this host speaks {})", name, major, Wire.MAJOR);
+        } else if (b == null) {
+            rc = CuResult.NO_DEVICE;
+            LOG.warn("remote listener refused {}: backend '{}' is not served here", name, id[0]);
+        }
+        int R = Wire.HEADER;
+        r.putShort(R + Wire.RemoteHello.REP_MAJOR, (short) Wire.MAJOR).putShort(R + Wire.RemoteHello.REP_MINOR, (short) Wire.MINOR)
+                .putInt(R + Wire.RemoteHello.REP_HEARTBEAT_MS, 1000).putInt(R + Wire.RemoteHello.REP_MAX_FRAME, Frame.MAX_PAYLOAD);
+        Frame.putString(r, R + Wire.RemoteHello.REP_BACKEND, 32, id[0]);
+        Frame.putString(r, R + Wire.RemoteHello.REP_DESCRIPTION, 128, b == null ? "" : b.info().description);
+        send(r, f, rc, true);
+        if (rc != CuResult.SUCCESS) {
+            return false;
+        }
+        backend = b;
+        LOG.info("remote listener: guest {} connected, served by backend {}", name, id[0]);
+        return true;
+    }
+
+    private static ByteBuffer reply(int payload) {
+        return ByteBuffer.allocate(Wire.HEADER + payload).order(ByteOrder.LITTLE_ENDIAN);
+    }
+
+    private void send(ByteBuffer r, Frames.In req, int result, boolean flush) throws IOException {
+        Frame.putReplyHeader(r, 0, r.capacity() - Wire.HEADER, req.op, 0, req.seq, result);
+        synchronized (writeLock) {
+            out.write(r.array(), 0, r.capacity());
+            if (flush) {
+                out.flush();
+            }
+        }
+    }
+
+    private void heartbeat(Frames.In f) throws IOException {
+        ByteBuffer r = reply(Wire.RemoteHeartbeat.REP_FIXED);
+        BackendInfo info = backend.info();
+        r.putLong(Wire.HEADER + Wire.RemoteHeartbeat.REP_NANOS, f.payload.getLong(Wire.RemoteHeartbeat.REQ_NANOS))
+                .putInt(Wire.HEADER + Wire.RemoteHeartbeat.REP_AVAILABLE, info.available ? 1 : 0);
+        send(r, f, CuResult.SUCCESS, true);
+    }
+
+    private void execLoop() {
+        try {
+            while (true) {
+                Frames.In f = queue.take();
+                if (f == END) {
+                    break;
+                }
+                queueBytes.release(Math.min(f.payload.capacity() + Wire.HEADER, queueLimit));
+                if (f.op == Wire.GOODBYE) {
+                    send(reply(0), f, CuResult.SUCCESS, true);
+                    break;
+                }
+                execute(f);
+            }
+        } catch (Frames.Violation e) {
+            closeReason = "protocol violation: " + e.getMessage();
+            LOG.warn("remote listener: disconnecting {}: {}", name, closeReason);
+        } catch (IOException e) {
+            closeReason = "connection lost: " + Tls.rootMessage(e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        } catch (RuntimeException e) {
+            closeReason = "internal error: " + e;
+            LOG.error("remote listener: disconnecting {} after an internal error", name, e);
+        } finally {
+            finish(closeReason == null ? "the guest disconnected" : closeReason);
+        }
+    }
+
+    /** Runs one request; replies unless it was sent ASYNC; an ASYNC failure becomes its owner's pending error. */
+    private void execute(Frames.In f) throws IOException {
+        int[] replySize = {FIXED.get(f.op)[1]};
+        ByteBuffer[] r = {null};
+        long[] owner = {Long.MIN_VALUE};
+        int rc;
+        try {
+            rc = dispatch(f, owner, r, replySize);
+        } catch (IndexOutOfBoundsException | java.nio.BufferUnderflowException e) {
+            throw new Frames.Violation(Wire.name(f.op) + ": malformed payload");
+        }
+        if (f.async()) {
+            if (rc != CuResult.SUCCESS && owner[0] != Long.MIN_VALUE) {
+                pending.putIfAbsent(owner[0], rc);
+            }
+            return;
+        }
+        if ((Wire.deliversPending(f.op) || Wire.asyncAllowed(f.op)) && owner[0] != Long.MIN_VALUE) {
+            Integer p = pending.remove(owner[0]);
+            if (p != null && rc == CuResult.SUCCESS) {
+                rc = p;
+            }
+        }
+        ByteBuffer reply = r[0] != null ? r[0] : reply(replySize[0]);
+        send(reply, f, rc, true);
+    }
+
+    private Ctx ctx(long ctx) {
+        return contexts.get(ctx);
+    }
+
+    private boolean stream(long s) {
+        return s == 0 || streams.containsKey(s);
+    }
+
+    private long hostOwner(long guestOwner) {
+        return ownerMap.computeIfAbsent(guestOwner, k -> OWNERS.incrementAndGet());
+    }
+
+    private int dispatch(Frames.In f, long[] owner, ByteBuffer[] rr, int[] replySize) throws Frames.Violation {
+        ByteBuffer q = f.payload;
+        int R = Wire.HEADER;
+        CudaService b = backend;
+        long[] l1 = new long[1];
+        switch (f.op) {
+            case Wire.PING:
+                return CuResult.SUCCESS;
+            case Wire.DEVICE_LIST: {
+                DeviceInfo[] devs = b.devices();
+                ByteBuffer r = reply(Wire.DeviceList.REP_FIXED + devs.length * Wire.Device.FIXED);
+                r.putInt(R + Wire.DeviceList.REP_COUNT, devs.length).putInt(R + Wire.DeviceList.REP_ATTRIBUTE_COUNT, CuDeviceAttribute.MAX);
+                int at = R + Wire.DeviceList.REP_DEVICES;
+                for (DeviceInfo d : devs) {
+                    r.putLong(at + Wire.Device.TOTAL_MEMORY, d.totalMemory);
+                    Frame.putString(r, at + Wire.Device.NAME, Wire.Device.UUID - Wire.Device.NAME, d.name);
+                    for (int i = 0; i < 16; i++) {
+                        r.put(at + Wire.Device.UUID + i, d.uuid != null && i < d.uuid.length ? d.uuid[i] : 0);
+                    }
+                    for (int a = 0; a < CuDeviceAttribute.MAX; a++) {
+                        r.putInt(at + Wire.Device.ATTRIBUTES + 4 * a, d.attribute(a));
+                    }
+                    at += Wire.Device.FIXED;
+                }
+                rr[0] = r;
+                return CuResult.SUCCESS;
+            }
+            case Wire.MEM_GET_INFO: {
+                long[] info = new long[2];
+                int rc = b.memGetInfo(q.getInt(Wire.MemGetInfo.REQ_DEVICE), info);
+                ByteBuffer r = reply(Wire.MemGetInfo.REP_FIXED);
+                if (memoryLimit > 0) {
+                    info[0] = Math.min(info[0], Math.max(0, memoryLimit - memoryHeld));
+                }
+                r.putLong(R + Wire.MemGetInfo.REP_FREE, info[0]).putLong(R + Wire.MemGetInfo.REP_TOTAL, info[1]);
+                rr[0] = r;
+                return rc;
+            }
+            case Wire.REMOTE_CTX_CREATE: {
+                long guestOwner = q.getLong(Wire.RemoteCtxCreate.REQ_OWNER);
+                int rc = b.ctxCreate(q.getInt(Wire.RemoteCtxCreate.REQ_DEVICE), q.getInt(Wire.RemoteCtxCreate.REQ_FLAGS),
+                        hostOwner(guestOwner), l1);
+                if (rc == CuResult.SUCCESS) {
+                    contexts.put(l1[0], new Ctx(guestOwner));
+                    ByteBuffer r = reply(Wire.RemoteCtxCreate.REP_FIXED);
+                    r.putLong(R + Wire.RemoteCtxCreate.REP_CTX, l1[0]);
+                    rr[0] = r;
+                }
+                return rc;
+            }
+            case Wire.CTX_DESTROY: {
+                long c = q.getLong(Wire.CtxDestroy.REQ_CTX);
+                if (ctx(c) == null) {
+                    return CuResult.INVALID_CONTEXT;
+                }
+                int rc = b.ctxDestroy(c);
+                forgetContext(c);
+                return rc;
+            }
+            case Wire.CTX_SYNCHRONIZE: {
+                long c = q.getLong(Wire.CtxSynchronize.REQ_CTX);
+                Ctx x = ctx(c);
+                if (x == null) {
+                    return CuResult.INVALID_CONTEXT;
+                }
+                owner[0] = x.guestOwner;
+                return b.ctxSynchronize(c);
+            }
+            case Wire.REMOTE_MEM_ALLOC: {
+                long c = q.getLong(Wire.RemoteMemAlloc.REQ_CTX);
+                Ctx x = ctx(c);
+                if (x == null) {
+                    return CuResult.INVALID_CONTEXT;
+                }
+                long size = q.getLong(Wire.RemoteMemAlloc.REQ_SIZE);
+                long addr = q.getLong(Wire.RemoteMemAlloc.REQ_ADDRESS);
+                if (memoryLimit > 0 && (size < 0 || memoryHeld + size > memoryLimit)) {
+                    return CuResult.OUT_OF_MEMORY;
+                }
+                int rc = b.memAlloc(c, addr, size);
+                if (rc == CuResult.SUCCESS) {
+                    linear.computeIfAbsent(c, k -> new HashMap<>()).put(addr, size);
+                    memoryHeld += size;
+                }
+                return rc;
+            }
+            case Wire.MEM_FREE: {
+                long c = q.getLong(Wire.MemFree.REQ_CTX);
+                if (ctx(c) == null) {
+                    return CuResult.INVALID_CONTEXT;
+                }
+                long addr = q.getLong(Wire.MemFree.REQ_PTR);
+                int rc = b.memFree(c, addr);
+                Map<Long, Long> m = linear.get(c);
+                Long size = m == null ? null : m.remove(addr);
+                if (rc == CuResult.SUCCESS && size != null) {
+                    memoryHeld -= size;
+                }
+                return rc;
+            }
+            case Wire.MEMCPY_HTOD: {
+                long c = q.getLong(Wire.MemcpyHtod.REQ_CTX);
+                Ctx x = ctx(c);
+                long s = q.getLong(Wire.MemcpyHtod.REQ_STREAM);
+                if (x == null) {
+                    return CuResult.INVALID_CONTEXT;
+                }
+                owner[0] = x.guestOwner;
+                if (!stream(s)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                ByteBuffer data = q.duplicate().order(ByteOrder.LITTLE_ENDIAN).position(Wire.MemcpyHtod.REQ_DATA);
+                return b.memcpyHtoD(c, q.getLong(Wire.MemcpyHtod.REQ_DST), data, s);
+            }
+            case Wire.MEMCPY_DTOH: {
+                long c = q.getLong(Wire.MemcpyDtoh.REQ_CTX);
+                Ctx x = ctx(c);
+                long s = q.getLong(Wire.MemcpyDtoh.REQ_STREAM);
+                long size = q.getLong(Wire.MemcpyDtoh.REQ_SIZE);
+                if (x == null) {
+                    return CuResult.INVALID_CONTEXT;
+                }
+                owner[0] = x.guestOwner;
+                if (!stream(s)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                if (size < 0 || size > Frame.MAX_PAYLOAD) {
+                    return CuResult.INVALID_VALUE;
+                }
+                ByteBuffer r = reply((int) size);
+                ByteBuffer dst = r.duplicate().position(R).limit(R + (int) size);
+                int rc = b.memcpyDtoH(c, dst, q.getLong(Wire.MemcpyDtoh.REQ_SRC), s);
+                rr[0] = rc == CuResult.SUCCESS ? r : reply(0);
+                return rc;
+            }
+            case Wire.MEMCPY_DTOD: {
+                long c = q.getLong(Wire.MemcpyDtod.REQ_CTX);
+                Ctx x = ctx(c);
+                long s = q.getLong(Wire.MemcpyDtod.REQ_STREAM);
+                if (x == null) {
+                    return CuResult.INVALID_CONTEXT;
+                }
+                owner[0] = x.guestOwner;
+                if (!stream(s)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                return b.memcpyDtoD(c, q.getLong(Wire.MemcpyDtod.REQ_DST), q.getLong(Wire.MemcpyDtod.REQ_SRC),
+                        q.getLong(Wire.MemcpyDtod.REQ_SIZE), s);
+            }
+            case Wire.MEMSET: {
+                long c = q.getLong(Wire.Memset.REQ_CTX);
+                Ctx x = ctx(c);
+                long s = q.getLong(Wire.Memset.REQ_STREAM);
+                if (x == null) {
+                    return CuResult.INVALID_CONTEXT;
+                }
+                owner[0] = x.guestOwner;
+                if (!stream(s)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                return b.memset(c, q.getLong(Wire.Memset.REQ_DST), q.getInt(Wire.Memset.REQ_VALUE), q.getInt(Wire.Memset.REQ_ELEMENT_SIZE),
+                        q.getLong(Wire.Memset.REQ_COUNT), s);
+            }
+            case Wire.REMOTE_MEM_CREATE: {
+                long c = q.getLong(Wire.RemoteMemCreate.REQ_CTX);
+                if (ctx(c) == null) {
+                    return CuResult.INVALID_CONTEXT;
+                }
+                long size = q.getLong(Wire.RemoteMemCreate.REQ_SIZE);
+                if (memoryLimit > 0 && (size < 0 || memoryHeld + size > memoryLimit)) {
+                    return CuResult.OUT_OF_MEMORY;
+                }
+                int rc = b.memCreate(c, size, l1);
+                if (rc == CuResult.SUCCESS) {
+                    memHandles.put(l1[0], new long[] {c, size});
+                    memoryHeld += size;
+                    ByteBuffer r = reply(Wire.RemoteMemCreate.REP_FIXED);
+                    r.putLong(R + Wire.RemoteMemCreate.REP_HANDLE, l1[0]);
+                    rr[0] = r;
+                }
+                return rc;
+            }
+            case Wire.MEM_RELEASE: {
+                long h = q.getLong(Wire.MemRelease.REQ_HANDLE);
+                long[] m = memHandles.get(h);
+                if (m == null) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                int rc = b.memRelease(h);
+                if (rc == CuResult.SUCCESS) {
+                    memHandles.remove(h);
+                    memoryHeld -= m[1];
+                }
+                return rc;
+            }
+            case Wire.REMOTE_MEM_MAP: {
+                long c = q.getLong(Wire.RemoteMemMap.REQ_CTX);
+                long h = q.getLong(Wire.RemoteMemMap.REQ_HANDLE);
+                if (ctx(c) == null) {
+                    return CuResult.INVALID_CONTEXT;
+                }
+                if (!memHandles.containsKey(h)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                return b.memMap(c, q.getLong(Wire.RemoteMemMap.REQ_PTR), q.getLong(Wire.RemoteMemMap.REQ_SIZE),
+                        q.getLong(Wire.RemoteMemMap.REQ_OFFSET), h);
+            }
+            case Wire.REMOTE_MEM_UNMAP: {
+                long c = q.getLong(Wire.RemoteMemUnmap.REQ_CTX);
+                if (ctx(c) == null) {
+                    return CuResult.INVALID_CONTEXT;
+                }
+                return b.memUnmap(c, q.getLong(Wire.RemoteMemUnmap.REQ_PTR), q.getLong(Wire.RemoteMemUnmap.REQ_SIZE));
+            }
+            case Wire.REMOTE_MODULE_LOAD: {
+                long[] cb = new long[2];
+                ModuleImage image = ModuleCodec.decode(q, cb);
+                if (ctx(cb[0]) == null) {
+                    return CuResult.INVALID_CONTEXT;
+                }
+                int rc = b.moduleLoad(cb[0], image, cb[1], l1);
+                if (rc == CuResult.SUCCESS) {
+                    modules.put(l1[0], cb[0]);
+                    ByteBuffer r = reply(Wire.RemoteModuleLoad.REP_FIXED);
+                    r.putLong(R + Wire.RemoteModuleLoad.REP_MODULE, l1[0]);
+                    rr[0] = r;
+                }
+                return rc;
+            }
+            case Wire.MODULE_UNLOAD: {
+                long m = q.getLong(Wire.ModuleUnload.REQ_MODULE);
+                if (!modules.containsKey(m)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                int rc = b.moduleUnload(m);
+                if (rc == CuResult.SUCCESS) {
+                    modules.remove(m);
+                    functions.values().removeIf(v -> v == m);
+                }
+                return rc;
+            }
+            case Wire.REMOTE_FUNCTION_GET: {
+                long m = q.getLong(Wire.RemoteFunctionGet.REQ_MODULE);
+                if (!modules.containsKey(m)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                String fn = Frame.tailString(q, Wire.RemoteFunctionGet.REQ_NAME, q.capacity() - Wire.RemoteFunctionGet.REQ_NAME);
+                int rc = b.functionGet(m, fn, l1);
+                if (rc == CuResult.SUCCESS) {
+                    functions.put(l1[0], m);
+                    ByteBuffer r = reply(Wire.RemoteFunctionGet.REP_FIXED);
+                    r.putLong(R + Wire.RemoteFunctionGet.REP_FUNCTION, l1[0]);
+                    rr[0] = r;
+                }
+                return rc;
+            }
+            case Wire.FUNCTION_GET_ATTRIBUTE: {
+                long fn = q.getLong(Wire.FunctionGetAttribute.REQ_FUNCTION);
+                if (!functions.containsKey(fn)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                int[] v = new int[1];
+                int rc = b.functionGetAttribute(fn, q.getInt(Wire.FunctionGetAttribute.REQ_ATTRIBUTE), v);
+                ByteBuffer r = reply(Wire.FunctionGetAttribute.REP_FIXED);
+                r.putInt(R + Wire.FunctionGetAttribute.REP_VALUE, v[0]);
+                rr[0] = r;
+                return rc;
+            }
+            case Wire.LAUNCH: {
+                long fn = q.getLong(Wire.Launch.REQ_FUNCTION);
+                long s = q.getLong(Wire.Launch.REQ_STREAM);
+                Long m = functions.get(fn);
+                if (m == null) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                owner[0] = contexts.get(modules.get(m)).guestOwner;
+                if (!stream(s)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                LaunchConfig lc = new LaunchConfig(q.getInt(Wire.Launch.REQ_GRID_X), q.getInt(Wire.Launch.REQ_GRID_Y),
+                        q.getInt(Wire.Launch.REQ_GRID_Z), q.getInt(Wire.Launch.REQ_BLOCK_X), q.getInt(Wire.Launch.REQ_BLOCK_Y),
+                        q.getInt(Wire.Launch.REQ_BLOCK_Z), q.getInt(Wire.Launch.REQ_SHARED_MEM));
+                ByteBuffer params = q.duplicate().order(ByteOrder.LITTLE_ENDIAN).position(Wire.Launch.REQ_PARAMS).slice()
+                        .order(ByteOrder.LITTLE_ENDIAN);
+                return b.launch(fn, lc, params, s);
+            }
+            case Wire.STREAM_CREATE: {
+                long c = q.getLong(Wire.StreamCreate.REQ_CTX);
+                if (ctx(c) == null) {
+                    return CuResult.INVALID_CONTEXT;
+                }
+                int rc = b.streamCreate(c, q.getInt(Wire.StreamCreate.REQ_FLAGS), q.getInt(Wire.StreamCreate.REQ_PRIORITY), l1);
+                if (rc == CuResult.SUCCESS) {
+                    streams.put(l1[0], c);
+                    ByteBuffer r = reply(Wire.StreamCreate.REP_FIXED);
+                    r.putLong(R + Wire.StreamCreate.REP_STREAM, l1[0]);
+                    rr[0] = r;
+                }
+                return rc;
+            }
+            case Wire.STREAM_DESTROY: {
+                long s = q.getLong(Wire.StreamDestroy.REQ_STREAM);
+                if (!streams.containsKey(s)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                int rc = b.streamDestroy(s);
+                streams.remove(s);
+                return rc;
+            }
+            case Wire.STREAM_SYNCHRONIZE:
+            case Wire.STREAM_QUERY: {
+                long s = q.getLong(Wire.StreamSynchronize.REQ_STREAM);
+                if (s != 0 && !streams.containsKey(s)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                if (s != 0) {
+                    owner[0] = contexts.get(streams.get(s)).guestOwner;
+                }
+                return f.op == Wire.STREAM_QUERY ? b.streamQuery(s) : b.streamSynchronize(s);
+            }
+            case Wire.STREAM_WAIT_EVENT: {
+                long s = q.getLong(Wire.StreamWaitEvent.REQ_STREAM);
+                long e = q.getLong(Wire.StreamWaitEvent.REQ_EVENT);
+                if (!stream(s) || !events.containsKey(e)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                owner[0] = contexts.get(events.get(e)).guestOwner;
+                return b.streamWaitEvent(s, e);
+            }
+            case Wire.EVENT_CREATE: {
+                long c = q.getLong(Wire.EventCreate.REQ_CTX);
+                if (ctx(c) == null) {
+                    return CuResult.INVALID_CONTEXT;
+                }
+                int rc = b.eventCreate(c, q.getInt(Wire.EventCreate.REQ_FLAGS), l1);
+                if (rc == CuResult.SUCCESS) {
+                    events.put(l1[0], c);
+                    ByteBuffer r = reply(Wire.EventCreate.REP_FIXED);
+                    r.putLong(R + Wire.EventCreate.REP_EVENT, l1[0]);
+                    rr[0] = r;
+                }
+                return rc;
+            }
+            case Wire.EVENT_DESTROY: {
+                long e = q.getLong(Wire.EventDestroy.REQ_EVENT);
+                if (!events.containsKey(e)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                int rc = b.eventDestroy(e);
+                events.remove(e);
+                return rc;
+            }
+            case Wire.EVENT_RECORD: {
+                long e = q.getLong(Wire.EventRecord.REQ_EVENT);
+                long s = q.getLong(Wire.EventRecord.REQ_STREAM);
+                if (!events.containsKey(e) || !stream(s)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                owner[0] = contexts.get(events.get(e)).guestOwner;
+                return b.eventRecord(e, s);
+            }
+            case Wire.EVENT_QUERY:
+            case Wire.EVENT_SYNCHRONIZE: {
+                long e = q.getLong(Wire.EventQuery.REQ_EVENT);
+                if (!events.containsKey(e)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                owner[0] = contexts.get(events.get(e)).guestOwner;
+                return f.op == Wire.EVENT_QUERY ? b.eventQuery(e) : b.eventSynchronize(e);
+            }
+            case Wire.EVENT_ELAPSED_TIME: {
+                long e1 = q.getLong(Wire.EventElapsedTime.REQ_START);
+                long e2 = q.getLong(Wire.EventElapsedTime.REQ_END);
+                if (!events.containsKey(e1) || !events.containsKey(e2)) {
+                    return CuResult.INVALID_HANDLE;
+                }
+                float[] ms = new float[1];
+                int rc = b.eventElapsedTime(e1, e2, ms);
+                ByteBuffer r = reply(Wire.EventElapsedTime.REP_FIXED);
+                r.putFloat(R + Wire.EventElapsedTime.REP_MILLIS, ms[0]);
+                rr[0] = r;
+                return rc;
+            }
+            default:
+                throw new Frames.Violation("op " + Wire.name(f.op) + " is not served on the remote link");
+        }
+    }
+
+    /** Drops what a destroyed context held from this peer's tables (the backend released it). */
+    private void forgetContext(long c) {
+        contexts.remove(c);
+        Map<Long, Long> m = linear.remove(c);
+        if (m != null) {
+            for (long size : m.values()) {
+                memoryHeld -= size;
+            }
+        }
+        streams.values().removeIf(v -> v == c);
+        events.values().removeIf(v -> v == c);
+        java.util.Set<Long> gone = new java.util.HashSet<>();
+        modules.entrySet().removeIf(e -> {
+            if (e.getValue() == c) {
+                gone.add(e.getKey());
+                return true;
+            }
+            return false;
+        });
+        functions.values().removeIf(gone::contains);
+    }
+
+    private final Object finishLock = new Object();
+    private boolean finished;
+
+    /** Releases everything the peer still holds on the backend, once. */
+    private void finish(String why) {
+        synchronized (finishLock) {
+            if (finished) {
+                return;
+            }
+            finished = true;
+        }
+        closed = true;
+        peers.remove(this);
+        closeRaw();
+        int n = contexts.size();
+        if (backend != null) {
+            for (Long c : new java.util.ArrayList<>(contexts.keySet())) {
+                backend.ctxDestroy(c);
+                forgetContext(c);
+            }
+            for (Long h : memHandles.keySet()) {
+                backend.memRelease(h);
+            }
+            memHandles.clear();
+            LOG.info("remote listener: guest {} gone ({}); released {} context(s)", name, why, n);
+        }
+    }
+
+    private void closeRaw() {
+        try {
+            raw.close();
+        } catch (IOException e) {
+            // already closed
+        }
+    }
+
+    /** Disconnects the peer; its executor releases what it holds. */
+    public void close(String why) {
+        closeReason = why;
+        closed = true;
+        closeRaw();
+        queue.offer(END);
+    }
+
+    static String text(byte[] b) {
+        return new String(b, StandardCharsets.UTF_8);
+    }
+}

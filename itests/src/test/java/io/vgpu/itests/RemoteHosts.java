@@ -1,0 +1,41 @@
+package io.vgpu.itests;
+
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
+/** Keys for a host and its guests (keytool), and the listener configuration that serves them. */
+final class RemoteHosts {
+    final Path dir;
+    final int port;
+
+    RemoteHosts(String... guests) throws Exception {
+        dir = Files.createTempDirectory(Path.of("/tmp"), "vgpu-pki-");
+        Pki.identity(dir, "host", null, 30);
+        Files.createDirectories(dir.resolve("peers"));
+        for (String g : guests) {
+            Files.copy(Pki.identity(dir, g, null, 30), dir.resolve("peers").resolve(g + ".crt"));
+        }
+        try (ServerSocket s = new ServerSocket(0)) {
+            port = s.getLocalPort();
+        }
+    }
+
+    String listenerCfg() {
+        return "address = 127.0.0.1\nport = " + port + "\nbackend = mock\nidentity = " + dir.resolve("host.p12")
+                + "\nidentity.password.file = " + dir.resolve("host.pass") + "\ntrust = " + dir.resolve("peers") + "\n";
+    }
+
+    String remoteCfg(String backendId, String guest) {
+        return "backend.id = " + backendId + "\naddress = 127.0.0.1\nport = " + port + "\nidentity = " + dir.resolve(guest + ".p12")
+                + "\nidentity.password.file = " + dir.resolve(guest + ".pass") + "\ntrust = " + dir.resolve("host.crt")
+                + "\nconnect.wait.ms = 8000\n";
+    }
+
+    void delete() throws IOException {
+        try (var s = Files.walk(dir)) {
+            s.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        }
+    }
+}
