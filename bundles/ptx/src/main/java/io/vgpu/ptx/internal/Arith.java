@@ -205,6 +205,9 @@ final class Arith {
     // ------------------------------------------------------------------ integers
 
     static Insn integer(Compiler c, Ast.Insn in, String t) {
+        if (t.equals("u16x2") || t.equals("s16x2")) {
+            return pairs(c, in, t);
+        }
         int bits = Types.size(t) * 8;
         boolean signed = Types.isSigned(t);
         long mask = bits >= 64 ? -1L : (1L << bits) - 1;
@@ -420,6 +423,22 @@ final class Arith {
             }
             default: throw new Compiler.Unsupported(in.form());
         }
+    }
+
+    /** add, sub, min, max (.relu) on two 16-bit halves at once (.u16x2, .s16x2). */
+    private static Insn pairs(Compiler c, Ast.Insn in, String t) {
+        boolean signed = t.charAt(0) == 's';
+        boolean relu = in.has("relu");
+        L2 half;
+        switch (in.opcode) {
+            case "add": half = (a, b) -> a + b; break;
+            case "sub": half = (a, b) -> a - b; break;
+            case "min": half = signed ? (a, b) -> Math.min((short) a, (short) b) : (a, b) -> Math.min(a, b); break;
+            case "max": half = signed ? (a, b) -> Math.max((short) a, (short) b) : (a, b) -> Math.max(a, b); break;
+            default: throw new Compiler.Unsupported(in.form());
+        }
+        L2 h = relu ? (a, b) -> Math.max(0, half.f(a, b)) : half;
+        return bin(c, in, t, (a, b) -> (h.f(a & 0xffff, b & 0xffff) & 0xffff) | ((h.f((a >>> 16) & 0xffff, (b >>> 16) & 0xffff) & 0xffff) << 16));
     }
 
     private static Insn predLogic(Compiler c, Ast.Insn in, int op) {

@@ -10,7 +10,7 @@ public final class Isa {
     private Isa() {}
 
     private static final Set<String> TYPES = Set.of("b8", "b16", "b32", "b64", "u8", "u16", "u32", "u64", "s8", "s16", "s32",
-            "s64", "f16", "f16x2", "bf16", "bf16x2", "f32", "f64", "pred");
+            "s64", "u16x2", "s16x2", "f16", "f16x2", "bf16", "bf16x2", "f32", "f64", "pred");
 
     /** Modifiers that never change what executes here (caching, scope, ordering, alignment hints). */
     private static final Set<String> IGNORED = Set.of("uni", "sync", "aligned", "volatile", "relaxed", "acquire", "release",
@@ -35,7 +35,9 @@ public final class Isa {
             "clamp", "up", "down", "bfly", "idx", "all", "any", "uni", "ballot", "popc", "arrive", "red", "warp", "async",
             "commit_group", "wait_group", "wait_all", "shiftamt", "f4e", "b4e", "rc8", "ecl", "ecr", "rc16", "fractional",
             "L2::evict_last", "L2::evict_first", "L2::evict_normal", "L2::evict_unchanged", "release", "wait", "sem",
-            "proxy", "async", "ptr", "enable", "disable", "launch_dependents", "wait", "inc", "dec", "uni");
+            "proxy", "ptr", "enable", "disable", "launch_dependents",
+            // atom/red/redux/bar.red operations and membar levels
+            "add", "min", "max", "and", "or", "xor", "gl");
 
     public static boolean supports(String form) {
         String[] parts = form.split("\\.");
