@@ -125,7 +125,16 @@ final class Ptx {
             ops.append(", ").append(r);
         }
         String d = cls(dt) + "10";
-        b.append("  ").append(insn).append(' ').append(d).append(ops).append(";\n");
+        if (insn.contains("$d")) {
+            // A template: $d is the destination, $1, $2, ... the operands.
+            String text = insn.replace("$d", d);
+            for (int i = 0; i < st.length; i++) {
+                text = text.replace("$" + (i + 1), cls(st[i]) + (i + 1));
+            }
+            b.append("  ").append(text).append(";\n");
+        } else {
+            b.append("  ").append(insn).append(' ').append(d).append(ops).append(";\n");
+        }
         if (dt.equals("pred")) {
             b.append("  selp.u32 %r19, 1, 0, ").append(d).append(";\n  st.global.u32 [%rd31], %r19;\n");
         } else {
