@@ -115,7 +115,7 @@ final class Arith {
             case "fma": case "mad": return ter(c, in, "f64", (a, b, x) -> out.f(Fp.bits(Fp.fma(Fp.d(a), Fp.d(b), Fp.d(x), mode))));
             case "div": return bin(c, in, "f64", (a, b) -> Fp.bits(Fp.div(Fp.d(a), Fp.d(b), mode)));
             case "rcp": return un(c, in, "f64", a -> Fp.bits(Fp.div(1.0, Fp.d(a), in.has("approx") ? Fp.RN : mode)));
-            case "sqrt": return un(c, in, "f64", a -> Fp.bits(Math.sqrt(Fp.d(a))));
+            case "sqrt": return un(c, in, "f64", a -> Fp.bits(Fp.sqrt(Fp.d(a), in.has("approx") ? Fp.RN : mode)));
             case "rsqrt": return un(c, in, "f64", a -> Fp.bits(1.0 / Math.sqrt(Fp.d(a))));
             case "abs": return un(c, in, "f64", a -> a & Long.MAX_VALUE);
             case "neg": return un(c, in, "f64", a -> a ^ Long.MIN_VALUE);
