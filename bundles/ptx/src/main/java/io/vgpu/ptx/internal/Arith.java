@@ -155,7 +155,12 @@ final class Arith {
                 if (relu && v < 0) {
                     v = 0;
                 }
-                return bf ? Fp.toBf16((float) v, mode) : Fp.toHalf(v, mode);
+                if (bf) {
+                    return Fp.toBf16((float) v, mode);
+                }
+                int r = Fp.toHalf(v, mode);
+                // .ftz flushes subnormal results as well as inputs
+                return ftz && (r & 0x7c00) == 0 ? r & 0x8000 : r;
             }
         }
         H h = new H();
@@ -164,8 +169,18 @@ final class Arith {
             case "add": f2 = (a, b) -> h.put((double) h.get(a) + h.get(b)); break;
             case "sub": f2 = (a, b) -> h.put((double) h.get(a) - h.get(b)); break;
             case "mul": f2 = (a, b) -> h.put((double) h.get(a) * h.get(b)); break;
-            case "min": f2 = (a, b) -> h.put(Compiler.fmin(h.get(a), h.get(b))); break;
-            case "max": f2 = (a, b) -> h.put(Compiler.fmax(h.get(a), h.get(b))); break;
+            case "min": case "max": {
+                boolean min = in.opcode.equals("min");
+                boolean nan = in.has("NaN"); // any NaN operand gives the canonical NaN
+                f2 = (a, b) -> {
+                    float x = h.get(a), y = h.get(b);
+                    if (nan && (x != x || y != y)) {
+                        return 0x7fff;
+                    }
+                    return h.put(min ? Compiler.fmin(x, y) : Compiler.fmax(x, y));
+                };
+                break;
+            }
             case "fma": case "mad": {
                 L3 f3 = (a, b, x) -> h.put(Math.fma((double) h.get(a), (double) h.get(b), (double) h.get(x)));
                 if (!pair) {

@@ -706,6 +706,9 @@ public final class Compiler {
         int size = Types.size(t);
         int space = Mem.of(in.mods);
         boolean red = in.opcode.equals("red");
+        if (in.has("v2") || in.has("v4") || in.has("v8")) {
+            return vectorAtom(in, t, red);
+        }
         int i = 0;
         int d = red ? -1 : dst(op(in, i++));
         Addr a = addr(op(in, i++), space);
@@ -724,10 +727,8 @@ public final class Compiler {
         if (opn == null) {
             throw new Unsupported("atomic operation in " + in.form());
         }
-        if (t.equals("f16x2") || t.equals("bf16x2") || in.has("v2") || in.has("v4") || in.has("v8")) {
-            if (!(t.equals("f16x2") || t.equals("bf16x2")) || !opn.equals("add")) {
-                throw new Unsupported("vector atomics");
-            }
+        if ((t.equals("f16x2") || t.equals("bf16x2")) && !opn.equals("add")) {
+            throw new Unsupported("packed atomic " + opn);
         }
         int b = src(op(in, i++), t);
         int c = opn.equals("cas") ? src(op(in, i), t) : -1;
@@ -735,6 +736,29 @@ public final class Compiler {
         java.util.function.LongBinaryOperator f = atomicOp(opn, t, size);
         return new Ops.Atom(space == Mem.GENERIC ? Mem.GENERIC : a.space, size, d, a.reg, a.off, b, c,
                 d >= 0 ? Math.min(mask, dm(d)) & mask : mask, f, opn.equals("cas"));
+    }
+
+    /** atom/red.global.add.v2/v4.f32: one atomic add per element (each element is atomic on its own). */
+    private Insn vectorAtom(Ast.Insn in, String t, boolean red) {
+        if (!t.equals("f32") || !in.has("add")) {
+            throw new Unsupported("vector atomics other than add.f32");
+        }
+        int i = 0;
+        List<Operand> ds = red ? null : op(in, i++).elements;
+        Addr a = addr(op(in, i++), Mem.of(in.mods));
+        List<Operand> bs = op(in, i).elements;
+        if (bs == null || (ds != null && ds.size() != bs.size()) || a.param != null) {
+            throw new IllegalStateException("vector atomic needs matching vector operands");
+        }
+        int space = Mem.of(in.mods);
+        java.util.function.LongBinaryOperator f = atomicOp("add", t, 4);
+        Insn[] parts = new Insn[bs.size()];
+        for (int k = 0; k < parts.length; k++) {
+            int d = ds == null ? -1 : dst(ds.get(k));
+            parts[k] = new Ops.Atom(space == Mem.GENERIC ? Mem.GENERIC : a.space, 4, d, a.reg, a.off + 4L * k, src(bs.get(k), t), -1,
+                    0xffffffffL, f, false);
+        }
+        return new Seq(parts);
     }
 
     private static java.util.function.LongBinaryOperator atomicOp(String op, String t, int size) {
@@ -1070,12 +1094,70 @@ public final class Compiler {
                 c = src(co, "pred");
             }
         }
+        boolean ftz = in.has("ftz");
+        if (t.equals("f16x2") || t.equals("bf16x2")) {
+            // Two comparisons, one per half: setp writes the low half's to p and the high half's to q;
+            // set writes 1.0 (f16x2/bf16x2 destinations) or 0xffff into each half.
+            long one = dt.equals("f16x2") ? 0x3c00 : dt.equals("bf16x2") ? 0x3f80 : 0xffff;
+            return new PairCompare(p, q, a, b, c, cNeg, bool, comparison(cmp, t.substring(0, t.length() - 2), ftz), isSet ? one : -1);
+        }
         long trueValue = 1;
         if (isSet) {
-            trueValue = dt.equals("f32") ? Float.floatToRawIntBits(1f) & 0xffffffffL : dm(p);
+            switch (dt) {
+                case "f32": trueValue = Float.floatToRawIntBits(1f) & 0xffffffffL; break;
+                case "f16": trueValue = 0x3c00; break;
+                case "bf16": trueValue = 0x3f80; break;
+                default: trueValue = dm(p);
+            }
         }
-        boolean ftz = in.has("ftz");
         return new Ops.Setp(p, q, a, b, c, cNeg, bool, comparison(cmp, t, ftz), trueValue);
+    }
+
+    /** setp/set on .f16x2/.bf16x2: the halves compare separately. */
+    static final class PairCompare extends Insn {
+        final int p, q, a, b, c, bool;
+        final boolean cNeg;
+        final Ops.Cmp cmp;
+        final long one; // set: the true value of a half; -1 for setp
+
+        PairCompare(int p, int q, int a, int b, int c, boolean cNeg, int bool, Ops.Cmp cmp, long one) {
+            this.p = p;
+            this.q = q;
+            this.a = a;
+            this.b = b;
+            this.c = c;
+            this.cNeg = cNeg;
+            this.bool = bool;
+            this.cmp = cmp;
+            this.one = one;
+        }
+
+        private boolean combine(boolean t, long[] r, int l) {
+            if (bool == 0) {
+                return t;
+            }
+            boolean cv = (r[c << 5 | l] != 0) != cNeg;
+            return bool == 1 ? t & cv : bool == 2 ? t | cv : t ^ cv;
+        }
+
+        @Override
+        public void exec(Warp w, int mask) {
+            long[] r = w.r;
+            for (int m = mask; m != 0; m &= m - 1) {
+                int l = Integer.numberOfTrailingZeros(m);
+                long x = r[a << 5 | l], y = r[b << 5 | l];
+                boolean lo = combine(cmp.f(x & 0xffff, y & 0xffff), r, l);
+                boolean hi = combine(cmp.f((x >>> 16) & 0xffff, (y >>> 16) & 0xffff), r, l);
+                if (one < 0) {
+                    r[p << 5 | l] = lo ? 1 : 0;
+                    if (q >= 0) {
+                        r[q << 5 | l] = hi ? 1 : 0;
+                    }
+                } else {
+                    r[p << 5 | l] = (hi ? one << 16 : 0) | (lo ? one : 0);
+                }
+            }
+        }
     }
 
     static Ops.Cmp comparison(String cmp, String t, boolean ftz) {
