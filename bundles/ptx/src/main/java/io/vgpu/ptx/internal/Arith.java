@@ -156,7 +156,7 @@ final class Arith {
                     v = 0;
                 }
                 if (bf) {
-                    return Fp.toBf16((float) v, mode);
+                    return Fp.bf16Of(v, mode);
                 }
                 int r = Fp.toHalf(v, mode);
                 // .ftz flushes subnormal results as well as inputs

@@ -1274,10 +1274,12 @@ public final class Compiler {
         boolean aSigned = Types.isSigned(at), dSigned = Types.isSigned(dt);
         if (!df && !af) {
             if (!sat) {
+                // Extend the source by its type, chop to the destination type, and extend that by
+                // the destination's signedness (the register may be wider than the type).
                 if (aSigned) {
-                    return new Ops.Op1(d, a, dmask, x -> sx(x, abits));
+                    return new Ops.Op1(d, a, dmask, dSigned ? x -> sx(sx(x, abits), dbits) : x -> zx(sx(x, abits), dbits));
                 }
-                return new Ops.Op1(d, a, dmask, x -> zx(x, abits));
+                return new Ops.Op1(d, a, dmask, dSigned ? x -> sx(zx(x, abits), dbits) : x -> zx(zx(x, abits), dbits));
             }
             long lo = dSigned ? (dbits == 64 ? Long.MIN_VALUE : -(1L << (dbits - 1))) : 0;
             long hi = dSigned ? (dbits == 64 ? Long.MAX_VALUE : (1L << (dbits - 1)) - 1) : (dbits == 64 ? -1L : (1L << dbits) - 1);
@@ -1316,7 +1318,7 @@ public final class Compiler {
                 toD = aSigned ? x -> Fp.toHalf(Fp.s64ToDouble(sx(x, abits), Fp.RN), md)
                         : x -> Fp.toHalf(Fp.u64ToDouble(zx(x, abits)), md);
             } else {
-                toD = aSigned ? x -> Fp.toBf16((float) sx(x, abits), md) : x -> Fp.toBf16(Fp.u64ToFloat(zx(x, abits), Fp.RN), md);
+                toD = aSigned ? x -> Fp.bf16Of(Fp.oddDouble(sx(x, abits), false), md) : x -> Fp.bf16Of(Fp.oddDouble(zx(x, abits), true), md);
             }
             return new Ops.Op1(d, a, dmask, toD);
         }
@@ -1374,8 +1376,7 @@ public final class Compiler {
                     if (relu && v < 0) {
                         v = 0;
                     }
-                    float fv = at.equals("f64") ? Fp.toFloat(v, md) : (float) v;
-                    return Fp.toBf16(fv, md);
+                    return Fp.bf16Of(v, md);
                 };
                 break;
             default:

@@ -422,6 +422,56 @@ public final class Fp {
         return Float.intBitsToFloat((h & 0xffff) << 16);
     }
 
+    /** f64 to bf16 bits, rounded once (going through f32 could round twice). */
+    public static int bf16Of(double f, int mode) {
+        if (f != f) {
+            return 0x7fff;
+        }
+        int sign = Double.doubleToRawLongBits(f) < 0 ? 0x8000 : 0;
+        double a = Math.abs(f);
+        if (a == Double.POSITIVE_INFINITY) {
+            return sign | 0x7f80;
+        }
+        int e = Math.getExponent(a);
+        double ulp = e < -126 ? 0x1p-133 : Math.scalb(1.0, e - 7);
+        double q = a / ulp;
+        double r;
+        switch (mode) {
+            case RZ: r = Math.floor(q); break;
+            case RM: r = sign != 0 ? Math.ceil(q) : Math.floor(q); break;
+            case RP: r = sign != 0 ? Math.floor(q) : Math.ceil(q); break;
+            default: r = Math.rint(q);
+        }
+        double v = r * ulp;
+        if (v > 0x1.fep127) {
+            boolean toInf = mode == RN || (mode == RP && sign == 0) || (mode == RM && sign != 0);
+            return sign | (toInf ? 0x7f80 : 0x7f7f);
+        }
+        // v is a bf16 value, so also exactly a float
+        return sign | (Float.floatToRawIntBits((float) v) >>> 16);
+    }
+
+    /**
+     * A 64-bit integer as a double rounded to odd (the low bit records anything dropped), so that
+     * rounding it again to 24 or fewer bits gives the correctly rounded result.
+     */
+    public static double oddDouble(long v, boolean unsigned) {
+        boolean neg = !unsigned && v < 0;
+        long m = neg ? -v : v; // Long.MIN_VALUE stays 2^63 read unsigned
+        int bits = 64 - Long.numberOfLeadingZeros(m);
+        if (bits <= 53) {
+            double d = unsigned ? u64ToDouble(m) : (double) m;
+            return neg ? -d : d;
+        }
+        int shift = bits - 53;
+        long hi = m >>> shift;
+        if ((m & ((1L << shift) - 1)) != 0) {
+            hi |= 1;
+        }
+        double d = Math.scalb((double) hi, shift);
+        return neg ? -d : d;
+    }
+
     public static int toBf16(float f, int mode) {
         if (f != f) {
             return 0x7fff;

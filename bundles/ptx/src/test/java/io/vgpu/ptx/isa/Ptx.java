@@ -97,8 +97,8 @@ final class Ptx {
         if (t.endsWith("64")) {
             return 64;
         }
-        if (t.endsWith("16")) {
-            return 16;
+        if (t.endsWith("16") || t.endsWith("8")) {
+            return 16; // 8-bit values live in 16-bit registers
         }
         throw new IllegalArgumentException(t);
     }
