@@ -1225,7 +1225,9 @@ public final class Compiler {
         String ct = ts.get(ts.size() - 1);
         int d = dst(op(in, 0));
         int a = src(op(in, 1), t), b = src(op(in, 2), t), c = src(op(in, 3), ct);
-        L3 f = ct.equals("f32") ? (x, y, z) -> Fp.f(z) >= 0 ? x : y : (x, y, z) -> (int) z >= 0 ? x : y;
+        // c >= 0 holds for -0.0, and with .ftz for a negative subnormal (flushed to -0.0)
+        boolean ftz = in.has("ftz");
+        L3 f = ct.equals("f32") ? (x, y, z) -> (ftz ? Fp.ftz(Fp.f(z)) : Fp.f(z)) >= 0 ? x : y : (x, y, z) -> (int) z >= 0 ? x : y;
         return new Ops.Op3(d, a, b, c, dm(d), f);
     }
 
