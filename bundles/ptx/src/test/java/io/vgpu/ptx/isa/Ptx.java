@@ -34,6 +34,15 @@ final class Ptx {
             + "  .reg .f32 %f<16>;\n  .reg .f64 %fd<16>;\n";
 
     /** A row kernel: the body runs with %rd30 = this thread's input row and %rd31 = its output row. */
+    /** An entry k with u64 parameters p0, p1, ... and the usual registers around the body. */
+    static String kernel(int params, String decls, String body) {
+        StringBuilder ps = new StringBuilder();
+        for (int i = 0; i < params; i++) {
+            ps.append(i == 0 ? "" : ", ").append(".param .u64 p").append(i);
+        }
+        return HEADER + decls + "\n.visible .entry k(" + ps + ")\n{\n" + REGS + body + "\n  ret;\n}\n";
+    }
+
     static String rowKernel(String body) {
         return HEADER + ".visible .entry k(.param .u64 k_in, .param .u64 k_out)\n{\n" + REGS
                 + "  ld.param.u64 %rd30, [k_in];\n  ld.param.u64 %rd31, [k_out];\n  mov.u32 %r31, %tid.x;\n"
@@ -42,8 +51,12 @@ final class Ptx {
     }
 
     static PtxKernel compile(String ptx) {
+        return compile(ptx, Map.of());
+    }
+
+    static PtxKernel compile(String ptx, Map<String, Long> symbols) {
         try {
-            return PtxProgram.parse(ptx).kernel("k", Map.of());
+            return PtxProgram.parse(ptx).kernel("k", symbols);
         } catch (PtxException e) {
             throw new AssertionError(e.getMessage() + "\n" + ptx, e);
         }
@@ -198,7 +211,10 @@ final class Ptx {
 
     /** A kernel whose whole text is given; runs it on a fresh memory and returns the fault it raised. */
     static KernelFault fault(PtxExecutor exec, String ptx, LaunchDims dims, HeapMemory m, long... params) {
-        PtxKernel k = compile(ptx);
+        return fault(exec, compile(ptx), dims, m, params);
+    }
+
+    static KernelFault fault(PtxExecutor exec, PtxKernel k, LaunchDims dims, HeapMemory m, long... params) {
         Params p = new Params(k);
         for (int i = 0; i < params.length; i++) {
             p.u64(i, params[i]);
@@ -217,7 +233,10 @@ final class Ptx {
     }
 
     static void launch(PtxExecutor exec, String ptx, LaunchDims dims, HeapMemory m, long... params) {
-        PtxKernel k = compile(ptx);
+        launch(exec, compile(ptx), dims, m, params);
+    }
+
+    static void launch(PtxExecutor exec, PtxKernel k, LaunchDims dims, HeapMemory m, long... params) {
         Params p = new Params(k);
         for (int i = 0; i < params.length; i++) {
             p.u64(i, params[i]);
