@@ -734,9 +734,14 @@ public final class Compiler {
         int c = opn.equals("cas") ? src(op(in, i), t) : -1;
         long mask = size >= 8 ? -1L : (1L << (size * 8)) - 1;
         java.util.function.LongBinaryOperator f = atomicOp(opn, t, size);
-        return new Ops.Atom(space == Mem.GENERIC ? Mem.GENERIC : a.space, size, d, a.reg, a.off, b, c,
+        Ops.Atom atom = new Ops.Atom(space == Mem.GENERIC ? Mem.GENERIC : a.space, size, d, a.reg, a.off, b, c,
                 d >= 0 ? Math.min(mask, dm(d)) & mask : mask, f, opn.equals("cas"));
+        return t.equals("f32") && opn.equals("add") ? atom.withGlobalOp(GLOBAL_ADD_F32) : atom;
     }
+
+    /** atom.add.f32 on global memory flushes subnormal inputs and results to sign-preserving zero (on shared it does not). */
+    static final java.util.function.LongBinaryOperator GLOBAL_ADD_F32 =
+            (o, b) -> Float.floatToRawIntBits(Fp.ftz(Fp.ftz(Fp.f(o)) + Fp.ftz(Fp.f(b)))) & 0xffffffffL;
 
     /** atom/red.global.add.v2/v4.f32: one atomic add per element (each element is atomic on its own). */
     private Insn vectorAtom(Ast.Insn in, String t, boolean red) {
@@ -756,7 +761,7 @@ public final class Compiler {
         for (int k = 0; k < parts.length; k++) {
             int d = ds == null ? -1 : dst(ds.get(k));
             parts[k] = new Ops.Atom(space == Mem.GENERIC ? Mem.GENERIC : a.space, 4, d, a.reg, a.off + 4L * k, src(bs.get(k), t), -1,
-                    0xffffffffL, f, false);
+                    0xffffffffL, f, false).withGlobalOp(GLOBAL_ADD_F32);
         }
         return new Seq(parts);
     }

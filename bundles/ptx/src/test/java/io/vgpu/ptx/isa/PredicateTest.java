@@ -155,7 +155,6 @@ public class PredicateTest {
     @Test
     public void predicateLogic() {
         String[] p2 = types("pred", "pred");
-        long[][] truth = {row(0, 0), row(0, 1), row(1, 0), row(1, 1)};
         check("and.pred", "pred", p2, row(0, 0, 0), row(0, 1, 0), row(1, 0, 0), row(1, 1, 1));
         check("or.pred", "pred", p2, row(0, 0, 0), row(0, 1, 1), row(1, 0, 1), row(1, 1, 1));
         check("xor.pred", "pred", p2, row(0, 0, 0), row(0, 1, 1), row(1, 0, 1), row(1, 1, 0));
@@ -164,7 +163,6 @@ public class PredicateTest {
         check("and.pred $d, $1, !$2", "pred", p2, row(1, 0, 1), row(1, 1, 0), row(0, 0, 0));
         check("or.pred $d, !$1, $2", "pred", p2, row(1, 0, 0), row(0, 0, 1));
         check("mov.pred $d, !$1", "pred", types("pred"), row(0, 1), row(1, 0));
-        assert truth.length == 4;
     }
 
     @Test
