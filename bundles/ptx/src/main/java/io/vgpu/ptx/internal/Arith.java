@@ -59,6 +59,9 @@ final class Arith {
             }
         }
         F f = new F();
+        if ((in.opcode.equals("min") || in.opcode.equals("max")) && (in.has("xorsign") || in.has("abs") || in.operands.size() > 3)) {
+            throw new Compiler.Unsupported(in.form() + " (xorsign/abs or three-input forms)");
+        }
         switch (in.opcode) {
             case "add": return bin(c, in, "f32", (a, b) -> f.out(Fp.add(f.in(a), f.in(b), mode)));
             case "sub": return bin(c, in, "f32", (a, b) -> f.out(Fp.add(f.in(a), -f.in(b), mode)));
@@ -164,6 +167,9 @@ final class Arith {
             }
         }
         H h = new H();
+        if ((in.opcode.equals("min") || in.opcode.equals("max")) && (in.has("xorsign") || in.has("abs"))) {
+            throw new Compiler.Unsupported(in.form() + " (xorsign/abs forms)");
+        }
         L2 f2;
         switch (in.opcode) {
             case "add": f2 = (a, b) -> h.put((double) h.get(a) + h.get(b)); break;

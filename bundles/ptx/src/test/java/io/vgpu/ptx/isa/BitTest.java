@@ -181,6 +181,27 @@ public class BitTest {
         check("sad.u16", "u16", types("u16", "u16", "u16"), row(0xffff, 1, 2, 0x0000));
     }
 
+    @Test
+    public void bmskSzextAndDotProducts() {
+        String[] u2 = types("u32", "u32");
+        // bmsk d, a, b: b ones starting at bit a
+        check("bmsk.wrap.b32", "b32", u2, row(4, 8, 0x00000ff0L), row(28, 8, 0xf0000000L), row(36, 8, 0x00000ff0L), row(0, 32, 0),
+                row(0, 31, 0x7fffffffL));
+        check("bmsk.clamp.b32", "b32", u2, row(36, 8, 0), row(0, 32, 0xffffffffL), row(0, 40, 0xffffffffL), row(8, 40, 0xffffff00L));
+        // szext d, a, b: extend a from its low b bits
+        check("szext.wrap.s32", "s32", types("s32", "u32"), row(0xf0, 8, 0xfffffff0L), row(0x70, 8, 0x70), row(0xf0, 0, 0),
+                row(0xf0, 40, 0xfffffff0L), row(0x12345678L, 32, 0));
+        check("szext.clamp.s32", "s32", types("s32", "u32"), row(0x12345678L, 40, 0x12345678L), row(0x80, 8, 0xffffff80L));
+        check("szext.clamp.u32", "u32", u2, row(0xfffffff0L, 4, 0), row(0xfffffff0L, 8, 0xf0), row(0xfffffff0L, 33, 0xfffffff0L));
+        // dp4a: four byte products plus c; dp2a: two halfword-by-byte products (.lo bytes 0-1, .hi bytes 2-3)
+        check("dp4a.u32.u32", "u32", types("u32", "u32", "u32"), row(0x01020304L, 0x05060708L, 10, 80));
+        check("dp4a.s32.s32", "s32", types("s32", "s32", "s32"), row(0xff02fd04L, 0x01010101L, -5, -3), row(0x80808080L, 0x80808080L, 0, 65536));
+        check("dp4a.s32.u32", "s32", types("s32", "u32", "s32"), row(0xffffffffL, 0xffffffffL, 0, -1020));
+        check("dp2a.lo.u32.u32", "u32", types("u32", "u32", "u32"), row(0x00020003L, 0x00000504L, 0, 22));
+        check("dp2a.hi.u32.u32", "u32", types("u32", "u32", "u32"), row(0x00020003L, 0x05040000L, 1, 23));
+        check("dp2a.lo.s32.s32", "s32", types("s32", "s32", "s32"), row(0xffff0002L, 0x000003ffL, 0, -5)); // 2 * -1 + -1 * 3
+    }
+
     // ------------------------------------------------------------------ carry chains
 
     private static final BigInteger TWO64 = BigInteger.ONE.shiftLeft(64), TWO128 = BigInteger.ONE.shiftLeft(128);

@@ -21,6 +21,22 @@ public class FormsTest {
         }
     }
 
+    /** Forms the engine cannot run compile, and fault with UNSUPPORTED only when a thread reaches them. */
+    @Test
+    public void unsupportedFormsFaultWhenReached() throws Exception {
+        for (String insn : new String[] {"min.xorsign.abs.f32 %f3, %f1, %f2", "max.xorsign.abs.f16 %h3, %h1, %h2",
+                "vabsdiff4.u32.u32.u32 %r3, %r1, %r2, %r4", "fns.b32 %r3, %r1, %r2, 1"}) {
+            String body = "  mov.u32 %r1, %tid.x;\n  setp.gt.u32 %p1, %r1, 100;\n  @%p1 bra SKIP;\n  ld.param.u64 %rd1, [p0];\n"
+                    + "  st.global.u32 [%rd1], 1;\n  bra.uni END;\nSKIP:\n  " + insn + ";\nEND:\n";
+            io.vgpu.ptx.HeapMemory m = new io.vgpu.ptx.HeapMemory(Ptx.BASE, 8);
+            Ptx.launch(Ptx.kernel(1, "", body), io.vgpu.ptx.LaunchDims.linear(1, 32), m, Ptx.BASE); // not reached: runs
+            assertTrue(insn, m.getInt(Ptx.BASE) == 1);
+            io.vgpu.ptx.KernelFault f = Ptx.fault(Ptx.EXEC, Ptx.kernel(1, "", "  " + insn + ";\n"), io.vgpu.ptx.LaunchDims.linear(1, 1), m);
+            org.junit.Assert.assertEquals(insn, io.vgpu.ptx.KernelFault.Kind.UNSUPPORTED, f.kind());
+            assertFalse(insn, PtxProgram.supports(insn.substring(0, insn.indexOf(' '))));
+        }
+    }
+
     @Test
     public void unknownFormsAreNot() {
         for (String form : new String[] {"vabsdiff4.u32.u32.u32", "ld.global.b128", "tex.2d.v4.f32.f32", "add.bogus.u32"}) {
