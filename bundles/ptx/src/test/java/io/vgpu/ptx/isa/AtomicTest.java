@@ -285,6 +285,53 @@ public class AtomicTest {
     }
 
     @Test
+    public void everySharedOperation() {
+        String body = "  .shared .align 8 .b8 s[64];\n"
+                + "  ld.param.u64 %rd1, [p0];\n  mov.u32 %r1, %tid.x;\n  mov.u32 %r2, %ctaid.x;\n  setp.eq.u32 %p1, %r1, 0;\n"
+                + "  @%p1 st.shared.v4.u32 [s], {0, 5, 0x80000000, 0xffffffff};\n  @%p1 st.shared.v4.u32 [s+16], {0, 0x0f0f0f0f, 0, 0};\n"
+                + "  @%p1 st.shared.v2.u64 [s+32], {0, 0};\n  @%p1 st.shared.f64 [s+48], 0d0000000000000000;\n  @%p1 st.shared.u32 [s+56], 0;\n"
+                + "  bar.sync 0;\n"
+                + "  atom.shared.inc.u32 %r3, [s], 9;\n  atom.shared.dec.u32 %r3, [s+4], 9;\n"
+                + "  sub.s32 %r4, %r1, 50;\n  atom.shared.max.s32 %r3, [s+8], %r4;\n  atom.shared.and.b32 %r3, [s+12], %r1;\n"
+                + "  shl.b32 %r5, 1, %r1;\n  atom.shared.or.b32 %r3, [s+16], %r5;\n  atom.shared.xor.b32 %r3, [s+20], %r1;\n"
+                + "RETRY:\n  ld.volatile.shared.u32 %r6, [s+24];\n  add.u32 %r7, %r6, 3;\n  atom.shared.cas.b32 %r8, [s+24], %r6, %r7;\n"
+                + "  setp.ne.u32 %p2, %r8, %r6;\n  @%p2 bra RETRY;\n"
+                + "  cvt.u64.u32 %rd2, %r1;\n  add.u64 %rd2, %rd2, 0x100000000;\n  atom.shared.add.u64 %rd3, [s+32], %rd2;\n"
+                + "  atom.shared.max.u64 %rd3, [s+40], %rd2;\n  atom.shared.add.f64 %fd1, [s+48], 0d3FE0000000000000;\n"
+                + "  atom.shared.exch.b32 %r9, [s+56], %r1;\n"
+                + "  bar.sync 0;\n"
+                + "  mul.wide.u32 %rd4, %r2, 64;\n  add.s64 %rd5, %rd1, %rd4;\n"
+                + "  @%p1 ld.shared.v4.u32 {%r10, %r11, %r12, %r13}, [s];\n  @%p1 st.global.v4.u32 [%rd5], {%r10, %r11, %r12, %r13};\n"
+                + "  @%p1 ld.shared.v4.u32 {%r10, %r11, %r12, %r13}, [s+16];\n  @%p1 st.global.v4.u32 [%rd5+16], {%r10, %r11, %r12, %r13};\n"
+                + "  @%p1 ld.shared.v2.u64 {%rd6, %rd7}, [s+32];\n  @%p1 st.global.v2.u64 [%rd5+32], {%rd6, %rd7};\n"
+                + "  @%p1 ld.shared.f64 %fd2, [s+48];\n  @%p1 st.global.f64 [%rd5+48], %fd2;\n"
+                + "  @%p1 ld.shared.u32 %r14, [s+56];\n  @%p1 st.global.u32 [%rd5+56], %r14;\n";
+        int threads = 32;
+        HeapMemory m = new HeapMemory(BASE, 64 * 4);
+        Ptx.launch(kernel(1, "", body), LaunchDims.linear(4, threads), m, BASE);
+        int xor = 0;
+        long sum = 0;
+        for (int t = 0; t < threads; t++) {
+            xor ^= t;
+            sum += t + (1L << 32);
+        }
+        for (int b = 0; b < 4; b++) {
+            long at = BASE + 64L * b;
+            assertEquals("inc with bound 9", threads % 10, m.getInt(at));
+            assertEquals("dec with bound 9 from 5", Math.floorMod(5 - threads, 10), m.getInt(at + 4));
+            assertEquals("max.s32", threads - 1 - 50, m.getInt(at + 8));
+            assertEquals("and", 0, m.getInt(at + 12));
+            assertEquals("or of every bit", -1, m.getInt(at + 16));
+            assertEquals("xor onto 0x0f0f0f0f", 0x0f0f0f0f ^ xor, m.getInt(at + 20));
+            assertEquals("cas loop", 3 * threads, m.getInt(at + 24));
+            assertHex("add.u64", sum, m.getLong(at + 32));
+            assertHex("max.u64", (1L << 32) + threads - 1, m.getLong(at + 40));
+            assertEquals("add.f64", 0.5 * threads, m.getDouble(at + 48), 0);
+            assertTrue("exch leaves one thread's value", m.getInt(at + 56) >= 0 && m.getInt(at + 56) < threads);
+        }
+    }
+
+    @Test
     public void genericAddressesReachSharedAndGlobalAtomics() {
         String body = "  .shared .align 4 .u32 s;\n"
                 + "  ld.param.u64 %rd1, [p0];\n  mov.u32 %r1, %tid.x;\n  setp.eq.u32 %p1, %r1, 0;\n"

@@ -51,6 +51,47 @@ public class ConvertTest {
         check("cvt.s32.s16 $d, $1", "s64", types("s16"), row(0x8000, 0xffffffffffff8000L)); // s32 is signed: sign-extended to the b64 register
     }
 
+    /** Every pair of integer types, with and without .sat, from the definition: extend by the source type, then chop or clamp. */
+    @Test
+    public void everyIntegerPairWithAndWithoutSat() {
+        String[] ints = {"u8", "s8", "u16", "s16", "u32", "s32", "u64", "s64"};
+        long[] values = {0, 1, 0x7f, 0x80, 0xff, 0x7fff, 0x8000, 0xffff, 0x7fffffffL, 0x80000000L, 0xffffffffL, 0x123456789L,
+            Long.MAX_VALUE, Long.MIN_VALUE, -1L, -2L};
+        for (String dt : ints) {
+            for (String at : ints) {
+                for (boolean sat : new boolean[] {false, true}) {
+                    int ab = Integer.parseInt(at.substring(1)), db = Integer.parseInt(dt.substring(1));
+                    boolean as = at.charAt(0) == 's', ds = dt.charAt(0) == 's';
+                    int regBits = Math.max(16, db);
+                    long[][] cases = new long[values.length][];
+                    for (int i = 0; i < values.length; i++) {
+                        long v = ext(values[i], ab, as);
+                        long r;
+                        if (!sat) {
+                            r = ext(v, db, ds);
+                        } else {
+                            java.math.BigInteger x = as ? java.math.BigInteger.valueOf(v) : new java.math.BigInteger(Long.toUnsignedString(v));
+                            java.math.BigInteger lo = ds ? java.math.BigInteger.ONE.shiftLeft(db - 1).negate() : java.math.BigInteger.ZERO;
+                            java.math.BigInteger hi = (ds ? java.math.BigInteger.ONE.shiftLeft(db - 1) : java.math.BigInteger.ONE.shiftLeft(db))
+                                    .subtract(java.math.BigInteger.ONE);
+                            r = x.max(lo).min(hi).longValue();
+                        }
+                        cases[i] = row(values[i], regBits == 64 ? r : r & ((1L << regBits) - 1));
+                    }
+                    check("cvt" + (sat ? ".sat." : ".") + dt + "." + at, dt, types(at), cases);
+                }
+            }
+        }
+    }
+
+    /** The low bits of v, sign- or zero-extended. */
+    static long ext(long v, int bits, boolean signed) {
+        if (bits == 64) {
+            return v;
+        }
+        return signed ? (v << (64 - bits)) >> (64 - bits) : v & ((1L << bits) - 1);
+    }
+
     @Test
     public void integerSaturation() {
         check("cvt.sat.s8.s32", "s8", types("s32"), row(200, 0x7f), row(-200, 0xff80), row(5, 5), row(-128, 0xff80));
