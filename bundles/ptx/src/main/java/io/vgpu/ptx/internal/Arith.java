@@ -68,7 +68,18 @@ final class Arith {
             case "mul": return bin(c, in, "f32", (a, b) -> f.out(Fp.mul(f.in(a), f.in(b), mode)));
             case "fma": case "mad": return ter(c, in, "f32", (a, b, x) -> f.out(Fp.fma(f.in(a), f.in(b), f.in(x), mode)));
             case "div":
-                if (in.has("approx") || in.has("full")) {
+                if (in.has("approx")) {
+                    // a * (1/b): for 2^126 < |b| < 2^128 the reciprocal is subnormal and flushed, so the
+                    // result is a signed zero (NaN for an infinite a)
+                    return bin(c, in, "f32", (a, b) -> {
+                        float x = f.in(a), y = f.in(b);
+                        if (Math.abs(y) > 0x1p126f && Math.abs(y) < Float.POSITIVE_INFINITY) {
+                            return f.out(Float.isInfinite(x) ? Float.NaN : Math.copySign(0f, x) * Math.signum(y));
+                        }
+                        return f.out(x / y);
+                    });
+                }
+                if (in.has("full")) {
                     return bin(c, in, "f32", (a, b) -> f.out(f.in(a) / f.in(b)));
                 }
                 return bin(c, in, "f32", (a, b) -> f.out(Fp.div(f.in(a), f.in(b), mode)));

@@ -337,6 +337,10 @@ public class FloatTest {
         expect("rcp.approx.f32", new float[] {0f, -0f, inf, -inf, 2f, nan}, new float[] {inf, -inf, 0f, -0f, 0.5f, nan});
         expect("sqrt.approx.f32", new float[] {0f, -0f, -1f, inf, 4f}, new float[] {0f, -0f, nan, inf, 2f});
         expect("tanh.approx.f32", new float[] {0f, -0f, inf, -inf}, new float[] {0f, -0f, 1f, -1f});
+        // div.approx is a * (1/b): for 2^126 < |b| < 2^128 it gives a signed zero, or NaN for an infinite a
+        check("div.approx.f32", "f32", types("f32", "f32"), row(ONE, 0x7f000000L, PZ), row(0xbf800000L, 0x7f000000L, NZ),
+                row(ONE, 0xff000000L, NZ), row(PINF, 0x7f000000L, NAN), row(0x40800000L, 0x40000000L, 0x40000000L));
+        check("div.full.f32", "f32", types("f32", "f32"), row(ONE, 0x7f000000L, 0x00400000L)); // full range: 2^-127
     }
 
     static void expect(String insn, float[] in, float[] want) {
