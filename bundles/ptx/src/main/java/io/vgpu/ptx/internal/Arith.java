@@ -58,13 +58,27 @@ final class Arith {
             }
         }
         F f = new F();
+        if ((in.opcode.equals("min") || in.opcode.equals("max")) && (in.has("xorsign") || in.has("abs") || in.operands.size() > 3)) {
+            throw new Compiler.Unsupported(in.form() + " (xorsign/abs or three-input forms)");
+        }
         switch (in.opcode) {
             case "add": return bin(c, in, "f32", (a, b) -> f.out(Fp.add(f.in(a), f.in(b), mode)));
             case "sub": return bin(c, in, "f32", (a, b) -> f.out(Fp.add(f.in(a), -f.in(b), mode)));
             case "mul": return bin(c, in, "f32", (a, b) -> f.out(Fp.mul(f.in(a), f.in(b), mode)));
             case "fma": case "mad": return ter(c, in, "f32", (a, b, x) -> f.out(Fp.fma(f.in(a), f.in(b), f.in(x), mode)));
             case "div":
-                if (in.has("approx") || in.has("full")) {
+                if (in.has("approx")) {
+                    // a * (1/b): for 2^126 < |b| < 2^128 the reciprocal is subnormal and flushed, so the
+                    // result is a signed zero (NaN for an infinite a)
+                    return bin(c, in, "f32", (a, b) -> {
+                        float x = f.in(a), y = f.in(b);
+                        if (Math.abs(y) > 0x1p126f && Math.abs(y) < Float.POSITIVE_INFINITY) {
+                            return f.out(Float.isInfinite(x) ? Float.NaN : Math.copySign(0f, x) * Math.signum(y));
+                        }
+                        return f.out(x / y);
+                    });
+                }
+                if (in.has("full")) {
                     return bin(c, in, "f32", (a, b) -> f.out(f.in(a) / f.in(b)));
                 }
                 return bin(c, in, "f32", (a, b) -> f.out(Fp.div(f.in(a), f.in(b), mode)));
@@ -114,7 +128,7 @@ final class Arith {
             case "fma": case "mad": return ter(c, in, "f64", (a, b, x) -> out.f(Fp.bits(Fp.fma(Fp.d(a), Fp.d(b), Fp.d(x), mode))));
             case "div": return bin(c, in, "f64", (a, b) -> Fp.bits(Fp.div(Fp.d(a), Fp.d(b), mode)));
             case "rcp": return un(c, in, "f64", a -> Fp.bits(Fp.div(1.0, Fp.d(a), in.has("approx") ? Fp.RN : mode)));
-            case "sqrt": return un(c, in, "f64", a -> Fp.bits(Math.sqrt(Fp.d(a))));
+            case "sqrt": return un(c, in, "f64", a -> Fp.bits(Fp.sqrt(Fp.d(a), in.has("approx") ? Fp.RN : mode)));
             case "rsqrt": return un(c, in, "f64", a -> Fp.bits(1.0 / Math.sqrt(Fp.d(a))));
             case "abs": return un(c, in, "f64", a -> a & Long.MAX_VALUE);
             case "neg": return un(c, in, "f64", a -> a ^ Long.MIN_VALUE);
@@ -154,17 +168,35 @@ final class Arith {
                 if (relu && v < 0) {
                     v = 0;
                 }
-                return bf ? Fp.toBf16((float) v, mode) : Fp.toHalf(v, mode);
+                if (bf) {
+                    return Fp.bf16Of(v, mode);
+                }
+                int r = Fp.toHalf(v, mode);
+                // .ftz flushes subnormal results as well as inputs
+                return ftz && (r & 0x7c00) == 0 ? r & 0x8000 : r;
             }
         }
         H h = new H();
+        if ((in.opcode.equals("min") || in.opcode.equals("max")) && (in.has("xorsign") || in.has("abs"))) {
+            throw new Compiler.Unsupported(in.form() + " (xorsign/abs forms)");
+        }
         L2 f2;
         switch (in.opcode) {
             case "add": f2 = (a, b) -> h.put((double) h.get(a) + h.get(b)); break;
             case "sub": f2 = (a, b) -> h.put((double) h.get(a) - h.get(b)); break;
             case "mul": f2 = (a, b) -> h.put((double) h.get(a) * h.get(b)); break;
-            case "min": f2 = (a, b) -> h.put(Compiler.fmin(h.get(a), h.get(b))); break;
-            case "max": f2 = (a, b) -> h.put(Compiler.fmax(h.get(a), h.get(b))); break;
+            case "min": case "max": {
+                boolean min = in.opcode.equals("min");
+                boolean nan = in.has("NaN"); // any NaN operand gives the canonical NaN
+                f2 = (a, b) -> {
+                    float x = h.get(a), y = h.get(b);
+                    if (nan && (x != x || y != y)) {
+                        return 0x7fff;
+                    }
+                    return h.put(min ? Compiler.fmin(x, y) : Compiler.fmax(x, y));
+                };
+                break;
+            }
             case "fma": case "mad": {
                 L3 f3 = (a, b, x) -> h.put(Math.fma((double) h.get(a), (double) h.get(b), (double) h.get(x)));
                 if (!pair) {
@@ -204,6 +236,9 @@ final class Arith {
     // ------------------------------------------------------------------ integers
 
     static Insn integer(Compiler c, Ast.Insn in, String t) {
+        if (t.equals("u16x2") || t.equals("s16x2")) {
+            return pairs(c, in, t);
+        }
         int bits = Types.size(t) * 8;
         boolean signed = Types.isSigned(t);
         long mask = bits >= 64 ? -1L : (1L << bits) - 1;
@@ -419,6 +454,22 @@ final class Arith {
             }
             default: throw new Compiler.Unsupported(in.form());
         }
+    }
+
+    /** add, sub, min, max (.relu) on two 16-bit halves at once (.u16x2, .s16x2). */
+    private static Insn pairs(Compiler c, Ast.Insn in, String t) {
+        boolean signed = t.charAt(0) == 's';
+        boolean relu = in.has("relu");
+        L2 half;
+        switch (in.opcode) {
+            case "add": half = (a, b) -> a + b; break;
+            case "sub": half = (a, b) -> a - b; break;
+            case "min": half = signed ? (a, b) -> Math.min((short) a, (short) b) : (a, b) -> Math.min(a, b); break;
+            case "max": half = signed ? (a, b) -> Math.max((short) a, (short) b) : (a, b) -> Math.max(a, b); break;
+            default: throw new Compiler.Unsupported(in.form());
+        }
+        L2 h = relu ? (a, b) -> Math.max(0, half.f(a, b)) : half;
+        return bin(c, in, t, (a, b) -> (h.f(a & 0xffff, b & 0xffff) & 0xffff) | ((h.f((a >>> 16) & 0xffff, (b >>> 16) & 0xffff) & 0xffff) << 16));
     }
 
     private static Insn predLogic(Compiler c, Ast.Insn in, int op) {

@@ -712,6 +712,9 @@ public final class Compiler {
         int size = Types.size(t);
         int space = Mem.of(in.mods);
         boolean red = in.opcode.equals("red");
+        if (in.has("v2") || in.has("v4") || in.has("v8")) {
+            return vectorAtom(in, t, red);
+        }
         int i = 0;
         int d = red ? -1 : dst(op(in, i++));
         Addr a = addr(op(in, i++), space);
@@ -730,17 +733,43 @@ public final class Compiler {
         if (opn == null) {
             throw new Unsupported("atomic operation in " + in.form());
         }
-        if (t.equals("f16x2") || t.equals("bf16x2") || in.has("v2") || in.has("v4") || in.has("v8")) {
-            if (!(t.equals("f16x2") || t.equals("bf16x2")) || !opn.equals("add")) {
-                throw new Unsupported("vector atomics");
-            }
+        if ((t.equals("f16x2") || t.equals("bf16x2")) && !opn.equals("add")) {
+            throw new Unsupported("packed atomic " + opn);
         }
         int b = src(op(in, i++), t);
         int c = opn.equals("cas") ? src(op(in, i), t) : -1;
         long mask = size >= 8 ? -1L : (1L << (size * 8)) - 1;
         java.util.function.LongBinaryOperator f = atomicOp(opn, t, size);
-        return new Ops.Atom(space == Mem.GENERIC ? Mem.GENERIC : a.space, size, d, a.reg, a.off, b, c,
+        Ops.Atom atom = new Ops.Atom(space == Mem.GENERIC ? Mem.GENERIC : a.space, size, d, a.reg, a.off, b, c,
                 d >= 0 ? Math.min(mask, dm(d)) & mask : mask, f, opn.equals("cas"));
+        return t.equals("f32") && opn.equals("add") ? atom.withGlobalOp(GLOBAL_ADD_F32) : atom;
+    }
+
+    /** atom.add.f32 on global memory flushes subnormal inputs and results to sign-preserving zero (on shared it does not). */
+    static final java.util.function.LongBinaryOperator GLOBAL_ADD_F32 =
+            (o, b) -> Float.floatToRawIntBits(Fp.ftz(Fp.ftz(Fp.f(o)) + Fp.ftz(Fp.f(b)))) & 0xffffffffL;
+
+    /** atom/red.global.add.v2/v4.f32: one atomic add per element (each element is atomic on its own). */
+    private Insn vectorAtom(Ast.Insn in, String t, boolean red) {
+        if (!t.equals("f32") || !in.has("add")) {
+            throw new Unsupported("vector atomics other than add.f32");
+        }
+        int i = 0;
+        List<Operand> ds = red ? null : op(in, i++).elements;
+        Addr a = addr(op(in, i++), Mem.of(in.mods));
+        List<Operand> bs = op(in, i).elements;
+        if (bs == null || (ds != null && ds.size() != bs.size()) || a.param != null) {
+            throw new IllegalStateException("vector atomic needs matching vector operands");
+        }
+        int space = Mem.of(in.mods);
+        java.util.function.LongBinaryOperator f = atomicOp("add", t, 4);
+        Insn[] parts = new Insn[bs.size()];
+        for (int k = 0; k < parts.length; k++) {
+            int d = ds == null ? -1 : dst(ds.get(k));
+            parts[k] = new Ops.Atom(space == Mem.GENERIC ? Mem.GENERIC : a.space, 4, d, a.reg, a.off + 4L * k, src(bs.get(k), t), -1,
+                    0xffffffffL, f, false).withGlobalOp(GLOBAL_ADD_F32);
+        }
+        return new Seq(parts);
     }
 
     private static java.util.function.LongBinaryOperator atomicOp(String op, String t, int size) {
@@ -1084,12 +1113,70 @@ public final class Compiler {
                 c = src(co, "pred");
             }
         }
+        boolean ftz = in.has("ftz");
+        if (t.equals("f16x2") || t.equals("bf16x2")) {
+            // Two comparisons, one per half: setp writes the low half's to p and the high half's to q;
+            // set writes 1.0 (f16x2/bf16x2 destinations) or 0xffff into each half.
+            long one = dt.equals("f16x2") ? 0x3c00 : dt.equals("bf16x2") ? 0x3f80 : 0xffff;
+            return new PairCompare(p, q, a, b, c, cNeg, bool, comparison(cmp, t.substring(0, t.length() - 2), ftz), isSet ? one : -1);
+        }
         long trueValue = 1;
         if (isSet) {
-            trueValue = dt.equals("f32") ? Float.floatToRawIntBits(1f) & 0xffffffffL : dm(p);
+            switch (dt) {
+                case "f32": trueValue = Float.floatToRawIntBits(1f) & 0xffffffffL; break;
+                case "f16": trueValue = 0x3c00; break;
+                case "bf16": trueValue = 0x3f80; break;
+                default: trueValue = dm(p);
+            }
         }
-        boolean ftz = in.has("ftz");
         return new Ops.Setp(p, q, a, b, c, cNeg, bool, comparison(cmp, t, ftz), trueValue);
+    }
+
+    /** setp/set on .f16x2/.bf16x2: the halves compare separately. */
+    static final class PairCompare extends Insn {
+        final int p, q, a, b, c, bool;
+        final boolean cNeg;
+        final Ops.Cmp cmp;
+        final long one; // set: the true value of a half; -1 for setp
+
+        PairCompare(int p, int q, int a, int b, int c, boolean cNeg, int bool, Ops.Cmp cmp, long one) {
+            this.p = p;
+            this.q = q;
+            this.a = a;
+            this.b = b;
+            this.c = c;
+            this.cNeg = cNeg;
+            this.bool = bool;
+            this.cmp = cmp;
+            this.one = one;
+        }
+
+        private boolean combine(boolean t, long[] r, int l) {
+            if (bool == 0) {
+                return t;
+            }
+            boolean cv = (r[c << 5 | l] != 0) != cNeg;
+            return bool == 1 ? t & cv : bool == 2 ? t | cv : t ^ cv;
+        }
+
+        @Override
+        public void exec(Warp w, int mask) {
+            long[] r = w.r;
+            for (int m = mask; m != 0; m &= m - 1) {
+                int l = Integer.numberOfTrailingZeros(m);
+                long x = r[a << 5 | l], y = r[b << 5 | l];
+                boolean lo = combine(cmp.f(x & 0xffff, y & 0xffff), r, l);
+                boolean hi = combine(cmp.f((x >>> 16) & 0xffff, (y >>> 16) & 0xffff), r, l);
+                if (one < 0) {
+                    r[p << 5 | l] = lo ? 1 : 0;
+                    if (q >= 0) {
+                        r[q << 5 | l] = hi ? 1 : 0;
+                    }
+                } else {
+                    r[p << 5 | l] = (hi ? one << 16 : 0) | (lo ? one : 0);
+                }
+            }
+        }
     }
 
     static Ops.Cmp comparison(String cmp, String t, boolean ftz) {
@@ -1157,7 +1244,9 @@ public final class Compiler {
         String ct = ts.get(ts.size() - 1);
         int d = dst(op(in, 0));
         int a = src(op(in, 1), t), b = src(op(in, 2), t), c = src(op(in, 3), ct);
-        L3 f = ct.equals("f32") ? (x, y, z) -> Fp.f(z) >= 0 ? x : y : (x, y, z) -> (int) z >= 0 ? x : y;
+        // c >= 0 holds for -0.0, and with .ftz for a negative subnormal (flushed to -0.0)
+        boolean ftz = in.has("ftz");
+        L3 f = ct.equals("f32") ? (x, y, z) -> (ftz ? Fp.ftz(Fp.f(z)) : Fp.f(z)) >= 0 ? x : y : (x, y, z) -> (int) z >= 0 ? x : y;
         return new Ops.Op3(d, a, b, c, dm(d), f);
     }
 
@@ -1220,10 +1309,12 @@ public final class Compiler {
         boolean aSigned = Types.isSigned(at), dSigned = Types.isSigned(dt);
         if (!df && !af) {
             if (!sat) {
+                // Extend the source by its type, chop to the destination type, and extend that by
+                // the destination's signedness (the register may be wider than the type).
                 if (aSigned) {
-                    return new Ops.Op1(d, a, dmask, x -> sx(x, abits));
+                    return new Ops.Op1(d, a, dmask, dSigned ? x -> sx(sx(x, abits), dbits) : x -> zx(sx(x, abits), dbits));
                 }
-                return new Ops.Op1(d, a, dmask, x -> zx(x, abits));
+                return new Ops.Op1(d, a, dmask, dSigned ? x -> sx(zx(x, abits), dbits) : x -> zx(zx(x, abits), dbits));
             }
             long lo = dSigned ? (dbits == 64 ? Long.MIN_VALUE : -(1L << (dbits - 1))) : 0;
             long hi = dSigned ? (dbits == 64 ? Long.MAX_VALUE : (1L << (dbits - 1)) - 1) : (dbits == 64 ? -1L : (1L << dbits) - 1);
@@ -1262,7 +1353,7 @@ public final class Compiler {
                 toD = aSigned ? x -> Fp.toHalf(Fp.s64ToDouble(sx(x, abits), Fp.RN), md)
                         : x -> Fp.toHalf(Fp.u64ToDouble(zx(x, abits)), md);
             } else {
-                toD = aSigned ? x -> Fp.toBf16((float) sx(x, abits), md) : x -> Fp.toBf16(Fp.u64ToFloat(zx(x, abits), Fp.RN), md);
+                toD = aSigned ? x -> Fp.bf16Of(Fp.oddDouble(sx(x, abits), false), md) : x -> Fp.bf16Of(Fp.oddDouble(zx(x, abits), true), md);
             }
             return new Ops.Op1(d, a, dmask, toD);
         }
@@ -1320,8 +1411,7 @@ public final class Compiler {
                     if (relu && v < 0) {
                         v = 0;
                     }
-                    float fv = at.equals("f64") ? Fp.toFloat(v, md) : (float) v;
-                    return Fp.toBf16(fv, md);
+                    return Fp.bf16Of(v, md);
                 };
                 break;
             default:

@@ -1,8 +1,6 @@
 package io.vgpu.ptx.internal;
 
 import java.math.BigDecimal;
-import java.math.MathContext;
-import java.math.RoundingMode;
 
 /** Floating-point semantics of the GPU that Java does not provide directly. */
 public final class Fp {
@@ -68,6 +66,9 @@ public final class Fp {
     /** Rounds the exact value hi + lo (|lo| tiny against hi, as TwoSum gives) to float in a mode. */
     public static float round(double hi, double lo, int mode) {
         float f = (float) hi;
+        if (hi != hi) {
+            return Float.NaN;
+        }
         if (mode == RN) {
             // Exact ties of hi must be broken by lo.
             if (lo != 0 && (double) f != hi) {
@@ -126,6 +127,9 @@ public final class Fp {
         if (Double.isInfinite(s) || s != s) {
             return (float) s;
         }
+        if (s == 0 && err == 0) {
+            return (float) zeroSum(s, plusZero(a) && plusZero(b), mode);
+        }
         return round(s, err, mode);
     }
 
@@ -146,6 +150,9 @@ public final class Fp {
         double err = (p - (s - bb)) + (c - bb);
         if (Double.isInfinite(s) || s != s) {
             return (float) s;
+        }
+        if (s == 0 && err == 0) {
+            return (float) zeroSum(s, plusZero(p) && plusZero(c), mode);
         }
         return round(s, err, mode);
     }
@@ -172,41 +179,96 @@ public final class Fp {
         return round(q, r == 0 ? 0 : Math.copySign(Double.MIN_VALUE, r), mode);
     }
 
-    private static final MathContext[] CTX = {
-        new MathContext(53, RoundingMode.HALF_EVEN), new MathContext(53, RoundingMode.DOWN),
-        new MathContext(53, RoundingMode.FLOOR), new MathContext(53, RoundingMode.CEILING)};
+    /**
+     * The result of an f64 operation in a directed mode, from its round-to-nearest result {@code c}
+     * and the sign of (c - exact): one step toward the side the mode asks for when c is on the
+     * other side. Overflow (c infinite, exact finite) and underflow (c zero) come out right too.
+     */
+    static double directed(double c, int cmp, int mode) {
+        if (cmp == 0 || mode == RN || c != c) {
+            return c;
+        }
+        switch (mode) {
+            case RZ:
+                // c has the sign of the exact value (round to nearest keeps it, zeros included)
+                if (Double.doubleToRawLongBits(c) < 0) {
+                    return cmp < 0 ? Math.nextUp(c) : c;
+                }
+                return cmp > 0 ? Math.nextDown(c) : c;
+            case RM:
+                return cmp > 0 ? Math.nextDown(c) : c;
+            default:
+                return cmp < 0 ? Math.nextUp(c) : c;
+        }
+    }
 
-    /** f64 result of an exact BigDecimal value in a directed mode (finite inputs only). */
-    public static double round64(BigDecimal exact, int mode) {
-        return exact.round(CTX[mode]).doubleValue();
+    /** Sign of (c - exact) for a finite exact value. */
+    private static int cmp(double c, BigDecimal exact) {
+        if (Double.isInfinite(c)) {
+            return c > 0 ? 1 : -1;
+        }
+        return new BigDecimal(c).compareTo(exact);
+    }
+
+    /** An exact zero sum is -0 when rounding down unless both addends are +0 (IEEE 754 6.3). */
+    private static double zeroSum(double r, boolean bothPlusZero, int mode) {
+        return r == 0 && mode == RM && !bothPlusZero ? -0.0 : r;
+    }
+
+    private static boolean plusZero(double v) {
+        return Double.doubleToRawLongBits(v) == 0;
     }
 
     public static double add(double a, double b, int mode) {
+        double c = a + b;
         if (mode == RN || !Double.isFinite(a) || !Double.isFinite(b)) {
-            return a + b;
+            return c;
         }
-        return round64(new BigDecimal(a).add(new BigDecimal(b)), mode);
+        BigDecimal exact = new BigDecimal(a).add(new BigDecimal(b));
+        if (exact.signum() == 0) {
+            return zeroSum(c, plusZero(a) && plusZero(b), mode);
+        }
+        return directed(c, cmp(c, exact), mode);
     }
 
     public static double mul(double a, double b, int mode) {
+        double c = a * b;
         if (mode == RN || !Double.isFinite(a) || !Double.isFinite(b)) {
-            return a * b;
+            return c;
         }
-        return round64(new BigDecimal(a).multiply(new BigDecimal(b)), mode);
+        return directed(c, cmp(c, new BigDecimal(a).multiply(new BigDecimal(b))), mode);
     }
 
     public static double fma(double a, double b, double c, int mode) {
+        double r = Math.fma(a, b, c);
         if (mode == RN || !Double.isFinite(a) || !Double.isFinite(b) || !Double.isFinite(c)) {
-            return Math.fma(a, b, c);
+            return r;
         }
-        return round64(new BigDecimal(a).multiply(new BigDecimal(b)).add(new BigDecimal(c)), mode);
+        BigDecimal exact = new BigDecimal(a).multiply(new BigDecimal(b)).add(new BigDecimal(c));
+        if (exact.signum() == 0) {
+            return zeroSum(r, plusZero(a * b) && plusZero(c), mode);
+        }
+        return directed(r, cmp(r, exact), mode);
     }
 
     public static double div(double a, double b, int mode) {
-        if (mode == RN || !Double.isFinite(a) || !Double.isFinite(b) || b == 0) {
-            return a / b;
+        double q = a / b;
+        if (mode == RN || !Double.isFinite(a) || !Double.isFinite(b) || b == 0 || a == 0) {
+            return q;
         }
-        return round64(new BigDecimal(a).divide(new BigDecimal(b), new MathContext(120)), mode);
+        // q - a/b has the sign of (q*b - a) * sign(b)
+        int c = Double.isInfinite(q) ? (q > 0 ? 1 : -1)
+                : new BigDecimal(q).multiply(new BigDecimal(b)).compareTo(new BigDecimal(a)) * (b > 0 ? 1 : -1);
+        return directed(q, c, mode);
+    }
+
+    public static double sqrt(double a, int mode) {
+        double q = Math.sqrt(a);
+        if (mode == RN || q != q || q == 0 || Double.isInfinite(q)) {
+            return q;
+        }
+        BigDecimal b = new BigDecimal(q);
+        return directed(q, b.multiply(b).compareTo(new BigDecimal(a)), mode);
     }
 
     /** A double rounded to float in a mode. */
@@ -285,17 +347,13 @@ public final class Fp {
     }
 
     public static double s64ToDouble(long v, int mode) {
-        if (mode == RN) {
-            return (double) v;
-        }
-        return round64(new BigDecimal(v), mode);
+        double c = (double) v;
+        return mode == RN ? c : directed(c, cmp(c, new BigDecimal(v)), mode);
     }
 
     public static double u64ToDouble(long v, int mode) {
-        if (mode == RN) {
-            return u64ToDouble(v);
-        }
-        return round64(new BigDecimal(Long.toUnsignedString(v)), mode);
+        double c = u64ToDouble(v);
+        return mode == RN ? c : directed(c, cmp(c, new BigDecimal(Long.toUnsignedString(v))), mode);
     }
 
     private static float roundBig(BigDecimal exact, int mode) {
@@ -362,6 +420,56 @@ public final class Fp {
 
     public static float bf16(int h) {
         return Float.intBitsToFloat((h & 0xffff) << 16);
+    }
+
+    /** f64 to bf16 bits, rounded once (going through f32 could round twice). */
+    public static int bf16Of(double f, int mode) {
+        if (f != f) {
+            return 0x7fff;
+        }
+        int sign = Double.doubleToRawLongBits(f) < 0 ? 0x8000 : 0;
+        double a = Math.abs(f);
+        if (a == Double.POSITIVE_INFINITY) {
+            return sign | 0x7f80;
+        }
+        int e = Math.getExponent(a);
+        double ulp = e < -126 ? 0x1p-133 : Math.scalb(1.0, e - 7);
+        double q = a / ulp;
+        double r;
+        switch (mode) {
+            case RZ: r = Math.floor(q); break;
+            case RM: r = sign != 0 ? Math.ceil(q) : Math.floor(q); break;
+            case RP: r = sign != 0 ? Math.floor(q) : Math.ceil(q); break;
+            default: r = Math.rint(q);
+        }
+        double v = r * ulp;
+        if (v > 0x1.fep127) {
+            boolean toInf = mode == RN || (mode == RP && sign == 0) || (mode == RM && sign != 0);
+            return sign | (toInf ? 0x7f80 : 0x7f7f);
+        }
+        // v is a bf16 value, so also exactly a float
+        return sign | (Float.floatToRawIntBits((float) v) >>> 16);
+    }
+
+    /**
+     * A 64-bit integer as a double rounded to odd (the low bit records anything dropped), so that
+     * rounding it again to 24 or fewer bits gives the correctly rounded result.
+     */
+    public static double oddDouble(long v, boolean unsigned) {
+        boolean neg = !unsigned && v < 0;
+        long m = neg ? -v : v; // Long.MIN_VALUE stays 2^63 read unsigned
+        int bits = 64 - Long.numberOfLeadingZeros(m);
+        if (bits <= 53) {
+            double d = unsigned ? u64ToDouble(m) : (double) m;
+            return neg ? -d : d;
+        }
+        int shift = bits - 53;
+        long hi = m >>> shift;
+        if ((m & ((1L << shift) - 1)) != 0) {
+            hi |= 1;
+        }
+        double d = Math.scalb((double) hi, shift);
+        return neg ? -d : d;
     }
 
     public static int toBf16(float f, int mode) {

@@ -11,7 +11,7 @@ public final class Isa {
     private Isa() {}
 
     private static final Set<String> TYPES = Set.of("b8", "b16", "b32", "b64", "u8", "u16", "u32", "u64", "s8", "s16", "s32",
-            "s64", "f16", "f16x2", "bf16", "bf16x2", "f32", "f64", "pred");
+            "s64", "u16x2", "s16x2", "f16", "f16x2", "bf16", "bf16x2", "f32", "f64", "pred");
 
     /** Modifiers that never change what executes here (caching, scope, ordering, alignment hints). */
     private static final Set<String> IGNORED = Set.of("uni", "sync", "aligned", "volatile", "relaxed", "acquire", "release",

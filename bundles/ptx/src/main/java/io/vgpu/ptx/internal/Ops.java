@@ -416,6 +416,13 @@ public final class Ops {
         final long off, dm;
         final LongBinaryOperator op;
         final boolean cas;
+        /** The operation where the address is in global memory, if it differs there (atom.add.f32 flushes subnormals). */
+        LongBinaryOperator globalOp;
+
+        public Atom withGlobalOp(LongBinaryOperator g) {
+            this.globalOp = g;
+            return this;
+        }
 
         public Atom(int space, int size, int d, int addr, long off, int b, int c, long dm, LongBinaryOperator op, boolean cas) {
             this.space = space;
@@ -442,7 +449,8 @@ public final class Ops {
                     long nv = r[c | l] & dm;
                     old = casAt(w, a, cmp, nv, l);
                 } else {
-                    old = w.atomic(space, a, size, op, r[b | l], l);
+                    LongBinaryOperator f = globalOp != null && Warp.resolve(space, a) == Mem.GLOBAL ? globalOp : op;
+                    old = w.atomic(space, a, size, f, r[b | l], l);
                 }
                 if (d >= 0) {
                     r[d << 5 | l] = old & dm;

@@ -22,6 +22,8 @@ public final class Parser {
     private int tokLine;
     private int scopeCounter;
     private final Deque<Map<String, String>> scopes = new ArrayDeque<>();
+    /** Registers declared without a leading %, as inline asm writes them ({.reg .f16 low, high; ...}). */
+    private final java.util.Set<String> plainRegs = new java.util.HashSet<>();
 
     private Parser(String text) {
         this.s = text.toCharArray();
@@ -86,6 +88,12 @@ public final class Parser {
                 pos++;
             }
             pos++;
+        } else if (c == '.') {
+            // A directive or attribute: ".reg.b32" (inline asm writes them run together) is two tokens.
+            pos++;
+            while (pos < s.length && wordChar(s[pos]) && s[pos] != '.') {
+                pos++;
+            }
         } else if (wordChar(c)) {
             while (pos < s.length && wordChar(s[pos])) {
                 pos++;
@@ -446,6 +454,9 @@ public final class Parser {
                 next();
                 for (Ast.Var v : varDecl(t.substring(1))) {
                     v.name = declare(v.name);
+                    if (t.equals(".reg") && !v.name.startsWith("%")) {
+                        plainRegs.add(v.name);
+                    }
                     f.locals.add(v);
                 }
                 continue;
@@ -526,7 +537,7 @@ public final class Parser {
                 } else {
                     String base = next();
                     o.name = resolve(base);
-                    o.baseIsReg = base.startsWith("%");
+                    o.baseIsReg = base.startsWith("%") || plainRegs.contains(o.name);
                     while ("+".equals(tok) || "-".equals(tok)) {
                         boolean neg = next().equals("-");
                         long v = signedNumber();
@@ -575,7 +586,7 @@ public final class Parser {
             return o;
         }
         String name = next();
-        if (name.startsWith("%")) {
+        if (name.startsWith("%") || plainRegs.contains(resolve(name))) {
             o.kind = Ast.Kind.REG;
             o.name = resolve(name);
             return o;

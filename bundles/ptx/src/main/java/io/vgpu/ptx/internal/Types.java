@@ -15,7 +15,7 @@ public final class Types {
                 return 1;
             case "b16": case "u16": case "s16": case "f16": case "bf16":
                 return 2;
-            case "b32": case "u32": case "s32": case "f32": case "f16x2": case "bf16x2": case "tf32":
+            case "b32": case "u32": case "s32": case "f32": case "f16x2": case "bf16x2": case "tf32": case "u16x2": case "s16x2":
             case "e4m3x2": case "e5m2x2":
                 return 4;
             case "b64": case "u64": case "s64": case "f64":
