@@ -209,8 +209,9 @@ final class Arith {
             case "neg": case "abs": case "ex2": case "tanh": case "rcp": case "sqrt": case "rsqrt": case "sin": case "cos": case "lg2": {
                 L1 f1;
                 switch (in.opcode) {
-                    case "neg": f1 = a -> a ^ 0x8000; break;
-                    case "abs": f1 = a -> a & 0x7fff; break;
+                    // .ftz flushes a subnormal operand (and so the result) to a signed zero
+                    case "neg": f1 = a -> (ftz && !bf && (a & 0x7c00) == 0 ? a & 0x8000 : a) ^ 0x8000; break;
+                    case "abs": f1 = a -> ftz && !bf && (a & 0x7c00) == 0 ? 0 : a & 0x7fff; break;
                     case "ex2": f1 = a -> h.put(Math.pow(2, h.get(a))); break;
                     case "tanh": f1 = a -> h.put(Math.tanh(h.get(a))); break;
                     case "rcp": f1 = a -> h.put(1.0 / h.get(a)); break;

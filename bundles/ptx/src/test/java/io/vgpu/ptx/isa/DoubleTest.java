@@ -160,7 +160,9 @@ public class DoubleTest {
 
     @Test
     public void absNegCopysignAndTestp() {
-        check("abs.f64", "f64", types("f64"), row(NZ, PZ), row(d(-2), d(2)), row(NINF, PINF), row(0x8000000000000001L, 1));
+        // abs.f64 passes a NaN through with only its sign cleared
+        check("abs.f64", "f64", types("f64"), row(NZ, PZ), row(d(-2), d(2)), row(NINF, PINF), row(0x8000000000000001L, 1),
+                row(0xfff8000000000123L, 0x7ff8000000000123L));
         check("neg.f64", "f64", types("f64"), row(PZ, NZ), row(ONE, d(-1)), row(1, 0x8000000000000001L));
         check("copysign.f64", "f64", types("f64", "f64"), row(NZ, d(2), d(-2)), row(ONE, d(-3), d(3)));
         long[] vals = {PZ, NZ, ONE, 1, 0x000fffffffffffffL, 0x0010000000000000L, PINF, NINF, 0x7ff8000000000000L, 0x7ff0000000000001L};
