@@ -128,9 +128,17 @@ final class Arith {
             case "mul": return bin(c, in, "f64", (a, b) -> out.f(Fp.bits(Fp.mul(Fp.d(a), Fp.d(b), mode))));
             case "fma": case "mad": return ter(c, in, "f64", (a, b, x) -> out.f(Fp.bits(Fp.fma(Fp.d(a), Fp.d(b), Fp.d(x), mode))));
             case "div": return bin(c, in, "f64", (a, b) -> Fp.bits(Fp.div(Fp.d(a), Fp.d(b), mode)));
-            case "rcp": return un(c, in, "f64", a -> Fp.bits(Fp.div(1.0, Fp.d(a), in.has("approx") ? Fp.RN : mode)));
+            case "rcp":
+                if (in.has("approx") && in.has("ftz")) {
+                    return un(c, in, "f64", a -> gross(a, false));
+                }
+                return un(c, in, "f64", a -> Fp.bits(Fp.div(1.0, Fp.d(a), in.has("approx") ? Fp.RN : mode)));
             case "sqrt": return un(c, in, "f64", a -> Fp.bits(Fp.sqrt(Fp.d(a), in.has("approx") ? Fp.RN : mode)));
-            case "rsqrt": return un(c, in, "f64", a -> Fp.bits(1.0 / Math.sqrt(Fp.d(a))));
+            case "rsqrt":
+                if (in.has("ftz")) {
+                    return un(c, in, "f64", a -> gross(a, true));
+                }
+                return un(c, in, "f64", a -> Fp.bits(1.0 / Math.sqrt(Fp.d(a))));
             case "abs": return un(c, in, "f64", a -> a & Long.MAX_VALUE);
             case "neg": return un(c, in, "f64", a -> a ^ Long.MIN_VALUE);
             case "min": return bin(c, in, "f64", (a, b) -> Fp.bits(Compiler.dmin(Fp.d(a), Fp.d(b))));
@@ -142,6 +150,25 @@ final class Arith {
             case "ex2": return un(c, in, "f64", a -> Fp.bits(Math.pow(2, Fp.d(a))));
             default: throw new Compiler.Unsupported(in.form());
         }
+    }
+
+    /**
+     * rcp.approx.ftz.f64 / rsqrt.approx.ftz.f64: computed from the upper 32 bits of a only, the low 32
+     * bits of the result are zero, subnormals flush to signed zero, NaN gives 0x7fffffff00000000.
+     */
+    static long gross(long a, boolean rsqrt) {
+        double x = Fp.d(a & 0xffffffff00000000L);
+        if (x != 0 && Math.abs(x) < Double.MIN_NORMAL) {
+            x = Math.copySign(0.0, x);
+        }
+        double r = rsqrt ? 1.0 / Math.sqrt(x) : 1.0 / x;
+        if (r != r) {
+            return 0x7fffffff00000000L;
+        }
+        if (r != 0 && Math.abs(r) < Double.MIN_NORMAL) {
+            r = Math.copySign(0.0, r);
+        }
+        return Double.doubleToRawLongBits(r) & 0xffffffff00000000L;
     }
 
     // ------------------------------------------------------------------ f16, bf16 and their pairs
