@@ -6,7 +6,6 @@ import static io.vgpu.ptx.isa.Ptx.f;
 import static io.vgpu.ptx.isa.Ptx.row;
 import static io.vgpu.ptx.isa.Ptx.types;
 
-import java.util.Arrays;
 import org.junit.Test;
 
 /**
@@ -283,11 +282,5 @@ public class ConvertTest {
                 row(0x3ff0100000400000L, 0x3f81, 0x3f80, 0x3f80, 0x3f81));
         check("cvt.f32.bf16", "f32", types("bf16"), row(0x3f81, 0x3f810000L), row(0x0001, 0x00010000L), row(0xff80, 0xff800000L));
         check("cvt.rn.relu.bf16.f32", "bf16", types("f32"), row(f(-3f), 0), row(f(3f), 0x4040));
-    }
-
-    static long[] concat(long[] a, long... b) {
-        long[] r = Arrays.copyOf(a, a.length + b.length);
-        System.arraycopy(b, 0, r, a.length, b.length);
-        return r;
     }
 }
