@@ -127,9 +127,17 @@ final class Arith {
             case "mul": return bin(c, in, "f64", (a, b) -> out.f(Fp.bits(Fp.mul(Fp.d(a), Fp.d(b), mode))));
             case "fma": case "mad": return ter(c, in, "f64", (a, b, x) -> out.f(Fp.bits(Fp.fma(Fp.d(a), Fp.d(b), Fp.d(x), mode))));
             case "div": return bin(c, in, "f64", (a, b) -> Fp.bits(Fp.div(Fp.d(a), Fp.d(b), mode)));
-            case "rcp": return un(c, in, "f64", a -> Fp.bits(Fp.div(1.0, Fp.d(a), in.has("approx") ? Fp.RN : mode)));
+            case "rcp":
+                if (in.has("approx") && in.has("ftz")) {
+                    return un(c, in, "f64", a -> gross(a, false));
+                }
+                return un(c, in, "f64", a -> Fp.bits(Fp.div(1.0, Fp.d(a), in.has("approx") ? Fp.RN : mode)));
             case "sqrt": return un(c, in, "f64", a -> Fp.bits(Fp.sqrt(Fp.d(a), in.has("approx") ? Fp.RN : mode)));
-            case "rsqrt": return un(c, in, "f64", a -> Fp.bits(1.0 / Math.sqrt(Fp.d(a))));
+            case "rsqrt":
+                if (in.has("ftz")) {
+                    return un(c, in, "f64", a -> gross(a, true));
+                }
+                return un(c, in, "f64", a -> Fp.bits(1.0 / Math.sqrt(Fp.d(a))));
             case "abs": return un(c, in, "f64", a -> a & Long.MAX_VALUE);
             case "neg": return un(c, in, "f64", a -> a ^ Long.MIN_VALUE);
             case "min": return bin(c, in, "f64", (a, b) -> Fp.bits(Compiler.dmin(Fp.d(a), Fp.d(b))));
@@ -141,6 +149,25 @@ final class Arith {
             case "ex2": return un(c, in, "f64", a -> Fp.bits(Math.pow(2, Fp.d(a))));
             default: throw new Compiler.Unsupported(in.form());
         }
+    }
+
+    /**
+     * rcp.approx.ftz.f64 / rsqrt.approx.ftz.f64: computed from the upper 32 bits of a only, the low 32
+     * bits of the result are zero, subnormals flush to signed zero, NaN gives 0x7fffffff00000000.
+     */
+    static long gross(long a, boolean rsqrt) {
+        double x = Fp.d(a & 0xffffffff00000000L);
+        if (x != 0 && Math.abs(x) < Double.MIN_NORMAL) {
+            x = Math.copySign(0.0, x);
+        }
+        double r = rsqrt ? 1.0 / Math.sqrt(x) : 1.0 / x;
+        if (r != r) {
+            return 0x7fffffff00000000L;
+        }
+        if (r != 0 && Math.abs(r) < Double.MIN_NORMAL) {
+            r = Math.copySign(0.0, r);
+        }
+        return Double.doubleToRawLongBits(r) & 0xffffffff00000000L;
     }
 
     // ------------------------------------------------------------------ f16, bf16 and their pairs
@@ -208,8 +235,9 @@ final class Arith {
             case "neg": case "abs": case "ex2": case "tanh": case "rcp": case "sqrt": case "rsqrt": case "sin": case "cos": case "lg2": {
                 L1 f1;
                 switch (in.opcode) {
-                    case "neg": f1 = a -> a ^ 0x8000; break;
-                    case "abs": f1 = a -> a & 0x7fff; break;
+                    // .ftz flushes a subnormal operand (and so the result) to a signed zero
+                    case "neg": f1 = a -> (ftz && !bf && (a & 0x7c00) == 0 ? a & 0x8000 : a) ^ 0x8000; break;
+                    case "abs": f1 = a -> ftz && !bf && (a & 0x7c00) == 0 ? 0 : a & 0x7fff; break;
                     case "ex2": f1 = a -> h.put(Math.pow(2, h.get(a))); break;
                     case "tanh": f1 = a -> h.put(Math.tanh(h.get(a))); break;
                     case "rcp": f1 = a -> h.put(1.0 / h.get(a)); break;

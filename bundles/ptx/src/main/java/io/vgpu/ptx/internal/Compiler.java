@@ -1338,7 +1338,12 @@ public final class Compiler {
         java.util.function.LongToDoubleFunction read = af ? reader(at, ftz) : null;
         if (af && !df) {
             int md = hasMode ? mode : Fp.RZ;
-            return new Ops.Op1(d, a, dmask, x -> Fp.toInt(read.applyAsDouble(x), md, dSigned, dbits));
+            // NaN gives 0, except from f64 or into 64 bits, where it gives 1 << (bits - 1)
+            long nan = at.equals("f64") || dbits == 64 ? 1L << (dbits - 1) : 0;
+            return new Ops.Op1(d, a, dmask, x -> {
+                double v = read.applyAsDouble(x);
+                return v != v ? nan : Fp.toInt(v, md, dSigned, dbits);
+            });
         }
         if (!af) {
             int md = mode;

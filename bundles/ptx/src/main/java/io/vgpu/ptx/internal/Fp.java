@@ -289,7 +289,7 @@ public final class Fp {
         }
     }
 
-    /** Float to integer as cvt does: round in the mode, saturate to the range, NaN gives 0. */
+    /** Float to integer as cvt does: round in the mode, saturate to the range (NaN gives 0 here; cvt picks its NaN value). */
     public static long toInt(double v, int mode, boolean signed, int bits) {
         if (v != v) {
             return 0;

@@ -284,6 +284,13 @@ public final class Ops {
         }
     }
 
+    /** ld/st addresses must be aligned to the access size (the whole vector for .v2/.v4), as on the GPU. */
+    static void aligned(long a, int bytes, Insn in) {
+        if ((a & (bytes - 1)) != 0) {
+            throw new KernelFault(KernelFault.Kind.MISALIGNED_ADDRESS, String.format("%d-byte access at 0x%x is misaligned", bytes, a));
+        }
+    }
+
     /** A load of n elements of size bytes from [reg + off] (or [off]) in a state space. */
     public static final class Ld extends Insn {
         final int space, size, addr;
@@ -310,6 +317,7 @@ public final class Ops {
             for (int m = mask; m != 0; m &= m - 1) {
                 int l = Integer.numberOfTrailingZeros(m);
                 long a = (addr < 0 ? 0 : r[addr | l]) + off;
+                aligned(a, n * size, this);
                 for (int i = 0; i < n; i++) {
                     long v = w.load(space, a + (long) i * size, size, l);
                     if (signed && shift > 0) {
@@ -344,6 +352,7 @@ public final class Ops {
             for (int m = mask; m != 0; m &= m - 1) {
                 int l = Integer.numberOfTrailingZeros(m);
                 long a = (addr < 0 ? 0 : r[addr | l]) + off;
+                aligned(a, n * size, this);
                 for (int i = 0; i < n; i++) {
                     w.store(space, a + (long) i * size, size, r[s[i] << 5 | l], l);
                 }

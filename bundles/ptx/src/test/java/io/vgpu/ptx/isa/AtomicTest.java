@@ -286,7 +286,7 @@ public class AtomicTest {
 
     @Test
     public void everySharedOperation() {
-        String body = "  .shared .align 8 .b8 s[64];\n"
+        String body = "  .shared .align 16 .b8 s[64];\n"
                 + "  ld.param.u64 %rd1, [p0];\n  mov.u32 %r1, %tid.x;\n  mov.u32 %r2, %ctaid.x;\n  setp.eq.u32 %p1, %r1, 0;\n"
                 + "  @%p1 st.shared.v4.u32 [s], {0, 5, 0x80000000, 0xffffffff};\n  @%p1 st.shared.v4.u32 [s+16], {0, 0x0f0f0f0f, 0, 0};\n"
                 + "  @%p1 st.shared.v2.u64 [s+32], {0, 0};\n  @%p1 st.shared.f64 [s+48], 0d0000000000000000;\n  @%p1 st.shared.u32 [s+56], 0;\n"

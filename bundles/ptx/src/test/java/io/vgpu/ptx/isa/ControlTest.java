@@ -168,7 +168,7 @@ public class ControlTest {
                 + "  cvt.rzi.s32.f64 %r4, %fd1;\n"
                 + "SKIP:\n  activemask.b32 %r6;\n"
                 + "  { .param .b64 p2;\n    add.s64 %rd4, %rd1, 0;\n    st.param.b64 [p2], %rd4;\n    call.uni bump, (p2);\n  }\n"
-                + "  st.global.v2.u32 [%rd9+4], {%r3, %r4};\n  st.global.u32 [%rd9+12], %r6;\n");
+                + "  st.global.u32 [%rd9+4], %r3;\n  st.global.u32 [%rd9+8], %r4;\n  st.global.u32 [%rd9+12], %r6;\n");
         for (int t = 0; t < 64; t++) {
             int l = t & 31;
             int mix = t * 3 + l;

@@ -6,13 +6,12 @@ import static io.vgpu.ptx.isa.Ptx.f;
 import static io.vgpu.ptx.isa.Ptx.row;
 import static io.vgpu.ptx.isa.Ptx.types;
 
-import java.util.Arrays;
 import org.junit.Test;
 
 /**
  * cvt: integer widths with and without .sat (including registers wider than the destination type,
  * which get the chopped value sign- or zero-extended), float to integer in the four integer rounding
- * modes with saturation and NaN to 0, integer to float in the four rounding modes, f64/f32, and
+ * modes with saturation and NaN to 0 (or to 1 << (bits - 1) from f64 or into 64 bits), integer to float in the four rounding modes, f64/f32, and
  * f32/f64 to f16/bf16 with ties, overflow and subnormals.
  */
 public class ConvertTest {
@@ -109,7 +108,7 @@ public class ConvertTest {
     }
 
     @Test
-    public void floatToIntegerRoundsSaturatesAndMapsNaNToZero() {
+    public void floatToIntegerRoundsSaturatesAndMapsNaN() {
         long nan = 0x7fc00000L, inf = 0x7f800000L, ninf = 0xff800000L;
         String[] irnd = {"rni", "rzi", "rmi", "rpi"};
         modes("cvt.%s.s32.f32", "s32", "f32", irnd,
@@ -140,7 +139,7 @@ public class ConvertTest {
                 row(d(-1e300), Long.MIN_VALUE, Long.MIN_VALUE, Long.MIN_VALUE, Long.MIN_VALUE),
                 row(d(-7.5), -8, -7, -8, -7),
                 row(d(4503599627370497.0), 4503599627370497L, 4503599627370497L, 4503599627370497L, 4503599627370497L),
-                row(0x7ff8000000000000L, 0, 0, 0, 0));
+                row(0x7ff8000000000000L, Long.MIN_VALUE, Long.MIN_VALUE, Long.MIN_VALUE, Long.MIN_VALUE)); // NaN from f64: 1 << 63
         modes("cvt.%s.u64.f64", "u64", "f64", irnd,
                 row(d(1.8446744073709552E19), -1L, -1L, -1L, -1L),              // 2^64
                 row(d(9.223372036854777856E18), 0x8000000000000800L, 0x8000000000000800L, 0x8000000000000800L, 0x8000000000000800L),
@@ -152,6 +151,17 @@ public class ConvertTest {
         check("cvt.rzi.s32.f16", "s32", types("f16"), row(0x7c00, 0x7fffffffL), row(0xc8b0, -9), row(0x7e00, 0));
         check("cvt.rni.s32.bf16", "s32", types("bf16"), row(0x4020, 2), row(0xc0a0, -5), row(0x4060, 4)); // 2.5 ties to 2, 3.5 to 4
         check("cvt.rzi.ftz.s32.f32", "s32", types("f32"), row(0x00000001L, 0));
+        // NaN: 0, unless the source is f64 or the destination 64 bits wide: then 1 << (bits - 1)
+        long fnan = 0x7fc00000L, dnan = 0x7ff8000000000000L;
+        check("cvt.rni.s32.f32", "s32", types("f32"), row(fnan, 0));
+        check("cvt.rzi.u16.f32", "u16", types("f32"), row(fnan, 0));
+        check("cvt.rzi.s32.f16", "s32", types("f16"), row(0x7e00, 0));
+        check("cvt.rzi.s64.f32", "s64", types("f32"), row(fnan, Long.MIN_VALUE));
+        check("cvt.rzi.u64.f32", "u64", types("f32"), row(fnan, Long.MIN_VALUE));
+        check("cvt.rzi.s32.f64", "s32", types("f64"), row(dnan, 0x80000000L));
+        check("cvt.rzi.u32.f64", "u32", types("f64"), row(dnan, 0x80000000L));
+        check("cvt.rzi.s16.f64", "s16", types("f64"), row(dnan, 0x8000));
+        check("cvt.rmi.u64.f64", "u64", types("f64"), row(dnan, Long.MIN_VALUE));
     }
 
     @Test
@@ -272,11 +282,5 @@ public class ConvertTest {
                 row(0x3ff0100000400000L, 0x3f81, 0x3f80, 0x3f80, 0x3f81));
         check("cvt.f32.bf16", "f32", types("bf16"), row(0x3f81, 0x3f810000L), row(0x0001, 0x00010000L), row(0xff80, 0xff800000L));
         check("cvt.rn.relu.bf16.f32", "bf16", types("f32"), row(f(-3f), 0), row(f(3f), 0x4040));
-    }
-
-    static long[] concat(long[] a, long... b) {
-        long[] r = Arrays.copyOf(a, a.length + b.length);
-        System.arraycopy(b, 0, r, a.length, b.length);
-        return r;
     }
 }

@@ -4,6 +4,7 @@ import static io.vgpu.ptx.isa.Ptx.check;
 import static io.vgpu.ptx.isa.Ptx.d;
 import static io.vgpu.ptx.isa.Ptx.row;
 import static io.vgpu.ptx.isa.Ptx.types;
+import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
 
 import java.util.Arrays;
@@ -160,7 +161,9 @@ public class DoubleTest {
 
     @Test
     public void absNegCopysignAndTestp() {
-        check("abs.f64", "f64", types("f64"), row(NZ, PZ), row(d(-2), d(2)), row(NINF, PINF), row(0x8000000000000001L, 1));
+        // abs.f64 passes a NaN through with only its sign cleared
+        check("abs.f64", "f64", types("f64"), row(NZ, PZ), row(d(-2), d(2)), row(NINF, PINF), row(0x8000000000000001L, 1),
+                row(0xfff8000000000123L, 0x7ff8000000000123L));
         check("neg.f64", "f64", types("f64"), row(PZ, NZ), row(ONE, d(-1)), row(1, 0x8000000000000001L));
         check("copysign.f64", "f64", types("f64", "f64"), row(NZ, d(2), d(-2)), row(ONE, d(-3), d(3)));
         long[] vals = {PZ, NZ, ONE, 1, 0x000fffffffffffffL, 0x0010000000000000L, PINF, NINF, 0x7ff8000000000000L, 0x7ff0000000000001L};
@@ -178,21 +181,31 @@ public class DoubleTest {
     }
 
     @Test
-    public void approximateReciprocalAndRsqrt() {
-        double[] xs = {1, 3, 0.1, 1e10, 1e-10, -7.5, 123456.789};
+    public void grossApproximationsUseOnlyTheUpperWord() {
+        // rcp/rsqrt.approx.ftz.f64 read a[63:32] only and write zeros into d[31:0]
+        double[] xs = {1, 3, 0.1, 1e10, 1e-10, -7.5, 123456.789, 2.0000001};
         long[][] rows = new long[xs.length][];
         for (int i = 0; i < xs.length; i++) {
             rows[i] = row(d(xs[i]));
         }
         long[][] rcp = Ptx.rows(Ptx.opBody("rcp.approx.ftz.f64", "f64", "f64"), rows);
-        long[][] rsq = Ptx.rows(Ptx.opBody("rsqrt.approx.f64", "f64", "f64"), rows);
+        long[][] rsq = Ptx.rows(Ptx.opBody("rsqrt.approx.ftz.f64", "f64", "f64"), rows);
         for (int i = 0; i < xs.length; i++) {
+            double upper = Double.longBitsToDouble(d(xs[i]) & 0xffffffff00000000L);
+            assertEquals("rcp low word", 0, rcp[i][0] & 0xffffffffL);
             double r = Double.longBitsToDouble(rcp[i][0]);
-            assertTrue("rcp.approx " + xs[i] + " = " + r, Math.abs(r * xs[i] - 1) < 1e-6);
+            assertTrue("rcp.approx.ftz " + xs[i] + " = " + r, Math.abs(r * upper - 1) < 0x1p-19);
             if (xs[i] > 0) {
+                assertEquals("rsqrt low word", 0, rsq[i][0] & 0xffffffffL);
                 double s = Double.longBitsToDouble(rsq[i][0]);
-                assertTrue("rsqrt.approx " + xs[i] + " = " + s, Math.abs(s * s * xs[i] - 1) < 1e-6);
+                assertTrue("rsqrt.approx.ftz " + xs[i] + " = " + s, Math.abs(s * s * upper - 1) < 0x1p-18);
             }
         }
+        long cnan = 0x7fffffff00000000L;
+        check("rcp.approx.ftz.f64", "f64", types("f64"), row(d(4), d(0.25)), row(0x4010000012345678L, d(0.25)), row(PZ, PINF), row(NZ, NINF),
+                row(1, PINF), row(0x8000000100000000L, NINF), row(PINF, PZ), row(NINF, NZ), row(0x7ff8000000000000L, cnan),
+                row(0x7fe0000000000000L, PZ)); // 1/2^1023 is subnormal: flushed
+        check("rsqrt.approx.ftz.f64", "f64", types("f64"), row(d(4), d(0.5)), row(PZ, PINF), row(NZ, NINF), row(PINF, PZ),
+                row(d(-1), cnan), row(NINF, cnan), row(0xfff8000000000000L, cnan));
     }
 }

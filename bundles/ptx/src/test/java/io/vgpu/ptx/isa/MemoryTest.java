@@ -18,7 +18,7 @@ import org.junit.Test;
 /**
  * ld/st of every width and vector shape, sign extension of signed loads, the shared, local, param,
  * const and global state spaces, generic addressing through cvta and isspacep, and faults for
- * addresses outside what the launch may touch.
+ * addresses outside what the launch may touch or not aligned to the access.
  */
 public class MemoryTest {
     @Test
@@ -211,9 +211,9 @@ public class MemoryTest {
 
     @Test
     public void accessesOutsideTheirSpaceFaultWithIllegalAddress() {
-        HeapMemory m = new HeapMemory(BASE, 64);
+        HeapMemory m = new HeapMemory(BASE, 56);
         String[] bodies = {
-            "  ld.param.u64 %rd1, [p0];\n  ld.global.u32 %r1, [%rd1+64];\n",            // one past the mapped buffer
+            "  ld.param.u64 %rd1, [p0];\n  ld.global.u32 %r1, [%rd1+56];\n",            // one past the mapped buffer
             "  ld.param.u64 %rd1, [p0];\n  st.global.u32 [%rd1+-4], 1;\n",               // just below it
             "  mov.u64 %rd1, 0;\n  ld.global.u32 %r1, [%rd1];\n",                         // null
             "  mov.u64 %rd1, 0;\n  ld.u8 %r1, [%rd1+16];\n",                              // generic null
@@ -221,7 +221,7 @@ public class MemoryTest {
             "  .shared .align 4 .b8 s[16];\n  mov.u32 %r2, 100000;\n  st.shared.u32 [%r2], 1;\n",
             "  .local .align 4 .b8 l[8];\n  ld.local.u32 %r1, [l+8];\n",                  // past the local frame
             "  mov.u64 %rd1, 0x00001000fffffff0;\n  ld.u32 %r1, [%rd1];\n",              // generic shared window, beyond the block's shared
-            "  ld.param.u64 %rd1, [p0];\n  ld.global.v4.u32 {%r1, %r2, %r3, %r4}, [%rd1+56];\n", // the vector's tail is outside
+            "  ld.param.u64 %rd1, [p0];\n  ld.global.v4.u32 {%r1, %r2, %r3, %r4}, [%rd1+48];\n", // the vector's tail is outside
             "  mov.u64 %rd2, p0;\n  cvta.param.u64 %rd3, %rd2;\n  st.u32 [%rd3], 1;\n",  // kernel parameters are read-only
         };
         for (String b : bodies) {
@@ -229,11 +229,19 @@ public class MemoryTest {
             assertEquals(b, KernelFault.Kind.ILLEGAL_ADDRESS, f.kind());
             assertEquals(700, f.cudaError());
         }
-        KernelFault f = Ptx.fault(EXEC, kernel(1, "", "  ld.param.u64 %rd1, [p0];\n  atom.global.add.u32 %r1, [%rd1+2], 1;\n"),
-                LaunchDims.linear(1, 1), m, BASE);
-        assertEquals(KernelFault.Kind.MISALIGNED_ADDRESS, f.kind());
+        // Accesses must be aligned to their size, vectors to the whole vector
+        String[] misaligned = {"  atom.global.add.u32 %r1, [%rd1+2], 1;\n", "  ld.global.u32 %r1, [%rd1+2];\n", "  st.global.u16 [%rd1+1], %h1;\n",
+            "  ld.global.v2.u32 {%r1, %r2}, [%rd1+4];\n", "  st.global.v4.f32 [%rd1+8], {%f1, %f2, %f3, %f4};\n", "  ld.u64 %rd2, [%rd1+12];\n",
+            "  .shared .align 8 .b8 s[16];\n  ld.shared.u64 %rd2, [s+4];\n"};
+        for (String b : misaligned) {
+            KernelFault f = Ptx.fault(EXEC, kernel(1, "", "  ld.param.u64 %rd1, [p0];\n" + b), LaunchDims.linear(1, 1), m, BASE);
+            assertEquals(b, KernelFault.Kind.MISALIGNED_ADDRESS, f.kind());
+            assertEquals(716, f.cudaError());
+        }
+        Ptx.launch(kernel(1, "", "  ld.param.u64 %rd1, [p0];\n  ld.global.u8 %r1, [%rd1+3];\n  ld.global.v2.u32 {%r2, %r3}, [%rd1+8];\n"
+                + "  st.global.u16 [%rd1+6], %h1;\n"), LaunchDims.linear(1, 1), m, BASE);
         // In bounds everything is fine: the same buffer, last word
-        Ptx.launch(kernel(1, "", "  ld.param.u64 %rd1, [p0];\n  st.global.u32 [%rd1+60], 9;\n"), LaunchDims.linear(1, 1), m, BASE);
-        assertEquals(9, m.getInt(BASE + 60));
+        Ptx.launch(kernel(1, "", "  ld.param.u64 %rd1, [p0];\n  st.global.u32 [%rd1+52], 9;\n"), LaunchDims.linear(1, 1), m, BASE);
+        assertEquals(9, m.getInt(BASE + 52));
     }
 }

@@ -84,17 +84,17 @@ public class SpecialRegisterTest {
                 + "  mov.u32 %r2, %clock;\n  mov.u64 %rd5, %globaltimer;\n  mov.u32 %r3, %smid;\n  mov.u32 %r4, %nsmid;\n"
                 + "  mov.u32 %r5, %dynamic_smem_size;\n  mov.u32 %r6, %total_smem_size;\n"
                 + "  mul.wide.u32 %rd6, %r1, 32;\n  add.s64 %rd7, %rd1, %rd6;\n  st.global.u64 [%rd7], %rd4;\n"
-                + "  st.global.v4.u32 [%rd7+8], {%r3, %r4, %r5, %r6};\n  st.global.u64 [%rd7+24], %rd5;\n";
+                + "  st.global.u64 [%rd7+8], %rd5;\n  st.global.v4.u32 [%rd7+16], {%r3, %r4, %r5, %r6};\n";
         HeapMemory m = new HeapMemory(BASE, 32 * 64);
         Ptx.launch(kernel(1, "", body), new LaunchDims(1, 1, 1, 64, 1, 1, 48), m, BASE);
         for (int t = 0; t < 64; t++) {
             long at = BASE + 32L * t;
             assertTrue("%clock64 does not go backwards", m.getLong(at) >= 0);
-            int smid = m.getInt(at + 8), nsmid = m.getInt(at + 12);
+            int smid = m.getInt(at + 16), nsmid = m.getInt(at + 20);
             assertTrue("%smid < %nsmid", smid >= 0 && smid < nsmid);
-            assertEquals("%dynamic_smem_size", 48, m.getInt(at + 16));
-            assertTrue("%total_smem_size covers static and dynamic", m.getInt(at + 20) >= 148);
-            assertNotEquals("%globaltimer runs", 0, m.getLong(at + 24));
+            assertEquals("%dynamic_smem_size", 48, m.getInt(at + 24));
+            assertTrue("%total_smem_size covers static and dynamic", m.getInt(at + 28) >= 148);
+            assertNotEquals("%globaltimer runs", 0, m.getLong(at + 8));
         }
     }
 }

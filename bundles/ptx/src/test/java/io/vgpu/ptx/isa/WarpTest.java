@@ -144,8 +144,8 @@ public class WarpTest {
         int[][] out = run(64, ""
                 + "  shr.u32 %r3, %r2, 2;\n  match.any.sync.b32 %r4, %r3, 0xffffffff;\n  st.global.u32 [%rd9], %r4;\n"
                 + "  shr.u32 %r5, %r1, 5;\n  match.all.sync.b32 %r6|%p1, %r5, 0xffffffff;\n  selp.u32 %r7, 1, 0, %p1;\n"
-                + "  st.global.v2.u32 [%rd9+4], {%r6, %r7};\n"
-                + "  match.all.sync.b32 %r8|%p2, %r3, 0xffffffff;\n  selp.u32 %r9, 1, 0, %p2;\n  st.global.v2.u32 [%rd9+12], {%r8, %r9};\n"
+                + "  st.global.u32 [%rd9+4], %r6;\n  st.global.u32 [%rd9+8], %r7;\n"
+                + "  match.all.sync.b32 %r8|%p2, %r3, 0xffffffff;\n  selp.u32 %r9, 1, 0, %p2;\n  st.global.u32 [%rd9+12], %r8;\n  st.global.u32 [%rd9+16], %r9;\n"
                 + "  cvt.u64.u32 %rd3, %r3;\n  shl.b64 %rd3, %rd3, 35;\n  and.b32 %r10, %r2, 1;\n  cvt.u64.u32 %rd4, %r10;\n"
                 + "  or.b64 %rd3, %rd3, %rd4;\n  match.any.sync.b64 %r11, %rd3, 0xffffffff;\n  st.global.u32 [%rd9+20], %r11;\n");
         for (int t = 0; t < 64; t++) {
