@@ -23,6 +23,11 @@ public final class TestRouters {
         return router;
     }
 
+    /** Bytes of the service-wide device address window that are reserved: what the fuzz tests check for leaks. */
+    public static long addressSpaceUsed(Router router) {
+        return router.addressSpace().used();
+    }
+
     public static void stop(Router router) {
         router.deactivate();
     }
