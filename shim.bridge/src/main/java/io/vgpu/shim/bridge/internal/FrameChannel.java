@@ -94,7 +94,8 @@ final class FrameChannel {
 
     private void fill(int need) throws IOException {
         while (end - start < need) {
-            if (in.capacity() - start < need) {
+            // Make room only when it gains something: space before the frame, or a full buffer.
+            if (in.capacity() - start < need && (start > 0 || end == in.capacity())) {
                 makeRoom(need);
             }
             in.limit(in.capacity()).position(end);
@@ -106,12 +107,17 @@ final class FrameChannel {
         }
     }
 
-    /** Moves the partial frame to the front, into a bigger buffer if it cannot fit otherwise. */
+    /**
+     * Moves the partial frame to the front, into a bigger buffer if it cannot fit otherwise. The
+     * buffer grows with the bytes that have arrived (at most doubling them), not with the length
+     * a header announces: a 16-byte header must not make the service allocate 64 MiB.
+     */
     private void makeRoom(int need) {
         ByteBuffer target = in;
-        if (need > in.capacity()) {
+        int want = (int) Math.min(need, Math.max(2L * (end - start), INITIAL_IN));
+        if (want > in.capacity()) {
             int capacity = in.capacity();
-            while (capacity < need) {
+            while (capacity < want) {
                 capacity = (int) Math.min((long) capacity * 2, MAX_FRAME);
             }
             target = Frame.allocate(capacity);

@@ -150,6 +150,26 @@ public class FrameChannelTest {
         }
     }
 
+    /**
+     * Found by FrameDecoderFuzzTest: a 16-byte header announcing 64 MiB made the service allocate
+     * (and zero) a 64 MiB buffer at once, before HELLO and before a byte of the payload came, so a
+     * few connections could take all direct memory from every other client. The buffer now grows
+     * with the bytes that arrive.
+     */
+    @Test
+    public void aHeaderAloneDoesNotGrowTheBuffer() throws Exception {
+        FrameChannel io = new FrameChannel(server, 50_000);
+        write(frame(Wire.MEMCPY_HTOD, 1, 100).putInt(Frame.LENGTH, Frame.MAX_PAYLOAD));
+        client.shutdownOutput();
+        try {
+            io.next();
+            fail("expected EOF");
+        } catch (EOFException expected) {
+            assertTrue(expected.getMessage().contains("inside a frame"));
+        }
+        assertEquals(FrameChannel.INITIAL_IN, io.inCapacity());
+    }
+
     @Test
     public void largeRepliesAreWrittenCompletely() throws Exception {
         FrameChannel io = new FrameChannel(server, 50_000);

@@ -28,10 +28,12 @@ import org.junit.jupiter.api.BeforeAll;
  *
  * <p>The first byte picks how the connection starts (its two low bits): 0, the input is the whole
  * stream, HELLO included; 1, a valid HELLO of a CUDA client comes first; 2, the same with a
- * shared-memory region the rig created; 3, a HELLO of a control client (the CLI). Every reply
+ * shared-memory region the rig created; 3, a HELLO of a control client (the CLI). Its bit 2 picks
+ * the bridge's read strategy: spinning 50 us before a blocking read (the default), or blocking at
+ * once ({@code spin_micros = 0}). Every reply
  * must be well-formed with a CUresult a client can act on, no request may fail inside the service
  * ({@code CUDA_ERROR_UNKNOWN}), the connection must end within the deadline, its shared memory
- * must be unmapped and unlinked, and {@link FuzzRig#afterInput} must find nothing left behind and
+ * must be unmapped and unlinked, its receive buffer may not outgrow what the client sent, and {@link FuzzRig#afterInput} must find nothing left behind and
  * the bystander intact.
  */
 class FrameDecoderFuzzTest {
@@ -74,7 +76,7 @@ class FrameDecoderFuzzTest {
                 out = ByteBuffer.wrap(sanitized(stream));
         }
         try {
-            converse(out, mode);
+            converse(out, mode, input.length > 0 && (input[0] & 4) != 0);
         } finally {
             if (shmFile != null && Files.deleteIfExists(shmFile)) {
                 throw new AssertionError("the service did not unlink the shared-memory file it mapped");
@@ -84,10 +86,10 @@ class FrameDecoderFuzzTest {
     }
 
     /** Runs one connection on the bytes and checks how it ended. */
-    private static void converse(ByteBuffer out, int mode) throws Exception {
+    private static void converse(ByteBuffer out, int mode, boolean blocking) throws Exception {
         SocketChannel[] pair = rig.pair();
         SocketChannel client = pair[0];
-        Connection c = new Connection(rig.bridge, rig.router, pair[1], "unix:fuzz", "vgpu-fuzz-session");
+        Connection c = new Connection(blocking ? rig.blockingBridge : rig.bridge, rig.router, pair[1], "unix:fuzz", "vgpu-fuzz-session");
         Future<?> f = rig.submit(() -> {
             c.run();
             return null;
@@ -150,6 +152,11 @@ class FrameDecoderFuzzTest {
             client.close();
         }
         replies.end();
+        // What a client makes the service hold must follow what it sent, not what a header announces.
+        FrameChannel io = (FrameChannel) FuzzRig.field(Connection.class, "io").get(c);
+        if (io != null && io.inCapacity() > Math.max(FrameChannel.INITIAL_IN, 4L * out.limit())) {
+            throw new AssertionError(out.limit() + " bytes made the service grow its receive buffer to " + io.inCapacity());
+        }
         int failures = FuzzRig.field(Connection.class, "failures").getInt(c);
         if (failures != 0) {
             throw new AssertionError(failures + " requests failed inside the service (CUDA_ERROR_UNKNOWN)");

@@ -52,6 +52,8 @@ final class FuzzRig implements AutoCloseable {
     final MockBackend mock;
     final Router router;
     final BridgeServer bridge;
+    /** The same without the spin before a blocking read (spin_micros 0: FrameChannel stays blocking). */
+    final BridgeServer blockingBridge;
     final Path dir;
     private final ServerSocketChannel listener;
     private final Path listenerPath;
@@ -79,6 +81,8 @@ final class FuzzRig implements AutoCloseable {
         router = TestRouters.withBackend(mock, "mock");
         dir = Files.createTempDirectory(Path.of("/tmp"), "vgpu-fz");
         bridge = new BridgeServer(router, TestRouters.config(BridgeServer.Config.class, Map.of("socket", dir.resolve("b.sock").toString())));
+        blockingBridge = new BridgeServer(router, TestRouters.config(BridgeServer.Config.class,
+                Map.of("socket", dir.resolve("c.sock").toString(), "spin_micros", 0)));
         listenerPath = dir.resolve("p.sock");
         listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         listener.bind(UnixDomainSocketAddress.of(listenerPath));
@@ -196,7 +200,8 @@ final class FuzzRig implements AutoCloseable {
                     problems.add("the mock's " + MOCK_TABLES[i] + " has " + n + " entries, not " + tables[i]);
                 }
             }
-            int slots = ((java.util.concurrent.atomic.AtomicInteger) field(BridgeServer.class, "sessions").get(bridge)).get();
+            int slots = ((java.util.concurrent.atomic.AtomicInteger) field(BridgeServer.class, "sessions").get(bridge)).get()
+                    + ((java.util.concurrent.atomic.AtomicInteger) field(BridgeServer.class, "sessions").get(blockingBridge)).get();
             if (slots != 0) {
                 problems.add("the bridge counts " + slots + " session slots taken, not 0");
             }
@@ -336,6 +341,7 @@ final class FuzzRig implements AutoCloseable {
         if (!hung) {
             bystander.close();
             bridge.deactivate();
+            blockingBridge.deactivate();
             TestRouters.stop(router);
         }
         for (SocketChannel c : keep) {
