@@ -341,8 +341,13 @@ class DispatcherFuzzTest {
                         q.put(at + i, i < b.length ? b[i] : 0);
                     }
                     break;
-                default:
-                    throw new IllegalStateException("no generator for " + f);
+                default: {
+                    // char[N] and whatever the spec adds later: bytes from the input.
+                    byte[] raw = data.consumeBytes(f.size());
+                    for (int i = 0; i < f.size(); i++) {
+                        q.put(at + i, i < raw.length ? raw[i] : 0);
+                    }
+                }
             }
         }
 
