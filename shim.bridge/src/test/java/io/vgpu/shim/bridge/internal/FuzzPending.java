@@ -37,11 +37,19 @@ final class FuzzPending {
                 }
                 return null;
             }
-            case Wire.MEM_UNMAP:
-                if (q.getLong(p + Wire.MemUnmap.REQ_SIZE) < 0) {
-                    return "negative-size (MEM_UNMAP inside a reservation: IllegalArgumentException from TreeMap.subMap in SessionImpl.memUnmap)";
+            case Wire.MEM_MAP:
+                if (overflows(q.getLong(p + Wire.MemMap.REQ_OFFSET), q.getLong(p + Wire.MemMap.REQ_SIZE))) {
+                    return "wrapping offset (MEM_MAP where offset + size wraps: the mapping is made, copies index pages out of bounds)";
                 }
                 return null;
+            case Wire.MEM_UNMAP: {
+                long size = q.getLong(p + Wire.MemUnmap.REQ_SIZE);
+                if (size < 0 || overflows(q.getLong(p + Wire.MemUnmap.REQ_PTR), size)) {
+                    return "negative or wrapping size (MEM_UNMAP inside a reservation: IllegalArgumentException from TreeMap.subMap "
+                            + "in SessionImpl.memUnmap)";
+                }
+                return null;
+            }
             default:
                 return null;
         }
