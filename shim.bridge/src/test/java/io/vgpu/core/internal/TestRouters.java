@@ -5,6 +5,7 @@ import java.lang.reflect.Proxy;
 import java.util.Map;
 
 /** Builds the core's Router without a framework; it lives in the core's package for its package-private setup methods. */
+@SuppressWarnings("unchecked")
 public final class TestRouters {
     private TestRouters() {}
 
@@ -26,6 +27,20 @@ public final class TestRouters {
     /** Bytes of the service-wide device address window that are reserved: what the fuzz tests check for leaks. */
     public static long addressSpaceUsed(Router router) {
         return router.addressSpace().used();
+    }
+
+    /** The free ranges of the address window (start, length), as a copy. */
+    public static java.util.Map<Long, Long> addressSpaceFree(Router router) {
+        AddressSpace space = router.addressSpace();
+        try {
+            java.lang.reflect.Field f = AddressSpace.class.getDeclaredField("free");
+            f.setAccessible(true);
+            synchronized (space) {
+                return new java.util.TreeMap<>((java.util.Map<Long, Long>) f.get(space));
+            }
+        } catch (ReflectiveOperationException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     public static void stop(Router router) {

@@ -122,4 +122,23 @@ class FuzzFindingsTest {
         }
         assertEquals(CuResult.INVALID_VALUE, rc);
     }
+
+    /**
+     * Found by DispatcherFuzzTest (a later input's reservation came back with the bystander's
+     * address range freed): an aligned hint whose end wraps past Long.MAX_VALUE passed
+     * AddressSpace.take's bounds check, so the window handed out an address outside itself and
+     * put a free range over everything below it, the bystander's allocations included.
+     */
+    @Test
+    void reserveWithAHintWhoseEndWraps() throws Exception {
+        long hint = 0x7fffffffffe00000L;
+        int rc = bounded(() -> rq.call(Wire.MEM_ADDRESS_RESERVE, 2L << 20, 0, hint));
+        if (rc == CuResult.SUCCESS) {
+            long got = rq.replyU64(Wire.MemAddressReserve.REP_PTR);
+            long[] window = session.addressWindow();
+            if (got < window[0] || got + (2L << 20) > window[0] + window[1]) {
+                throw new AssertionError("reserved 0x" + Long.toHexString(got) + ", outside the window");
+            }
+        }
+    }
 }

@@ -68,6 +68,7 @@ final class FuzzRig implements AutoCloseable {
     private volatile boolean hung;
 
     private long addressUsed;
+    private Map<Long, Long> addressFree;
     private long deviceFree;
     private long materialised;
     private final int[] tables = new int[MOCK_TABLES.length];
@@ -186,6 +187,10 @@ final class FuzzRig implements AutoCloseable {
             if (used != addressUsed) {
                 problems.add("the address window has " + used + " bytes reserved, not " + addressUsed);
             }
+            Map<Long, Long> free = TestRouters.addressSpaceFree(router);
+            if (!free.equals(addressFree)) {
+                problems.add("the address window's free ranges are " + hex(free) + ", not " + hex(addressFree));
+            }
             long[] info = new long[2];
             mock.memGetInfo(0, info);
             if (info[0] != deviceFree) {
@@ -259,8 +264,16 @@ final class FuzzRig implements AutoCloseable {
         }
     }
 
+    private static String hex(Map<Long, Long> ranges) {
+        StringBuilder b = new StringBuilder("[");
+        ranges.forEach((k, v) -> b.append(b.length() > 1 ? ", " : "").append("0x").append(Long.toHexString(k)).append("+0x")
+                .append(Long.toHexString(v)));
+        return b.append(']').toString();
+    }
+
     private void baseline() {
         addressUsed = TestRouters.addressSpaceUsed(router);
+        addressFree = TestRouters.addressSpaceFree(router);
         long[] info = new long[2];
         mock.memGetInfo(0, info);
         deviceFree = info[0];
