@@ -55,13 +55,13 @@ final class FuzzBystander {
     private final long memoryUsed;
     private final byte[] secret = new byte[SECRET];
 
-    FuzzBystander(SessionManager manager, FrameChannel io) {
+    FuzzBystander(SessionManager manager, FrameChannel io, MemoryQuotas quotas) {
         ClientInfo client = new ClientInfo();
         client.pid = (int) ProcessHandle.current().pid();
         client.processName = "fuzz-bystander";
         client.transport = "fuzz";
         session = manager.open(client);
-        rq = new FuzzRequests(io, 1 << 20).bind(manager, session, null);
+        rq = new FuzzRequests(io, 1 << 20, quotas).bind(manager, session, null);
         for (int i = 0; i < SECRET; i++) {
             secret[i] = MARKER[i % MARKER.length];
         }

@@ -11,15 +11,14 @@ import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
-import org.junit.jupiter.api.Disabled;
 import org.junit.jupiter.api.Tag;
 import org.junit.jupiter.api.Test;
 
 /**
  * What the fuzz targets found, each as the shortest request sequence that shows it, run through
  * the dispatcher against the real core and the mock under the fuzz rig's deadline and checks.
- * Findings fixed on this branch pass; those being fixed elsewhere (branch {@code hard}) are
- * disabled until that lands, and {@link FuzzPending} keeps the fuzzer from sending them meanwhile.
+ * The range and overflow findings in the core's SessionImpl and the mock's MockMemory were fixed on
+ * branch {@code hard} (HardeningTest, MockHardeningTest); these keep them fixed through the wire.
  */
 @Tag("jazzer")
 class FuzzFindingsTest {
@@ -31,7 +30,7 @@ class FuzzFindingsTest {
     @BeforeAll
     static void start() throws Exception {
         rig = new FuzzRig();
-        rq = new FuzzRequests(rig.fuzzIo, 1 << 20);
+        rq = new FuzzRequests(rig.fuzzIo, 1 << 20, rig.bridge.quotas());
     }
 
     @AfterAll
@@ -68,18 +67,13 @@ class FuzzFindingsTest {
     }
 
     @Test
-    @Disabled("pending on branch hard: SessionImpl.contiguous and MockMemory.walk let dst + count wrap past Long.MAX_VALUE; "
-            + "MockMemory.fill then loops for ~2^43 chunks whose writes fail unchecked, holding the session's lock")
-    void memsetWhoseEndWrapsHangs() throws Exception {
+    void memsetWhoseEndWrapsIsRefused() throws Exception {
         long ptr = alloc(64 << 10);
         assertEquals(CuResult.INVALID_VALUE, bounded(() -> rq.memset(ctx, ptr + 0x1dd, 0, 1, 0x7fffffffffe00000L)));
     }
 
     @Test
-    @Disabled("pending on branch hard: SessionImpl.owner accepts a negative length inside a module's globals, MockMemory.walk "
-            + "calls a negative range covered, and MockMemory.copy allocates a negative bounce buffer: "
-            + "IllegalArgumentException out of the dispatcher (the connection answers CUDA_ERROR_UNKNOWN)")
-    void memcpyDtoDOfNegativeSizeInGlobalsThrows() throws Exception {
+    void memcpyDtoDOfNegativeSizeInGlobalsIsRefused() throws Exception {
         assertEquals(CuResult.SUCCESS, rq.tail(Wire.MODULE_LOAD, ctx, FuzzBystander.FILL_PTX.getBytes(StandardCharsets.UTF_8)));
         long module = rq.replyU64(Wire.ModuleLoad.REP_MODULE);
         assertEquals(CuResult.SUCCESS, rq.tail(Wire.GLOBAL_GET, module, "counter".getBytes(StandardCharsets.UTF_8)));
@@ -88,28 +82,21 @@ class FuzzFindingsTest {
     }
 
     @Test
-    @Disabled("pending on branch hard: SessionImpl.memUnmap takes a negative size (reserved() accepts it) and asks "
-            + "TreeMap.subMap(ptr, ptr + size): IllegalArgumentException out of the dispatcher")
-    void memUnmapOfANegativeSizeThrows() throws Exception {
+    void memUnmapOfANegativeSizeIsRefused() throws Exception {
         assertEquals(CuResult.SUCCESS, rq.call(Wire.MEM_ADDRESS_RESERVE, 2L << 20, 0, 0));
         long reserved = rq.replyU64(Wire.MemAddressReserve.REP_PTR);
         assertEquals(CuResult.INVALID_VALUE, bounded(() -> rq.call(Wire.MEM_UNMAP, reserved + (2L << 20) - 0x31, -(2L << 20))));
     }
 
     @Test
-    @Disabled("pending on branch hard: the same in SessionImpl.memUnmap with a size so large that ptr + size wraps "
-            + "past Long.MAX_VALUE (reserved() accepts it): IllegalArgumentException from TreeMap.subMap")
-    void memUnmapWhoseEndWrapsThrows() throws Exception {
+    void memUnmapWhoseEndWrapsIsRefused() throws Exception {
         assertEquals(CuResult.SUCCESS, rq.call(Wire.MEM_ADDRESS_RESERVE, 2L << 20, 0, 0));
         long reserved = rq.replyU64(Wire.MemAddressReserve.REP_PTR);
         assertEquals(CuResult.INVALID_VALUE, bounded(() -> rq.call(Wire.MEM_UNMAP, reserved + 0x126f74, 0x7fffffffffe00000L)));
     }
 
     @Test
-    @Disabled("pending on branch hard: SessionImpl.memMap and MockMemory.map check offset + size > physical size, which "
-            + "wraps for an offset near Long.MAX_VALUE; the mapping is made, and the first copy through it indexes "
-            + "pages far outside the allocation")
-    void memMapAtAnOffsetThatWraps() throws Exception {
+    void memMapAtAnOffsetThatWrapsIsRefused() throws Exception {
         long size = 2L << 20;
         assertEquals(CuResult.SUCCESS, rq.call(Wire.MEM_ADDRESS_RESERVE, size, 0, 0));
         long reserved = rq.replyU64(Wire.MemAddressReserve.REP_PTR);
@@ -130,7 +117,7 @@ class FuzzFindingsTest {
      * put a free range over everything below it, the bystander's allocations included.
      */
     @Test
-    void reserveWithAHintWhoseEndWraps() throws Exception {
+    void reserveWithAHintWhoseEndWrapsStaysInTheWindow() throws Exception {
         long hint = 0x7fffffffffe00000L;
         int rc = bounded(() -> rq.call(Wire.MEM_ADDRESS_RESERVE, 2L << 20, 0, hint));
         if (rc == CuResult.SUCCESS) {

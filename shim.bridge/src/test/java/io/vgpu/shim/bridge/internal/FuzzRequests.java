@@ -15,16 +15,18 @@ import java.nio.ByteBuffer;
 final class FuzzRequests {
     final FrameChannel io;
     final ByteBuffer q;
+    private final MemoryQuotas quotas;
     private Dispatcher dispatcher;
     private int seq;
 
-    FuzzRequests(FrameChannel io, int capacity) {
+    FuzzRequests(FrameChannel io, int capacity, MemoryQuotas quotas) {
         this.io = io;
         this.q = Frame.allocate(capacity);
+        this.quotas = quotas;
     }
 
     FuzzRequests bind(SessionManager manager, Session session, SharedMemory shm) {
-        dispatcher = new Dispatcher(manager, session, io);
+        dispatcher = new Dispatcher(manager, session, io, quotas);
         dispatcher.shm(shm);
         return this;
     }

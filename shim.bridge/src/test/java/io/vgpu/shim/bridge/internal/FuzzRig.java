@@ -88,7 +88,7 @@ final class FuzzRig implements AutoCloseable {
         listener = ServerSocketChannel.open(StandardProtocolFamily.UNIX);
         listener.bind(UnixDomainSocketAddress.of(listenerPath));
         fuzzIo = new FrameChannel(keptPair()[1], 0);
-        bystander = new FuzzBystander(router, new FrameChannel(keptPair()[1], 0));
+        bystander = new FuzzBystander(router, new FrameChannel(keptPair()[1], 0), bridge.quotas());
         worker = newWorker();
         baseline();
     }
@@ -305,7 +305,7 @@ final class FuzzRig implements AutoCloseable {
         } catch (AssertionError | RuntimeException broken) {
             bystander.close();
             try {
-                bystander = new FuzzBystander(router, new FrameChannel(keptPair()[1], 0));
+                bystander = new FuzzBystander(router, new FrameChannel(keptPair()[1], 0), bridge.quotas());
             } catch (IOException e) {
                 throw new IllegalStateException(e);
             }
