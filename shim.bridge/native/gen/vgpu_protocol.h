@@ -1016,14 +1016,14 @@ _Static_assert(offsetof(struct vgpu_launch_record_rec, kernel) == 48, "vgpu_laun
 #define VGPU_BACKEND_REC_SIZE 296
 struct vgpu_backend_rec {
     uint32_t available;
-    uint32_t pad;
+    uint32_t preference;
     char id[32];
     char description[128];
     char reason[128];
 };
 _Static_assert(sizeof(struct vgpu_backend_rec) == 296, "vgpu_backend_rec");
 _Static_assert(offsetof(struct vgpu_backend_rec, available) == 0, "vgpu_backend_rec.available");
-_Static_assert(offsetof(struct vgpu_backend_rec, pad) == 4, "vgpu_backend_rec.pad");
+_Static_assert(offsetof(struct vgpu_backend_rec, preference) == 4, "vgpu_backend_rec.preference");
 _Static_assert(offsetof(struct vgpu_backend_rec, id) == 8, "vgpu_backend_rec.id");
 _Static_assert(offsetof(struct vgpu_backend_rec, description) == 40, "vgpu_backend_rec.description");
 _Static_assert(offsetof(struct vgpu_backend_rec, reason) == 168, "vgpu_backend_rec.reason");

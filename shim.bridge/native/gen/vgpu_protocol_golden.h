@@ -874,7 +874,7 @@ static void golden_record_backend(void *msg)
 {
     struct vgpu_backend_rec *m = msg;
     m->available = 0xa475aeadu;
-    m->pad = 0xf6241978u;
+    m->preference = 0xf6241978u;
     memset(m->id, 0, sizeof m->id);
     memcpy(m->id, "id-3c28-2", 9);
     memset(m->description, 0, sizeof m->description);

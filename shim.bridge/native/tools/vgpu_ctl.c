@@ -101,6 +101,51 @@ static int sessions(char *tail, size_t cap)
     return 0;
 }
 
+/*
+ * The backends, the router's preference list first and in its order (a listed id nothing registers
+ * under included), each with why it is unavailable; '*' marks where new sessions go, and a last
+ * line names the listed backends it was chosen over.
+ */
+static int backends(char *tail, size_t cap)
+{
+    struct vgpu_service_status_rep st;
+    static char message[4096];
+    size_t got = 0;
+    CUresult rc = vgpu_call(VGPU_OP_SERVICE_STATUS, NULL, 0, NULL, 0, &st, sizeof st, message, sizeof message, &got);
+    if (rc != CUDA_SUCCESS)
+        return fail(rc);
+    char active[sizeof st.backend + 1];
+    snprintf(active, sizeof active, "%s", field(st.backend, sizeof st.backend));
+    rc = vgpu_call(VGPU_OP_BACKEND_LIST, NULL, 0, NULL, 0, NULL, 0, tail, cap, &got);
+    if (rc != CUDA_SUCCESS)
+        return fail(rc);
+    const size_t n = got / sizeof(struct vgpu_backend_rec);
+    const struct vgpu_backend_rec *recs = (const struct vgpu_backend_rec *)tail;
+    int listed = 0;
+    for (size_t i = 0; i < n; i++)
+        listed += recs[i].preference > 0;
+    char skipped[1024] = "";
+    int reached = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct vgpu_backend_rec *b = &recs[i];
+        const char *id = field(b->id, sizeof b->id);
+        int is_active = strcmp(id, active) == 0;
+        reached |= is_active;
+        /* The list comes in preference order: those before the chosen one were passed over. */
+        if (!reached && b->preference > 0 && strlen(skipped) + strlen(id) + 3 < sizeof skipped)
+            snprintf(skipped + strlen(skipped), sizeof skipped - strlen(skipped), "%s%s", skipped[0] ? ", " : "", id);
+        char rank[32] = "";
+        if (listed > 1 && b->preference > 0)
+            snprintf(rank, sizeof rank, "  [preference %u]", b->preference);
+        printf("%s %-12s %-12s %s%s%s%s\n", is_active ? "*" : " ", id, b->available ? "available" : "unavailable",
+               field(b->description, sizeof b->description), b->available ? "" : ": ",
+               b->available ? "" : field(b->reason, sizeof b->reason), rank);
+    }
+    if (reached && skipped[0] != '\0')
+        printf("new sessions go to %s; skipped: %s (reasons above)\n", active, skipped);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -126,18 +171,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "sessions") == 0)
         return sessions(tail, sizeof tail);
-    if (strcmp(argv[1], "backends") == 0) {
-        rc = vgpu_call(VGPU_OP_BACKEND_LIST, NULL, 0, NULL, 0, NULL, 0, tail, sizeof tail, &got);
-        if (rc != CUDA_SUCCESS)
-            return fail(rc);
-        for (size_t off = 0; off + sizeof(struct vgpu_backend_rec) <= got; off += sizeof(struct vgpu_backend_rec)) {
-            struct vgpu_backend_rec *b = (struct vgpu_backend_rec *)(tail + off);
-            printf("%-12s %-12s %s%s%s\n", field(b->id, sizeof b->id), b->available ? "available" : "unavailable",
-                   field(b->description, sizeof b->description), b->available ? "" : ": ",
-                   b->available ? "" : field(b->reason, sizeof b->reason));
-        }
-        return 0;
-    }
+    if (strcmp(argv[1], "backends") == 0)
+        return backends(tail, sizeof tail);
     if (strcmp(argv[1], "launches") == 0) {
         long max = 20;
         if (argc > 2) {

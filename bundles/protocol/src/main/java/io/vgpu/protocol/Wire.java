@@ -978,7 +978,7 @@ public final class Wire {
         private Backend() {}
 
         public static final int AVAILABLE = 0;
-        public static final int PAD = 4;
+        public static final int PREFERENCE = 4;
         public static final int ID = 8;
         public static final int DESCRIPTION = 40;
         public static final int REASON = 168;
@@ -1412,7 +1412,7 @@ public final class Wire {
                 new Field("char", "kernel", 128, 48, 128)),
         new Message("record.BACKEND", 0, false, false, 296, false,
                 new Field("u32", "available", 1, 0, 4),
-                new Field("u32", "pad", 1, 4, 4),
+                new Field("u32", "preference", 1, 4, 4),
                 new Field("char", "id", 32, 8, 32),
                 new Field("char", "description", 128, 40, 128),
                 new Field("char", "reason", 128, 168, 128)),

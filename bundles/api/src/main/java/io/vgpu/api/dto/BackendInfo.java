@@ -9,6 +9,11 @@ public class BackendInfo {
     public boolean available;
     /** Why the backend is unavailable; null when it is available. */
     public String reason;
+    /**
+     * Its place in the router's preference list, from 1; 0 when the list does not name it. Set by
+     * the router; a listed id that no backend registers under is shown with {@code available} false.
+     */
+    public int preference;
 
     @Override
     public String toString() {

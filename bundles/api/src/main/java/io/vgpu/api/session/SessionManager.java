@@ -24,9 +24,10 @@ public interface SessionManager {
     RouterStatus status();
 
     /**
-     * Makes {@code backendId} the backend for new sessions, by updating the router's configuration
-     * (in the distribution FileInstall writes it back to {@code conf/io.vgpu.router.cfg}, so the
-     * choice survives a restart).
+     * Makes {@code backendId} the backend for new sessions, or a preference list of them
+     * ({@code "gpu1, gpu2, mock"}: the first available one serves), by updating the router's
+     * configuration (in the distribution also the {@code backend} line of
+     * {@code conf/io.vgpu.router.cfg}, so the choice survives a restart).
      */
     void use(String backendId) throws Exception;
 

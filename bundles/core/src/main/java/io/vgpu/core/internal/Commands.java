@@ -34,13 +34,22 @@ public class Commands {
         return st.message + "\nsessions: " + st.sessions + (st.images != null ? "\n" + st.images : "");
     }
 
+    /** Listed backends first, in preference order; {@code *} marks where new sessions go. */
     public String backends() {
         StringBuilder sb = new StringBuilder();
-        String active = sessions.status().activeBackend;
+        RouterStatus st = sessions.status();
         for (BackendInfo b : sessions.backends()) {
-            sb.append(b.id.equals(active) ? "* " : "  ").append(b).append('\n');
+            sb.append(b.id.equals(st.activeBackend) ? "* " : "  ").append(b);
+            if (st.preference.size() > 1 && b.preference > 0) {
+                sb.append(" [preference ").append(b.preference).append(']');
+            }
+            sb.append('\n');
         }
-        return sb.length() == 0 ? "no backends registered" : sb.toString().trim();
+        if (!st.skipped.isEmpty()) {
+            sb.append("new sessions go to ").append(st.activeBackend).append(": skipped ")
+                    .append(String.join("; ", st.skipped)).append('\n');
+        }
+        return sb.length() == 0 ? "no backends registered" : sb.toString().stripTrailing();
     }
 
     public String sessions() {
@@ -53,16 +62,26 @@ public class Commands {
         return sb.toString().trim();
     }
 
-    public String use(String backendId) throws Exception {
+    /** {@code vgpu:use mock}, or a preference list: {@code vgpu:use gpu1 gpu2 mock} (or "gpu1, gpu2, mock"). */
+    public String use(String... backendIds) throws Exception {
+        List<String> ids = Router.parsePreference(String.join(",", backendIds));
+        if (ids.isEmpty()) {
+            return "name a backend, or several in order of preference; nothing changed";
+        }
         // The configuration file may name a backend that registers later; a typed command may not:
         // a typo would silently leave every new client without a GPU.
-        List<String> known = sessions.backends().stream().map(b -> b.id).distinct().collect(Collectors.toList());
-        if (!known.contains(backendId)) {
-            return "no backend '" + backendId + "' is registered (registered: "
-                    + (known.isEmpty() ? "none" : String.join(", ", known)) + "); nothing changed";
+        List<String> known = sessions.backends().stream().filter(b -> !Router.NOT_REGISTERED.equals(b.description))
+                .map(b -> b.id).distinct().collect(Collectors.toList());
+        for (String id : ids) {
+            if (!known.contains(id)) {
+                return "no backend '" + id + "' is registered (registered: "
+                        + (known.isEmpty() ? "none" : String.join(", ", known)) + "); nothing changed";
+            }
         }
-        sessions.use(backendId);
-        return "new sessions go to backend " + backendId;
+        String value = String.join(", ", ids);
+        sessions.use(value);
+        return ids.size() == 1 ? "new sessions go to backend " + value
+                : "new sessions go to the first available of " + value;
     }
 
     public String launches() {

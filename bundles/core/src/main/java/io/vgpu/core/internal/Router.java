@@ -20,6 +20,8 @@ import java.util.Dictionary;
 import java.util.Hashtable;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.regex.Pattern;
@@ -42,8 +44,11 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Binds sessions to backends. Backends come and go as services carrying {@code backend.id}; the
- * configured id decides where new sessions go. A configuration change is applied in place
- * ({@code @Modified}), so running sessions are untouched by a switch.
+ * configured preference list ({@code backend = gpu1, gpu2, mock}, or a single id) decides where new
+ * sessions go: the first listed backend that is registered and available. Availability is read at
+ * each choice, so a backend that recovers takes new sessions again without any event. A
+ * configuration change is applied in place ({@code @Modified}), so running sessions are untouched
+ * by a switch.
  */
 @Component(service = SessionManager.class, immediate = true, configurationPid = Router.PID)
 @Designate(ocd = Router.Config.class)
@@ -52,10 +57,13 @@ public class Router implements SessionManager {
     private static final String FILEINSTALL_FILENAME = "felix.fileinstall.filename";
     private static final Pattern BACKEND_LINE = Pattern.compile("\\s*backend\\s*[=:].*");
     private static final Logger LOG = LoggerFactory.getLogger(Router.class);
+    /** The description of a listed id that no backend is registered under. */
+    static final String NOT_REGISTERED = "not registered";
 
     @ObjectClassDefinition(name = "vgpu router", description = "Which backend serves new CUDA sessions")
     public @interface Config {
-        @AttributeDefinition(description = "backend.id of the backend for new sessions")
+        @AttributeDefinition(description = "backend.id for new sessions, or a preference list (gpu1, gpu2, mock): "
+                + "new sessions go to the first one that is registered and available")
         String backend() default "mock";
 
         @AttributeDefinition(description = "Driver version reported by cuDriverGetVersion, e.g. 13000 or 12080")
@@ -85,7 +93,8 @@ public class Router implements SessionManager {
     private final AtomicLong sessionIds = new AtomicLong();
     private final AddressSpace addressSpace = new AddressSpace(AddressSpace.DEFAULT_BASE, AddressSpace.DEFAULT_SIZE);
     private final ImageCache images = new ImageCache(1L << 30);
-    private volatile String active = "mock";
+    /** Never empty unless the configuration names no backend at all. */
+    private volatile List<String> preference = List.of("mock");
     private volatile int driverVersion = 13000;
     private volatile boolean activated;
 
@@ -95,14 +104,30 @@ public class Router implements SessionManager {
     @Activate
     @Modified
     void configure(Config config) {
-        String previous = active;
-        active = config.backend().trim();
+        List<String> previous = preference;
+        preference = parsePreference(config.backend());
         driverVersion = config.driverVersion();
         boolean first = !activated;
         activated = true;
-        if (first || !active.equals(previous)) {
-            logActive(first ? "started" : "switched from " + previous);
+        if (first || !preference.equals(previous)) {
+            logActive(first ? "started" : "switched from " + String.join(", ", previous));
         }
+    }
+
+    /** {@code "gpu1, gpu2 mock"}: ids separated by commas or blanks, in order, each once. */
+    static List<String> parsePreference(String value) {
+        List<String> ids = new ArrayList<>();
+        for (String id : value.trim().split("[,\\s]+")) {
+            if (!id.isEmpty() && !ids.contains(id)) {
+                ids.add(id);
+            }
+        }
+        return List.copyOf(ids);
+    }
+
+    /** The configured preference, as the router file names it. */
+    List<String> preference() {
+        return preference;
     }
 
     @Deactivate
@@ -114,19 +139,26 @@ public class Router implements SessionManager {
     }
 
     private void logActive(String why) {
-        Backend b = activeBackend();
-        if (b == null) {
+        Choice c = choose(Set.of(), true);
+        if (c.backend == null) {
             if (why.equals("started")) {
-                LOG.info("vgpu started: waiting for backend '{}'; until it registers, new sessions get CUDA_ERROR_NO_DEVICE", active);
+                LOG.info("vgpu started: waiting for backend {}; until one registers, new sessions get CUDA_ERROR_NO_DEVICE",
+                        describePreference());
             } else {
-                LOG.warn("vgpu {}: active backend '{}' is not registered; new sessions get CUDA_ERROR_NO_DEVICE", why, active);
+                LOG.warn("vgpu {}: {}; new sessions get CUDA_ERROR_NO_DEVICE", why, notRegistered());
             }
             return;
         }
-        BackendInfo info = b.service.info();
-        DeviceInfo[] devs = b.service.devices();
-        LOG.info("vgpu {}: active backend {}: {}{}", why, active, devs.length > 0 ? devs[0] : info.description,
-                info.available ? "" : " (unavailable: " + info.reason + ")");
+        LOG.info("vgpu {}: active backend {}", why, describe(c));
+    }
+
+    private String notRegistered() {
+        List<String> listed = preference;
+        return listed.size() == 1 ? "'" + listed.get(0) + "' is not registered" : "none of " + describePreference() + " is registered";
+    }
+
+    private String describePreference() {
+        return preference.isEmpty() ? "(none configured)" : String.join(", ", preference);
     }
 
     @Reference(cardinality = ReferenceCardinality.MULTIPLE, policy = ReferencePolicy.DYNAMIC,
@@ -150,8 +182,8 @@ public class Router implements SessionManager {
                     + "service.ranking; give each backend its own {}", b.id, service.info().description,
                     props.getOrDefault(Constants.SERVICE_PID, "none"), CudaService.BACKEND_ID);
         }
-        if (activated && wasMissing && b.id.equals(active)) {
-            logActive("recovered");
+        if (activated && wasMissing && preference.contains(b.id)) {
+            logActive(b.id.equals(choose(Set.of(), true).id()) ? "recovered" : "registered " + b.id);
         }
     }
 
@@ -168,18 +200,108 @@ public class Router implements SessionManager {
                 LOG.info("backend {} unregistered", b.id);
             }
         }
-        if (activated && id.toString().equals(active) && activeBackend() == null) {
-            logActive("lost its backend");
+        if (activated && preference.contains(id.toString()) && registered(id.toString()) == null) {
+            logActive("lost backend " + id);
         }
     }
 
-    /** The backend new sessions bind to, or null when none is registered under the active id. */
-    Backend activeBackend() {
-        List<Backend> list = backends.get(active);
+    /** The registered backend with this id that serves (the highest service.ranking), or null. */
+    Backend registered(String id) {
+        List<Backend> list = backends.get(id);
         if (list == null || list.isEmpty()) {
             return null;
         }
         return list.stream().max(Comparator.comparingInt(b -> b.ranking)).orElse(null);
+    }
+
+    /** Why the listed backend {@code id} cannot take a new session now; null when it can. */
+    String unavailable(String id) {
+        Backend b = registered(id);
+        if (b == null) {
+            return "not registered";
+        }
+        BackendInfo info = b.service.info();
+        return info.available ? null : "unavailable: " + info.reason;
+    }
+
+    /** A choice of backend for new sessions, and why each listed backend before it was passed over. */
+    static final class Choice {
+        final Backend backend;
+        /** "gpu1: unavailable: link to ... lost: ...", in preference order. */
+        final List<String> skipped;
+        final boolean available;
+
+        Choice(Backend backend, List<String> skipped, boolean available) {
+            this.backend = backend;
+            this.skipped = skipped;
+            this.available = available;
+        }
+
+        String id() {
+            return backend == null ? null : backend.id;
+        }
+    }
+
+    /**
+     * Walks the preference list, leaving out {@code excluded}: the first backend that is registered
+     * and available. With {@code fallback}, when none is, the first registered one (its calls answer
+     * {@code CUDA_ERROR_DEVICE_UNAVAILABLE} until it recovers, as a single configured id always did).
+     */
+    private Choice choose(Set<String> excluded, boolean fallback) {
+        List<String> skipped = new ArrayList<>();
+        Backend first = null;
+        for (String id : preference) {
+            if (excluded.contains(id)) {
+                continue;
+            }
+            String why = unavailable(id);
+            if (why == null) {
+                return new Choice(registered(id), List.copyOf(skipped), true);
+            }
+            skipped.add(id + ": " + why);
+            if (first == null) {
+                first = registered(id);
+            }
+        }
+        return new Choice(fallback ? first : null, List.copyOf(skipped), false);
+    }
+
+    /**
+     * The next backend of the preference list that is registered and available, leaving out
+     * {@code excluded}: where new sessions go ({@code excluded} empty), and where a session can be
+     * moved when its backend must be left (exclude that backend and any already tried). Empty when
+     * no listed backend qualifies. Availability is each backend's {@link CudaService#info()} now;
+     * nothing is cached, so the answer follows links going down and coming back.
+     */
+    public Optional<String> nextAvailable(Set<String> excluded) {
+        return Optional.ofNullable(choose(excluded, false).id());
+    }
+
+    /**
+     * The backend new sessions bind to: the first available one of the preference list, else the
+     * first registered one of it; null when none of the list is registered.
+     */
+    Backend activeBackend() {
+        return choose(Set.of(), true).backend;
+    }
+
+    /** "mock: NVIDIA H100 80GB HBM3 (preference gpu1, mock; gpu1 skipped: unavailable: ...)". */
+    private String describe(Choice c) {
+        BackendInfo info = c.backend.service.info();
+        DeviceInfo[] devs = c.backend.service.devices();
+        StringBuilder sb = new StringBuilder(c.backend.id).append(": ")
+                .append(devs.length > 0 ? devs[0].toString() : info.description);
+        if (!info.available) {
+            sb.append(" (unavailable: ").append(info.reason).append(')');
+        }
+        if (preference.size() > 1) {
+            sb.append(" (preference ").append(String.join(", ", preference));
+            for (String s : c.skipped) {
+                sb.append("; skipped ").append(s);
+            }
+            sb.append(')');
+        }
+        return sb.toString();
     }
 
     AddressSpace addressSpace() {
@@ -196,10 +318,12 @@ public class Router implements SessionManager {
 
     @Override
     public Session open(ClientInfo client) {
-        SessionImpl s = new SessionImpl(this, sessionIds.incrementAndGet(), client, activeBackend());
+        Choice c = choose(Set.of(), true);
+        SessionImpl s = new SessionImpl(this, sessionIds.incrementAndGet(), client, c.backend);
         sessions.put(s.id(), s);
-        LOG.info("session {} opened: pid {} uid {} ({}) on {}", s.id(), client.pid, client.uid, client.processName,
-                s.backendId() == null ? "no backend" : "backend " + s.backendId());
+        LOG.info("session {} opened: pid {} uid {} ({}) on {}{}", s.id(), client.pid, client.uid, client.processName,
+                s.backendId() == null ? "no backend" : "backend " + s.backendId(),
+                c.skipped.isEmpty() ? "" : " (skipped " + String.join("; ", c.skipped) + ")");
         return s;
     }
 
@@ -222,33 +346,50 @@ public class Router implements SessionManager {
 
     @Override
     public List<BackendInfo> backends() {
+        List<String> listed = preference;
         List<BackendInfo> out = new ArrayList<>();
         for (List<Backend> list : backends.values()) {
             for (Backend b : list) {
-                out.add(b.service.info());
+                BackendInfo info = b.service.info();
+                info.preference = listed.indexOf(b.id) + 1;
+                out.add(info);
             }
         }
-        out.sort(Comparator.comparing(i -> i.id));
+        // A listed id nothing registers under is shown too: it is why the next one serves.
+        for (int i = 0; i < listed.size(); i++) {
+            if (registered(listed.get(i)) == null) {
+                BackendInfo missing = new BackendInfo();
+                missing.id = listed.get(i);
+                missing.description = NOT_REGISTERED;
+                missing.reason = "no backend is registered as " + missing.id;
+                missing.preference = i + 1;
+                out.add(missing);
+            }
+        }
+        // The preference order first (what vgpu backends reads top down), then the others by id.
+        out.sort(Comparator.<BackendInfo>comparingInt(i -> i.preference == 0 ? Integer.MAX_VALUE : i.preference)
+                .thenComparing(i -> i.id));
         return out;
     }
 
     @Override
     public RouterStatus status() {
+        List<String> listed = preference;
         RouterStatus st = new RouterStatus();
-        st.activeBackend = active;
         st.driverVersion = driverVersion;
         st.sessions = sessions.size();
         st.images = images.stats();
-        Backend b = activeBackend();
-        if (b == null) {
+        st.preference = listed;
+        Choice c = choose(Set.of(), true);
+        st.skipped = c.skipped;
+        if (c.backend == null) {
+            st.activeBackend = listed.isEmpty() ? "" : listed.get(0);
             st.backendPresent = false;
-            st.message = "no backend: '" + active + "' is not registered; CUDA clients get CUDA_ERROR_NO_DEVICE";
+            st.message = "no backend: " + notRegistered() + "; CUDA clients get CUDA_ERROR_NO_DEVICE";
         } else {
-            BackendInfo info = b.service.info();
-            DeviceInfo[] devs = b.service.devices();
-            st.backendPresent = info.available;
-            st.message = "active backend " + active + ": " + (devs.length > 0 ? devs[0].toString() : info.description)
-                    + (info.available ? "" : " (unavailable: " + info.reason + ")");
+            st.activeBackend = c.backend.id;
+            st.backendPresent = c.available;
+            st.message = "active backend " + describe(c);
         }
         return st;
     }
@@ -301,10 +442,7 @@ public class Router implements SessionManager {
 
     @Override
     public List<LaunchRecord> launchLog(String backendId, int max) {
-        List<Backend> list = backends.get(backendId == null ? active : backendId);
-        if (list == null || list.isEmpty()) {
-            return List.of();
-        }
-        return list.get(0).service.launchLog(max);
+        Backend b = backendId == null ? activeBackend() : registered(backendId);
+        return b == null ? List.of() : b.service.launchLog(max);
     }
 }

@@ -489,7 +489,7 @@ final class Dispatcher {
         int at = R + Wire.BackendList.REP_BACKENDS;
         for (int i = 0; i < count; i++, at += Wire.Backend.FIXED) {
             BackendInfo b = backends.get(i);
-            r.putInt(at + Wire.Backend.AVAILABLE, b.available ? 1 : 0).putInt(at + Wire.Backend.PAD, 0);
+            r.putInt(at + Wire.Backend.AVAILABLE, b.available ? 1 : 0).putInt(at + Wire.Backend.PREFERENCE, b.preference);
             Frame.putString(r, at + Wire.Backend.ID, Wire.Backend.DESCRIPTION - Wire.Backend.ID, b.id);
             Frame.putString(r, at + Wire.Backend.DESCRIPTION, Wire.Backend.REASON - Wire.Backend.DESCRIPTION, b.description);
             Frame.putString(r, at + Wire.Backend.REASON, Wire.Backend.FIXED - Wire.Backend.REASON, b.reason);
