@@ -7,6 +7,7 @@ import io.vgpu.api.dto.DeviceInfo;
 import io.vgpu.api.dto.LaunchConfig;
 import io.vgpu.api.dto.ModuleImage;
 import io.vgpu.backend.remote.internal.Frames;
+import io.vgpu.backend.remote.internal.Handshake;
 import io.vgpu.backend.remote.internal.Link;
 import io.vgpu.backend.remote.internal.ModuleCodec;
 import io.vgpu.backend.remote.internal.Tls;
@@ -26,7 +27,6 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import javax.net.ssl.SSLContext;
-import javax.net.ssl.SSLSocket;
 import org.osgi.service.component.annotations.Activate;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.ConfigurationPolicy;
@@ -229,37 +229,16 @@ public class RemoteBackend implements CudaService {
             } else {
                 SSLContext ctx = Tls.context(RemoteListener.resolve(config.identity()),
                         RemoteListener.resolve(config.identity_password_file()), RemoteListener.resolve(config.trust()));
-                SSLSocket ssl = (SSLSocket) ctx.getSocketFactory().createSocket(raw, config.address(), config.port(), true);
-                Tls.restrict(ssl);
-                ssl.setUseClientMode(true);
-                ssl.startHandshake();
-                s = ssl;
+                s = Tls.client(ctx, raw, config.address(), config.port());
             }
             Link l = new Link(raw, s, config.timeout_ms(), this::linkDied);
-            ByteBuffer hello = Frames.request(Wire.REMOTE_HELLO, Wire.RemoteHello.REQ_FIXED, false);
-            hello.putInt(Wire.HEADER + Wire.RemoteHello.REQ_MAGIC, Wire.MAGIC)
-                    .putShort(Wire.HEADER + Wire.RemoteHello.REQ_MAJOR, (short) Wire.MAJOR)
-                    .putShort(Wire.HEADER + Wire.RemoteHello.REQ_MINOR, (short) Wire.MINOR);
-            Frame.putString(hello, Wire.HEADER + Wire.RemoteHello.REQ_BACKEND, 32, config.remote_backend());
-            l.post(hello, null, true);
-            Frames.In r = l.readDirect(4096);
-            if (r.op != Wire.REMOTE_HELLO || r.payload.capacity() < Wire.RemoteHello.REP_FIXED) {
-                throw new IOException("the host answered REMOTE_HELLO with op " + r.op);
-            }
-            if (r.result != CuResult.SUCCESS) {
-                throw new IOException("the host refused: " + (r.result == CuResult.NO_DEVICE
-                        ? "backend '" + config.remote_backend() + "' is not served there"
-                        : "CUresult " + r.result));
-            }
-            String hostBackend = Frame.string(r.payload, Wire.RemoteHello.REP_BACKEND, 32);
-            String hostDescription = Frame.string(r.payload, Wire.RemoteHello.REP_DESCRIPTION, 128);
-            l.post(Frames.request(Wire.DEVICE_LIST, 0, false), null, true);
-            Frames.In d = l.readDirect(Frame.MAX_PAYLOAD);
-            DeviceInfo[] devs = parseDevices(d.payload);
+            Handshake.Served served = Handshake.hello(l, config.remote_backend());
+            DeviceInfo[] devs = served.devices;
+            String hostDescription = served.description;
             raw.setSoTimeout(0);
             generation++;
             devices = devs;
-            description = hostDescription + " on " + where + " (" + hostBackend + ")";
+            description = hostDescription + " on " + where + " (" + served.backend + ")";
             link = l;
             l.startReader(id);
             ok = true;
@@ -279,27 +258,6 @@ public class RemoteBackend implements CudaService {
             return;
         }
         fail("link to " + where + " lost: " + why);
-    }
-
-    static DeviceInfo[] parseDevices(ByteBuffer p) {
-        int count = p.getInt(Wire.DeviceList.REP_COUNT);
-        int attrs = Math.min(p.getInt(Wire.DeviceList.REP_ATTRIBUTE_COUNT), 148);
-        DeviceInfo[] out = new DeviceInfo[count];
-        int at = Wire.DeviceList.REP_DEVICES;
-        for (int i = 0; i < count; i++, at += Wire.Device.FIXED) {
-            DeviceInfo d = new DeviceInfo();
-            d.ordinal = i;
-            d.totalMemory = p.getLong(at + Wire.Device.TOTAL_MEMORY);
-            d.name = Frame.string(p, at + Wire.Device.NAME, Wire.Device.UUID - Wire.Device.NAME);
-            d.uuid = new byte[16];
-            p.get(at + Wire.Device.UUID, d.uuid);
-            d.attributes = new int[io.vgpu.api.CuDeviceAttribute.MAX];
-            for (int a = 0; a < Math.min(attrs, d.attributes.length); a++) {
-                d.attributes[a] = p.getInt(at + Wire.Device.ATTRIBUTES + 4 * a);
-            }
-            out[i] = d;
-        }
-        return out;
     }
 
     // ---------------------------------------------------------------- helpers

@@ -2,6 +2,7 @@ package io.vgpu.backend.remote.internal;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -48,6 +49,18 @@ public final class Tls {
         SSLContext ctx = SSLContext.getInstance(PROTOCOL);
         ctx.init(kmf.getKeyManagers(), new TrustManager[] {new Pinned(load(trust))}, null);
         return ctx;
+    }
+
+    /**
+     * The client side over a connected TCP socket: TLS 1.3 only, handshaken (within the socket's
+     * read timeout); closing it closes {@code raw}.
+     */
+    public static SSLSocket client(SSLContext ctx, Socket raw, String host, int port) throws IOException {
+        SSLSocket ssl = (SSLSocket) ctx.getSocketFactory().createSocket(raw, host, port, true);
+        restrict(ssl);
+        ssl.setUseClientMode(true);
+        ssl.startHandshake();
+        return ssl;
     }
 
     /** Restricts a socket to TLS 1.3. */
