@@ -89,6 +89,18 @@ public class RemoteFailoverIT {
     }
 
     @Test
+    public void a0_remoteUseWritesAPreferenceListIntoTheRoutersFile() throws Exception {
+        Path conf = java.nio.file.Files.createTempDirectory(guest.work(), "conf-use");
+        java.nio.file.Files.writeString(conf.resolve("io.vgpu.router.cfg"), "# which backend\nbackend = mock\ndriverVersion = 13000\n");
+        ServiceFixture.Result r = guest.exec(List.of(ServiceFixture.DIST.resolve("bin/vgpu").toString(), "remote", "use", "gpu1",
+                "gpu2,mock"), Map.of("VGPU_CONF", conf.toString()), 30);
+        assertEquals(r.toString(), 0, r.exit);
+        assertTrue(r.out, r.out.startsWith("new CUDA programs go to the first available of gpu1, gpu2, mock"));
+        assertEquals("# which backend\nbackend = gpu1, gpu2, mock\ndriverVersion = 13000\n",
+                java.nio.file.Files.readString(conf.resolve("io.vgpu.router.cfg")));
+    }
+
+    @Test
     public void a1_withTheHostUpNewProgramsRunOnItAndSessionsSayWhere() throws Exception {
         ServiceFixture.Result backends = guest.ctl("backends");
         System.out.println("vgpu backends, host up:\n" + backends.out);

@@ -216,10 +216,28 @@ public class RouterPreferenceTest {
 
     @Test
     public void useTakesAListButRefusesAnIdNothingRegistersUnder() throws Exception {
+        AtomicReference<Object> written = new AtomicReference<>();
+        org.osgi.service.cm.Configuration config = (org.osgi.service.cm.Configuration) Proxy.newProxyInstance(
+                getClass().getClassLoader(), new Class<?>[] {org.osgi.service.cm.Configuration.class}, (proxy, m, args) -> {
+                    if (m.getName().equals("update")) {
+                        written.set(((java.util.Dictionary<?, ?>) args[0]).get("backend"));
+                    }
+                    return null;
+                });
+        java.lang.reflect.Field f = Router.class.getDeclaredField("configAdmin");
+        f.setAccessible(true);
+        f.set(router, Proxy.newProxyInstance(getClass().getClassLoader(),
+                new Class<?>[] {org.osgi.service.cm.ConfigurationAdmin.class}, (proxy, m, args) -> config));
         Commands commands = new Commands(router);
+        assertEquals("new sessions go to the first available of gpu1, mock", commands.use("gpu1", "mock"));
+        assertEquals("gpu1, mock", written.get());
+        assertEquals("new sessions go to the first available of mock, gpu1", commands.use("mock,gpu1"));
+        assertEquals("mock, gpu1", written.get());
+        written.set(null);
         // gpu2 is listed in the configuration, yet unregistered: a typed command may not name it.
         String refused = commands.use("gpu1", "gpu2");
         assertTrue(refused, refused.startsWith("no backend 'gpu2' is registered (registered: gpu1, mock)"));
         assertEquals("name a backend, or several in order of preference; nothing changed", commands.use(" , "));
+        assertEquals(null, written.get());
     }
 }
