@@ -204,8 +204,14 @@ public final class RemoteCheck {
                 link.post(Frames.request(Wire.GOODBYE, 0, false), null, true);
             } catch (IOException | RuntimeException e) {
                 // TLS 1.3 tells the client that the server refused its certificate only after the
-                // handshake, at the first read: that lands here.
-                verdict("FAIL", tag + (hostCert != null && isAlert(e) ? "TLS 1.3 handshake failed: " + explain(e) : Tls.rootMessage(e)));
+                // handshake: an alert at the first read, or, when the host has hung up before our
+                // first write went out, just a broken connection.
+                String why = hostCert == null ? Tls.rootMessage(e)
+                        : isAlert(e) ? "TLS 1.3 handshake failed: " + explain(e)
+                        : isHangUp(e) ? "TLS 1.3 handshake failed: the host hung up right after it (" + Tls.rootMessage(e)
+                                + "), as it does when it does not trust this guest's certificate (its log says): " + PAIR
+                        : Tls.rootMessage(e);
+                verdict("FAIL", tag + why);
                 return;
             } finally {
                 link.kill("check done");
@@ -237,6 +243,14 @@ public final class RemoteCheck {
         return sb.toString();
     }
 
+    private static final String PAIR = "pair it on the host with `vgpu remote trust` (this guest's conf/remote/identity.crt) "
+            + "and restart its listener";
+
+    private static boolean isHangUp(Throwable e) {
+        return e instanceof java.net.SocketException || e instanceof java.io.EOFException
+                || "the host closed the connection".equals(e.getMessage());
+    }
+
     private static boolean isAlert(Throwable e) {
         for (Throwable t = e; t != null; t = t.getCause()) {
             if (t instanceof javax.net.ssl.SSLException) {
@@ -257,8 +271,7 @@ public final class RemoteCheck {
         }
         if (m.contains("bad_certificate") || m.contains("certificate_unknown") || m.contains("certificate_required")
                 || m.contains("certificate_expired")) {
-            return "the host refused this guest's certificate (" + m + "): pair it on the host with `vgpu remote trust` "
-                    + "(this guest's conf/remote/identity.crt) and restart its listener";
+            return "the host refused this guest's certificate (" + m + "): " + PAIR;
         }
         if (m.contains("protocol_version") || m.contains("No appropriate protocol")) {
             return m + ": the other end does not speak TLS 1.3";

@@ -125,11 +125,6 @@ public class Router implements SessionManager {
         return List.copyOf(ids);
     }
 
-    /** The configured preference, as the router file names it. */
-    List<String> preference() {
-        return preference;
-    }
-
     @Deactivate
     void deactivate() {
         activated = false;
