@@ -34,7 +34,6 @@ public class RemoteCheckTest {
         conf = dir.resolve("conf");
         Files.createDirectories(dir.resolve("peers"));
         Files.copy(Pki.identity(dir, "guest", null, 400), dir.resolve("peers/guest.crt"));
-        Pki.identity(dir, "stranger", null, 400);
         Pki.identity(dir, "host", null, 400);
         Pki.identity(dir, "soon", null, 10);
         Pki.identity(dir, "old", "-10d", 1);
@@ -155,7 +154,8 @@ public class RemoteCheckTest {
 
     @Test
     public void aGuestTheHostDoesNotTrustIsToldToPair() throws Exception {
-        configure("gpu5", PORTS.get("host"), "stranger", "host");
+        // soon's key is no guest the hosts trust (peers/ holds guest.crt only).
+        configure("gpu5", PORTS.get("host"), "soon", "host");
         Outcome o = check();
         assertEquals(o.out, 1, o.fails);
         // Which of the two a client sees depends on whether the alert arrives before its first write.
