@@ -193,7 +193,7 @@ public final class RemoteCheck {
                     session = ssl.getSession().getProtocol() + ", " + ssl.getSession().getCipherSuite();
                     s = ssl;
                 } catch (IOException | RuntimeException e) {
-                    verdict("FAIL", tag + "TLS 1.3 handshake failed: " + explain(e));
+                    verdict("FAIL", tag + "TLS 1.3 handshake failed: " + refusal(e));
                     return;
                 }
             }
@@ -206,12 +206,8 @@ public final class RemoteCheck {
                 // TLS 1.3 tells the client that the server refused its certificate only after the
                 // handshake: an alert at the first read, or, when the host has hung up before our
                 // first write went out, just a broken connection.
-                String why = hostCert == null ? Tls.rootMessage(e)
-                        : isAlert(e) ? "TLS 1.3 handshake failed: " + explain(e)
-                        : isHangUp(e) ? "TLS 1.3 handshake failed: the host hung up right after it (" + Tls.rootMessage(e)
-                                + "), as it does when it does not trust this guest's certificate (its log says): " + PAIR
-                        : Tls.rootMessage(e);
-                verdict("FAIL", tag + why);
+                verdict("FAIL", tag + (hostCert != null && (isAlert(e) || isHangUp(e))
+                        ? "TLS 1.3 handshake failed: " + refusal(e) : Tls.rootMessage(e)));
                 return;
             } finally {
                 link.kill("check done");
@@ -246,9 +242,26 @@ public final class RemoteCheck {
     private static final String PAIR = "pair it on the host with `vgpu remote trust` (this guest's conf/remote/identity.crt) "
             + "and restart its listener";
 
+    /**
+     * A failed handshake in words: the alert when one arrived; a bare hang-up (the host's alert lost
+     * to our next write hitting its closed socket) named as what it almost always is.
+     */
+    private static String refusal(Throwable e) {
+        String m = Tls.rootMessage(e);
+        if (isHangUp(e) && !m.contains("alert")) {
+            return "the host hung up (" + m + "), as it does when it does not trust this guest's certificate (its log says): " + PAIR;
+        }
+        return explain(e);
+    }
+
     private static boolean isHangUp(Throwable e) {
-        return e instanceof java.net.SocketException || e instanceof java.io.EOFException
-                || "the host closed the connection".equals(e.getMessage());
+        for (Throwable t = e; t != null; t = t.getCause()) {
+            if (t instanceof java.net.SocketException || t instanceof java.io.EOFException
+                    || "the host closed the connection".equals(t.getMessage())) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static boolean isAlert(Throwable e) {

@@ -160,7 +160,7 @@ public class RemoteCheckTest {
         assertEquals(o.out, 1, o.fails);
         // Which of the two a client sees depends on whether the alert arrives before its first write.
         assertTrue(o.out, hasLine(o.out, "FAIL remote gpu5 .*: TLS 1\\.3 handshake failed: (the host refused this guest's certificate "
-                + "\\(Received fatal alert: \\w+\\)|the host hung up right after it \\(.*\\), as it does when it does not trust this "
+                + "\\(Received fatal alert: \\w+\\)|the host hung up \\(.*\\), as it does when it does not trust this "
                 + "guest's certificate \\(its log says\\)): pair it on the host with `vgpu remote trust`.*"));
     }
 
