@@ -72,11 +72,15 @@ public class NetworkFaultIT {
     @AfterClass
     public static void stop() throws Exception {
         try {
-            if (guest != null) {
-                guest.after();
-            }
-            if (host != null) {
-                host.after();
+            try {
+                if (guest != null) {
+                    guest.after();
+                }
+            } finally {
+                // Stopped even when the guest's stop failed: nothing may keep running in the namespaces.
+                if (host != null) {
+                    host.after();
+                }
             }
         } finally {
             guest = null;
