@@ -1,5 +1,6 @@
 package io.vgpu.itests;
 
+import io.vgpu.backend.remote.Pki;
 import java.io.IOException;
 import java.net.ServerSocket;
 import java.nio.file.Files;
@@ -9,6 +10,8 @@ import java.nio.file.Path;
 final class RemoteHosts {
     final Path dir;
     final int port;
+    /** Where the host listens and the guests connect (loopback unless a test has a network of its own). */
+    String address = "127.0.0.1";
 
     RemoteHosts(String... guests) throws Exception {
         dir = Files.createTempDirectory(Path.of("/tmp"), "vgpu-pki-");
@@ -23,12 +26,12 @@ final class RemoteHosts {
     }
 
     String listenerCfg() {
-        return "address = 127.0.0.1\nport = " + port + "\nbackend = mock\nidentity = " + dir.resolve("host.p12")
+        return "address = " + address + "\nport = " + port + "\nbackend = mock\nidentity = " + dir.resolve("host.p12")
                 + "\nidentity.password.file = " + dir.resolve("host.pass") + "\ntrust = " + dir.resolve("peers") + "\n";
     }
 
     String remoteCfg(String backendId, String guest) {
-        return "backend.id = " + backendId + "\naddress = 127.0.0.1\nport = " + port + "\nidentity = " + dir.resolve(guest + ".p12")
+        return "backend.id = " + backendId + "\naddress = " + address + "\nport = " + port + "\nidentity = " + dir.resolve(guest + ".p12")
                 + "\nidentity.password.file = " + dir.resolve(guest + ".pass") + "\ntrust = " + dir.resolve("host.crt")
                 + "\nconnect.wait.ms = 8000\n";
     }

@@ -51,6 +51,7 @@ public class ServiceFixture extends ExternalResource {
 
     private final Map<String, String> confFiles = new LinkedHashMap<>();
     private String readyWhenStatusContains;
+    private String netns;
     private Path work;
     private Path socket;
     private Path serviceLog;
@@ -59,6 +60,16 @@ public class ServiceFixture extends ExternalResource {
     /** Writes {@code conf/<name>} with {@code content} before the service starts. */
     public ServiceFixture withConf(String name, String content) {
         confFiles.put(name, content);
+        return this;
+    }
+
+    /**
+     * Runs the service inside the network namespace {@code ns} ({@code ip netns exec}, which
+     * execs it: the process is still the service's JVM). Its Unix socket stays reachable from
+     * every namespace, so clients and {@link #ctl} run as usual.
+     */
+    public ServiceFixture inNetns(String ns) {
+        netns = ns;
         return this;
     }
 
@@ -89,7 +100,8 @@ public class ServiceFixture extends ExternalResource {
             Files.writeString(conf.resolve(e.getKey()), e.getValue());
         }
         serviceLog = work.resolve("service.log");
-        ProcessBuilder pb = new ProcessBuilder(DIST.resolve("bin/vgpu-service").toString());
+        List<String> command = List.of(DIST.resolve("bin/vgpu-service").toString());
+        ProcessBuilder pb = new ProcessBuilder(netns == null ? command : NetnsPair.in(netns, command));
         pb.environment().put("VGPU_SOCKET", socket.toString());
         pb.environment().put("VGPU_CONF", conf.toString());
         pb.redirectErrorStream(true).redirectOutput(serviceLog.toFile());

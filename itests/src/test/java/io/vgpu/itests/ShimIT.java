@@ -244,6 +244,7 @@ public class ShimIT {
 
     @Test
     public void managementAnswersWhileAClientRunsALongKernelAndKillingItStopsTheKernel() throws Exception {
+        int logFrom = service.log().length();
         ProcessBuilder pb = new ProcessBuilder(NATIVE.resolve("test/test_busy").toString(), "300");
         pb.environment().put("VGPU_SOCKET", service.socket().toString());
         pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
@@ -255,7 +256,9 @@ public class ShimIT {
             String pid = Long.toString(busy.pid());
             Await.until(10_000, () -> assertTrue(ctl("sessions").out, ctl("sessions").out.lines()
                     .anyMatch(l -> l.contains(" " + pid + " "))));
-            Thread.sleep(500); // the launch has reached the kernel by now
+            // The kernel's first thread prints this (device printf, to the service log) once it runs.
+            Await.until(10_000, () -> assertTrue("the spin kernel has not started",
+                    service.log().substring(logFrom).contains("vgpu test_busy: spin kernel running")));
             for (int i = 0; i < 5; i++) {
                 for (String what : new String[] {"sessions", "status", "launches"}) {
                     long t0 = System.nanoTime();

@@ -14,12 +14,18 @@ import io.vgpu.api.dto.LaunchConfig;
 import io.vgpu.api.dto.ModuleImage;
 import io.vgpu.backend.mock.MockBackend;
 import io.vgpu.backend.remote.internal.Configs;
+import io.vgpu.backend.remote.internal.Frames;
+import io.vgpu.backend.remote.internal.Tls;
+import io.vgpu.protocol.Frame;
+import io.vgpu.protocol.Wire;
+import java.io.DataInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.net.SocketTimeoutException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
@@ -30,6 +36,9 @@ import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.function.BooleanSupplier;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSocket;
 import org.junit.AfterClass;
 import org.junit.BeforeClass;
 import org.junit.Test;
@@ -174,22 +183,95 @@ public class RemoteLinkTest {
         }
     }
 
+    /** Polls {@code condition} until it holds or {@code millis} have passed; whether it held. */
+    static boolean within(long millis, BooleanSupplier condition) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
+        while (!condition.getAsBoolean()) {
+            if (System.nanoTime() > deadline) {
+                return false;
+            }
+            Thread.sleep(10);
+        }
+        return true;
+    }
+
+    /** The first log line written after {@code from} (a length of the log) that contains all of {@code parts}. */
+    static String logLine(int from, String... parts) throws Exception {
+        String[] found = {null};
+        within(5000, () -> {
+            try {
+                String log = log();
+                found[0] = log.length() < from ? null : log.substring(from).lines()
+                        .filter(l -> java.util.Arrays.stream(parts).allMatch(l::contains)).findFirst().orElse(null);
+            } catch (IOException e) {
+                throw new java.io.UncheckedIOException(e);
+            }
+            return found[0] != null;
+        });
+        assertNotNull("no log line with " + java.util.Arrays.toString(parts) + " after offset " + from + " in:\n"
+                + log().substring(Math.min(from, log().length())), found[0]);
+        return found[0];
+    }
+
+    /** A paired guest that stays connected while others are refused, and its memory. */
+    static final class Bystander implements AutoCloseable {
+        final RemoteBackend backend = guest("guest", listener.port(), false);
+        final long[] ctx = new long[1];
+        final long base;
+        int rounds;
+
+        Bystander(long base) {
+            this.base = base;
+            assertTrue(backend.info().toString(), backend.info().available);
+            assertEquals(CuResult.SUCCESS, backend.ctxCreate(0, 0, base >>> 32, ctx));
+            assertEquals(CuResult.SUCCESS, backend.memAlloc(ctx[0], base, 1 << 16));
+        }
+
+        /** Fresh bytes there and back, and a synchronize: the host still serves this guest. */
+        void stillServed() {
+            byte[] data = new byte[1 << 16];
+            new Random(++rounds).nextBytes(data);
+            assertEquals(CuResult.SUCCESS, backend.memcpyHtoD(ctx[0], base, ByteBuffer.wrap(data), 0));
+            ByteBuffer back = ByteBuffer.allocate(data.length);
+            assertEquals(CuResult.SUCCESS, backend.memcpyDtoH(ctx[0], back, base, 0));
+            assertArrayEquals("round " + rounds, data, back.array());
+            assertEquals(CuResult.SUCCESS, backend.ctxSynchronize(ctx[0]));
+            assertTrue(backend.info().toString(), backend.info().available);
+        }
+
+        @Override
+        public void close() {
+            assertEquals(CuResult.SUCCESS, backend.ctxDestroy(ctx[0]));
+            backend.deactivate();
+        }
+    }
+
+    /** Connects a guest that must be refused, checks it was, and returns the log's length before it tried. */
+    static int refused(String who, boolean plaintext) throws Exception {
+        int from = log().length();
+        RemoteBackend g = guest(who, listener.port(), plaintext);
+        try {
+            assertFalse(g.info().toString(), g.info().available);
+            assertTrue(g.info().reason, g.info().reason.contains("cannot connect"));
+        } finally {
+            g.deactivate();
+        }
+        return from;
+    }
+
     @Test
     public void strangersExpiredCertificatesAndPlaintextAreRefusedWhileTheHostKeepsServing() throws Exception {
-        RemoteBackend good = guest("guest", listener.port(), false);
-        try {
-            assertTrue(good.info().available);
-            RemoteBackend stranger = guest("stranger", listener.port(), false);
-            assertFalse(stranger.info().available);
-            assertTrue(stranger.info().reason, stranger.info().reason.contains("cannot connect"));
-            stranger.deactivate();
-            RemoteBackend expired = guest("expired", listener.port(), false);
-            assertFalse(expired.info().available);
-            expired.deactivate();
-            RemoteBackend plain = guest("guest", listener.port(), true);
-            assertFalse(plain.info().available);
-            plain.deactivate();
+        try (Bystander good = new Bystander(0x2300_0000_0000L)) {
+            good.stillServed();
+            System.out.println("stranger: " + logLine(refused("stranger", false), "remote listener refused", "is not paired with this machine"));
+            good.stillServed();
+            System.out.println("expired: " + logLine(refused("expired", false), "remote listener refused", "expired on"));
+            good.stillServed();
+            System.out.println("plaintext: " + logLine(refused("guest", true), "remote listener refused",
+                    "Unsupported or unrecognized SSL message"));
+            good.stillServed();
             // No certificate at all: a TLS client with no key material.
+            int from = log().length();
             javax.net.ssl.SSLContext anon = javax.net.ssl.SSLContext.getInstance("TLSv1.3");
             anon.init(null, new javax.net.ssl.TrustManager[] {new javax.net.ssl.X509TrustManager() {
                 public void checkClientTrusted(java.security.cert.X509Certificate[] c, String a) {}
@@ -200,41 +282,129 @@ public class RemoteLinkTest {
                     return new java.security.cert.X509Certificate[0];
                 }
             }}, null);
-            try (javax.net.ssl.SSLSocket s = (javax.net.ssl.SSLSocket) anon.getSocketFactory().createSocket("127.0.0.1", listener.port())) {
+            int localPort;
+            try (SSLSocket s = (SSLSocket) anon.getSocketFactory().createSocket("127.0.0.1", listener.port())) {
+                localPort = s.getLocalPort();
                 s.setSoTimeout(5000);
-                s.startHandshake();
-                // TLS 1.3: the server's refusal of the client certificate arrives on the first read.
-                s.getOutputStream().write(new byte[16]);
-                s.getOutputStream().flush();
-                assertEquals(-1, s.getInputStream().read());
-            } catch (IOException expected) {
-                // refused
+                try {
+                    s.startHandshake();
+                    // TLS 1.3: the server's refusal of the client certificate arrives on the first read.
+                    s.getOutputStream().write(new byte[16]);
+                    s.getOutputStream().flush();
+                    assertEquals(-1, s.getInputStream().read());
+                } catch (SocketTimeoutException e) {
+                    throw new AssertionError("the host kept a guest without a certificate for 5 s", e);
+                } catch (IOException expected) {
+                    // refused
+                }
             }
-            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(5);
-            String log;
-            do {
-                log = log();
-                Thread.sleep(100);
-            } while (System.nanoTime() < deadline && !(log.contains("not paired") && log.contains("expired on")
-                    && log.contains("Unsupported or unrecognized SSL message") && log.contains("no certificate")
-                    || log.contains("Empty client certificate chain")));
-            assertTrue(log, log.contains("is not paired with this machine"));
-            assertTrue(log, log.contains("expired on"));
-            assertTrue(log, log.contains("Unsupported or unrecognized SSL message"));
-            assertTrue(log, log.contains("Empty client certificate chain") || log.contains("no certificate"));
-            long[] ctx = new long[1];
-            assertEquals(CuResult.SUCCESS, good.ctxCreate(0, 0, 5, ctx));
-            assertEquals(CuResult.SUCCESS, good.ctxSynchronize(ctx[0]));
-            assertEquals(CuResult.SUCCESS, good.ctxDestroy(ctx[0]));
-        } finally {
-            good.deactivate();
+            String line = logLine(from, "remote listener refused 127.0.0.1:" + localPort, "TLS handshake failed");
+            assertTrue(line, line.contains("Empty client certificate chain") || line.contains("no certificate"));
+            System.out.println("no certificate: " + line);
+            good.stillServed();
+        }
+    }
+
+    /** A paired guest's own TLS session that speaks the protocol by hand: REMOTE_HELLO, then what a test writes. */
+    static SSLSocket helloed() throws Exception {
+        SSLContext ctx = Tls.context(dir.resolve("guest.p12"), dir.resolve("guest.pass"), hostCrt);
+        SSLSocket s = (SSLSocket) ctx.getSocketFactory().createSocket("127.0.0.1", listener.port());
+        Tls.restrict(s);
+        s.setUseClientMode(true);
+        s.setSoTimeout(5000);
+        s.startHandshake();
+        ByteBuffer hello = Frames.request(Wire.REMOTE_HELLO, Wire.RemoteHello.REQ_FIXED, false);
+        hello.putInt(Wire.HEADER + Wire.RemoteHello.REQ_MAGIC, Wire.MAGIC)
+                .putShort(Wire.HEADER + Wire.RemoteHello.REQ_MAJOR, (short) Wire.MAJOR)
+                .putShort(Wire.HEADER + Wire.RemoteHello.REQ_MINOR, (short) Wire.MINOR);
+        s.getOutputStream().write(hello.array());
+        s.getOutputStream().flush();
+        Frames.In r = Frames.read(new DataInputStream(s.getInputStream()), new byte[Wire.HEADER], 4096, null);
+        assertNotNull("the host closed after REMOTE_HELLO", r);
+        assertEquals(Wire.REMOTE_HELLO, r.op);
+        assertEquals(CuResult.SUCCESS, r.result);
+        return s;
+    }
+
+    /** A request header as the guest writes it, with any length, op and flags. */
+    static byte[] header(long length, int op, int flags) {
+        return ByteBuffer.allocate(Wire.HEADER).order(ByteOrder.LITTLE_ENDIAN).putInt((int) length).putShort((short) op)
+                .putShort((short) flags).putInt(1).putInt(0).array();
+    }
+
+    static byte[] concat(byte[] a, byte[] b) {
+        byte[] r = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, r, a.length, b.length);
+        return r;
+    }
+
+    /**
+     * Writes {@code bytes} on a fresh, valid guest session, then checks that the host hangs up
+     * on it (or, with {@code hangUp}, that it hangs up itself) and logs {@code expected} for
+     * exactly that connection.
+     */
+    static String malformed(byte[] bytes, boolean hangUp, String... expected) throws Exception {
+        int from = log().length();
+        int localPort;
+        try (SSLSocket s = helloed()) {
+            localPort = s.getLocalPort();
+            s.getOutputStream().write(bytes);
+            s.getOutputStream().flush();
+            if (!hangUp) {
+                try {
+                    assertEquals("the host answered a malformed frame", -1, s.getInputStream().read());
+                } catch (SocketTimeoutException e) {
+                    throw new AssertionError("the host kept a malformed guest's connection for 5 s", e);
+                } catch (IOException e) {
+                    // reset: closed as well
+                }
+            }
+        }
+        String[] parts = java.util.Arrays.copyOf(expected, expected.length + 1);
+        // The peer's name ends with its port: ": " follows when the host disconnects it, " gone" when it left.
+        parts[expected.length] = "guest@127.0.0.1:" + localPort + (hangUp ? " " : ": ");
+        return logLine(from, parts);
+    }
+
+    @Test
+    public void malformedFramesOnAValidSessionDisconnectThatGuestAloneWithALogLine() throws Exception {
+        try (Bystander good = new Bystander(0x2400_0000_0000L)) {
+            good.stillServed();
+            // A length that does not cover the op's fixed part.
+            System.out.println("bad length: " + malformed(concat(header(2, Wire.CTX_SYNCHRONIZE, 0), new byte[2]), false,
+                    "disconnecting", "protocol violation: CTX_SYNCHRONIZE payload of 2 bytes is shorter than its fixed part (8)"));
+            good.stillServed();
+            System.out.println("unknown op: " + malformed(concat(header(8, 0x7777, 0), new byte[8]), false,
+                    "disconnecting", "protocol violation: op 30583", "is not served on the remote link"));
+            good.stillServed();
+            // The shim's session ops that the link does not carry are unknown here too.
+            System.out.println("session op: " + malformed(concat(header(0, Wire.SERVICE_STATUS, 0), new byte[0]), false,
+                    "disconnecting", "protocol violation: op " + Wire.SERVICE_STATUS, "is not served on the remote link"));
+            good.stillServed();
+            System.out.println("oversized: " + malformed(header(Frame.MAX_PAYLOAD + 1L, Wire.MEMCPY_HTOD, Wire.FLAG_ASYNC), false,
+                    "disconnecting", "protocol violation: frame of " + (Frame.MAX_PAYLOAD + 1) + " bytes exceeds the limit of "
+                            + Frame.MAX_PAYLOAD));
+            good.stillServed();
+            System.out.println("negative: " + malformed(header(0xffff_ffffL, Wire.MEMCPY_HTOD, Wire.FLAG_ASYNC), false,
+                    "disconnecting", "protocol violation: frame of 4294967295 bytes exceeds the limit"));
+            good.stillServed();
+            System.out.println("async sync op: " + malformed(concat(header(16, Wire.REMOTE_CTX_CREATE, Wire.FLAG_ASYNC),
+                    new byte[16]), false, "disconnecting", "protocol violation: ASYNC flag on the synchronous op REMOTE_CTX_CREATE"));
+            good.stillServed();
+            // Truncated: a header promising 1 MiB, 1000 bytes of it, then the guest hangs up.
+            System.out.println("truncated: " + malformed(concat(header(1 << 20, Wire.MEMCPY_HTOD, Wire.FLAG_ASYNC), new byte[1000]),
+                    true, "gone (connection lost: connection closed inside a frame of 1048576 bytes (op 50))"));
+            good.stillServed();
+            System.out.println("truncated header: " + malformed(java.util.Arrays.copyOf(header(8, Wire.PING, 0), 9), true,
+                    "gone (connection lost: connection closed inside a frame header)"));
+            good.stillServed();
         }
     }
 
     /** A TCP relay that can be frozen: the link then goes silent, as a cut cable or a hung host would. */
     static final class Relay implements AutoCloseable {
         final ServerSocket server = new ServerSocket(0, 8, InetAddress.getLoopbackAddress());
-        volatile boolean frozen;
+        private boolean frozen;
         final java.util.List<Socket> open = new java.util.concurrent.CopyOnWriteArrayList<>();
 
         Relay(int target) throws IOException {
@@ -242,7 +412,7 @@ public class RemoteLinkTest {
                 while (!server.isClosed()) {
                     try {
                         Socket a = server.accept();
-                        if (frozen) {
+                        if (frozen()) {
                             a.close();
                             continue;
                         }
@@ -269,8 +439,10 @@ public class RemoteLinkTest {
                         if (n < 0) {
                             break;
                         }
-                        while (frozen) {
-                            Thread.sleep(20);
+                        synchronized (this) {
+                            while (frozen) {
+                                wait();
+                            }
                         }
                         out.write(buf, 0, n);
                     }
@@ -280,6 +452,16 @@ public class RemoteLinkTest {
             });
             t.setDaemon(true);
             t.start();
+        }
+
+        synchronized boolean frozen() {
+            return frozen;
+        }
+
+        /** Freezing holds every byte in the relay; thawing lets the pumps go on at once. */
+        synchronized void freeze(boolean on) {
+            frozen = on;
+            notifyAll();
         }
 
         /** Drops the frozen connections, so the host side notices too. */
@@ -309,7 +491,7 @@ public class RemoteLinkTest {
                 assertTrue(g.info().available);
                 long[] ctx = new long[1];
                 assertEquals(CuResult.SUCCESS, g.ctxCreate(0, 0, 9, ctx));
-                relay.frozen = true;
+                relay.freeze(true);
                 long t0 = System.nanoTime();
                 CompletableFuture<Integer> sync = CompletableFuture.supplyAsync(() -> g.ctxSynchronize(ctx[0]));
                 int rc = sync.get(6, TimeUnit.SECONDS);
@@ -321,12 +503,8 @@ public class RemoteLinkTest {
                 assertTrue(g.info().reason, g.info().reason.contains("no answer from the host"));
                 assertEquals(CuResult.DEVICE_UNAVAILABLE, g.memAlloc(ctx[0], 0x2100_0000_0000L, 4096));
                 relay.dropAll();
-                relay.frozen = false;
-                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
-                while (!g.info().available && System.nanoTime() < deadline) {
-                    Thread.sleep(50);
-                }
-                assertTrue("reconnected: " + g.info(), g.info().available);
+                relay.freeze(false);
+                assertTrue("reconnected: " + g.info(), within(10_000, () -> g.info().available));
                 // The old context died with the old link; new ones work.
                 assertEquals(CuResult.DEVICE_UNAVAILABLE, g.ctxSynchronize(ctx[0]));
                 assertEquals(CuResult.SUCCESS, g.ctxDestroy(ctx[0]));

@@ -66,7 +66,12 @@ public final class Frames {
         byte[] p = new byte[length];
         for (int at = 0; at < length;) {
             int piece = Math.min(READ_PIECE, length - at);
-            in.readFully(p, at, piece);
+            try {
+                in.readFully(p, at, piece);
+            } catch (EOFException e) {
+                // A truncated frame is the peer's fault: say so in the one line that reports it.
+                throw new EOFException("connection closed inside a frame of " + length + " bytes (op " + f.op + ")");
+            }
             at += piece;
             if (progress != null) {
                 progress.run();
