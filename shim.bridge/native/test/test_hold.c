@@ -43,8 +43,15 @@ int main(int argc, char **argv)
     memset(buf, 0x5a, chunk);
     printf("holding %zu\n", total);
     fflush(stdout);
-    for (;;)
-        for (size_t off = 0; off + chunk <= size[0]; off += chunk)
+    /* "copying" after the first copy lands, so a harness can kill the service mid-copy on purpose. */
+    for (int announced = 0;;)
+        for (size_t off = 0; off + chunk <= size[0]; off += chunk) {
             if (cuMemcpyHtoD_v2(ptr[0] + off, buf, chunk) != CUDA_SUCCESS)
                 return 2;
+            if (!announced) {
+                announced = 1;
+                printf("copying\n");
+                fflush(stdout);
+            }
+        }
 }

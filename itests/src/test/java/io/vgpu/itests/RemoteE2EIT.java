@@ -77,7 +77,8 @@ public class RemoteE2EIT {
         BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream()));
         String first = out.readLine();
         assertTrue("test_hold: " + first + "\n" + guest.log(), first != null && first.startsWith("holding"));
-        Thread.sleep(500); // copies flowing to the host
+        String second = out.readLine();
+        assertEquals("test_hold: copies reach the host\n" + guest.log(), "copying", second);
         long t0 = System.nanoTime();
         host.kill();
         assertTrue("the program still runs 6 s after the host died", p.waitFor(6, TimeUnit.SECONDS));

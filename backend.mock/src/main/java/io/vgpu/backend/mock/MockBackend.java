@@ -177,6 +177,7 @@ public class MockBackend implements CudaService {
     private final Map<String, HostKernel> kernels = new ConcurrentHashMap<>();
     /** Owners whose client is gone ({@link #abandon}): their copies, fills and kernels stop early. */
     private final java.util.Set<Long> abandoned = ConcurrentHashMap.newKeySet();
+    private final java.util.concurrent.atomic.AtomicInteger running = new java.util.concurrent.atomic.AtomicInteger();
     private final ArrayDeque<LaunchRecord> launchLog = new ArrayDeque<>();
     private volatile PtxExecutor executor;
     /** Parsed PTX per image text: modules of the same image share one parse and its compiled kernels. */
@@ -405,6 +406,11 @@ public class MockBackend implements CudaService {
     /** Bytes backed by host RAM on a device (pages written at least once). */
     public long materialisedBytes(int device) {
         return memories[device].materialisedBytes();
+    }
+
+    /** Kernels executing from PTX right now, of every owner (a running kernel can be observed, not guessed). */
+    public int runningKernels() {
+        return running.get();
     }
 
     // ------------------------------------------------------------------ contexts
@@ -769,8 +775,13 @@ public class MockBackend implements CudaService {
         try {
             long t0 = System.nanoTime();
             long i0 = LOG.isDebugEnabled() ? e.threadInstructions() : 0;
-            e.launch(k, new LaunchDims(config.gridX, config.gridY, config.gridZ, config.blockX, config.blockY, config.blockZ,
-                    config.sharedMemBytes), p, () -> mem.accessor(owner), stop(owner));
+            running.incrementAndGet();
+            try {
+                e.launch(k, new LaunchDims(config.gridX, config.gridY, config.gridZ, config.blockX, config.blockY, config.blockZ,
+                        config.sharedMemBytes), p, () -> mem.accessor(owner), stop(owner));
+            } finally {
+                running.decrementAndGet();
+            }
             if (LOG.isDebugEnabled()) {
                 LOG.debug("kernel {} grid({},{},{}) block({},{},{}): {} us, {} thread-instructions", f.kernel.name, config.gridX,
                         config.gridY, config.gridZ, config.blockX, config.blockY, config.blockZ, (System.nanoTime() - t0) / 1000,

@@ -135,8 +135,11 @@ public class MockHardeningTest {
         long t0 = System.nanoTime();
         CompletableFuture<Integer> run = CompletableFuture.supplyAsync(
                 () -> mock.launch(fn[0], new LaunchConfig(2, 1, 1, 32, 1, 1, 0), minute, 0));
-        Thread.sleep(300);
-        assertTrue("the kernel is running", !run.isDone());
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+        while (mock.runningKernels() == 0) {
+            assertTrue("the kernel starts", !run.isDone() && System.nanoTime() < deadline);
+            Thread.onSpinWait();
+        }
         mock.abandon(OWNER);
         assertEquals(CuResult.LAUNCH_FAILED, (int) run.get(10, TimeUnit.SECONDS));
         assertTrue(System.nanoTime() - t0 < TimeUnit.SECONDS.toNanos(10));

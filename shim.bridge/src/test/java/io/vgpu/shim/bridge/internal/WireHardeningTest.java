@@ -254,8 +254,7 @@ public class WireHardeningTest extends BridgeTestBase {
             ByteBuffer params = payload(8).putLong(0, TimeUnit.SECONDS.toNanos(120));
             // Synchronous: the reply would come when the kernel ends, two minutes from now.
             c.send(Wire.LAUNCH, 0, TestClient.concat(ProtocolTest.launch(fn, 1, 32), bytes(params)));
-            await("the kernel runs", () -> router.sessions().stream().anyMatch(s -> s.launches == 1));
-            Thread.sleep(300);
+            await("the kernel runs", () -> mock.runningKernels() == 1);
             for (int i = 0; i < 5; i++) {
                 for (int op : new int[] {Wire.SESSION_LIST, Wire.SESSION_DEVICES, Wire.SERVICE_STATUS}) {
                     long t0 = System.nanoTime();
