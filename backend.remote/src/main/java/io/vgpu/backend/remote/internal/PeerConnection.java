@@ -24,8 +24,10 @@ import java.util.HashMap;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLSocket;
@@ -73,6 +75,8 @@ public final class PeerConnection {
         }
     }
 
+    /** How often guests are told to heartbeat. */
+    private static final int HEARTBEAT_MS = 1000;
     private final Socket raw;
     private final SSLContext tls;
     private final int maxPeers;
@@ -82,6 +86,11 @@ public final class PeerConnection {
     private final Backends backends;
     private final Set<PeerConnection> peers;
     private volatile String name;
+    /** The guest's certificate fingerprint (null on a plaintext link) and the backend it is served by. */
+    private volatile String guestKey;
+    private volatile String backendId;
+    private final CountDownLatch released = new CountDownLatch(1);
+    private volatile long lastHeardNanos = System.nanoTime();
     private Socket socket;
     private OutputStream out;
     private CudaService backend;
@@ -146,6 +155,7 @@ public final class PeerConnection {
                 }
                 X509Certificate cert = (X509Certificate) s.getSession().getPeerCertificates()[0];
                 name = Tls.commonName(cert) + "@" + name;
+                guestKey = Tls.fingerprint(cert);
                 socket = s;
             } else {
                 socket = raw;
@@ -176,6 +186,7 @@ public final class PeerConnection {
                 if (f == null) {
                     break;
                 }
+                lastHeardNanos = System.nanoTime();
                 check(f);
                 if (f.op == Wire.REMOTE_HEARTBEAT) {
                     heartbeat(f);
@@ -251,9 +262,13 @@ public final class PeerConnection {
             rc = CuResult.NO_DEVICE;
             LOG.warn("remote listener refused {}: backend '{}' is not served here", name, id[0]);
         }
+        if (rc == CuResult.SUCCESS) {
+            backendId = id[0];
+            replaceEarlierLinks();
+        }
         int R = Wire.HEADER;
         r.putShort(R + Wire.RemoteHello.REP_MAJOR, (short) Wire.MAJOR).putShort(R + Wire.RemoteHello.REP_MINOR, (short) Wire.MINOR)
-                .putInt(R + Wire.RemoteHello.REP_HEARTBEAT_MS, 1000).putInt(R + Wire.RemoteHello.REP_MAX_FRAME, Frame.MAX_PAYLOAD);
+                .putInt(R + Wire.RemoteHello.REP_HEARTBEAT_MS, HEARTBEAT_MS).putInt(R + Wire.RemoteHello.REP_MAX_FRAME, Frame.MAX_PAYLOAD);
         Frame.putString(r, R + Wire.RemoteHello.REP_BACKEND, 32, id[0]);
         Frame.putString(r, R + Wire.RemoteHello.REP_DESCRIPTION, 128, b == null ? "" : b.info().description);
         send(r, f, rc, true);
@@ -263,6 +278,34 @@ public final class PeerConnection {
         backend = b;
         LOG.info("remote listener: guest {} connected, served by backend {}", name, id[0]);
         return true;
+    }
+
+    /**
+     * A guest that connects again after its link went silent has given the old one up (a cut cable
+     * this host has not noticed yet: guests heartbeat every second and declare a link dead after 3 s
+     * without an answer). The old link's allocations must go before the guest reuses their
+     * addresses, hence the wait, bounded because the old executor may be inside a long request. A
+     * link of the same identity that still heartbeats is another guest service and stays.
+     */
+    private void replaceEarlierLinks() {
+        if (guestKey == null) {
+            return;
+        }
+        for (PeerConnection old : peers) {
+            if (old != this && guestKey.equals(old.guestKey) && backendId.equals(old.backendId)
+                    && System.nanoTime() - old.lastHeardNanos > TimeUnit.MILLISECONDS.toNanos(2 * HEARTBEAT_MS)) {
+                LOG.info("remote listener: guest {} connected again; closing its earlier link {}", name, old.name);
+                old.close("replaced by a new link from the same guest");
+                try {
+                    if (!old.released.await(5, TimeUnit.SECONDS)) {
+                        LOG.warn("remote listener: the earlier link {} still holds its work after 5 s", old.name);
+                    }
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+            }
+        }
     }
 
     private static ByteBuffer reply(int payload) {
@@ -779,6 +822,14 @@ public final class PeerConnection {
         closed = true;
         peers.remove(this);
         closeRaw();
+        try {
+            releaseAll(why);
+        } finally {
+            released.countDown();
+        }
+    }
+
+    private void releaseAll(String why) {
         int n = contexts.size();
         if (backend != null) {
             for (Long c : new java.util.ArrayList<>(contexts.keySet())) {
