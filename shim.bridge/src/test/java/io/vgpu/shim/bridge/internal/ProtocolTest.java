@@ -492,6 +492,16 @@ public class ProtocolTest extends BridgeTestBase {
             public java.util.List<io.vgpu.api.dto.LaunchRecord> launchLog(String backendId, int max) {
                 return router.launchLog(backendId, max);
             }
+
+            @Override
+            public io.vgpu.api.dto.MigrationRecord migrate(long sessionId, String backendId, boolean precopy) {
+                return router.migrate(sessionId, backendId, precopy);
+            }
+
+            @Override
+            public java.util.List<io.vgpu.api.dto.MigrationRecord> migrateAll(String backendId, boolean precopy) {
+                return router.migrateAll(backendId, precopy);
+            }
         };
         bridge.deactivate();
         bridge = start(faulty, Map.of());
