@@ -2,6 +2,7 @@ package io.vgpu.core.internal;
 
 import io.vgpu.api.dto.BackendInfo;
 import io.vgpu.api.dto.LaunchRecord;
+import io.vgpu.api.dto.MigrationRecord;
 import io.vgpu.api.dto.RouterStatus;
 import io.vgpu.api.dto.SessionInfo;
 import io.vgpu.api.session.SessionManager;
@@ -10,13 +11,17 @@ import java.util.stream.Collectors;
 import org.osgi.service.component.annotations.Component;
 import org.osgi.service.component.annotations.Reference;
 
-/** Gogo commands: {@code vgpu:status}, {@code vgpu:backends}, {@code vgpu:sessions}, {@code vgpu:use}, {@code vgpu:launches}. */
+/**
+ * Gogo commands: {@code vgpu:status}, {@code vgpu:backends}, {@code vgpu:sessions}, {@code vgpu:use},
+ * {@code vgpu:migrate}, {@code vgpu:launches}.
+ */
 @Component(service = Commands.class, property = {
     "osgi.command.scope=vgpu",
     "osgi.command.function=status",
     "osgi.command.function=backends",
     "osgi.command.function=sessions",
     "osgi.command.function=use",
+    "osgi.command.function=migrate",
     "osgi.command.function=launches"})
 public class Commands {
     @Reference
@@ -50,7 +55,44 @@ public class Commands {
             sb.append(String.format("%-5d %-8d %-6d %-20s %-10s %-12s %9d MiB%n", s.id, s.pid, s.uid, s.processName,
                     s.backend, s.status, s.memoryUsed >> 20));
         }
+        StringBuilder history = new StringBuilder();
+        for (SessionInfo s : sessions.sessions()) {
+            for (MigrationRecord m : s.migrations) {
+                history.append("  ").append(m.reason).append(": ").append(m).append('\n');
+            }
+        }
+        if (history.length() > 0) {
+            sb.append("\nMIGRATIONS\n").append(history);
+        }
         return sb.toString().trim();
+    }
+
+    /** {@code vgpu:migrate <session|all> <backend-id>}: pre-copy where the source can, else stop-and-copy. */
+    public String migrate(String which, String backendId) {
+        return migrate(which, backendId, "");
+    }
+
+    /** With {@code --stop-and-copy}: the session waits for the whole copy. */
+    public String migrate(String which, String backendId, String option) {
+        if (!option.isEmpty() && !option.equals("--stop-and-copy")) {
+            return "usage: vgpu:migrate <session|all> <backend-id> [--stop-and-copy]";
+        }
+        boolean precopy = option.isEmpty();
+        List<MigrationRecord> done;
+        if (which.equals("all")) {
+            done = sessions.migrateAll(backendId, precopy);
+        } else {
+            long id;
+            try {
+                id = Long.parseLong(which);
+            } catch (NumberFormatException e) {
+                return "usage: vgpu:migrate <session|all> <backend-id> [--stop-and-copy] (a session id from vgpu:sessions, not '"
+                        + which + "')";
+            }
+            done = List.of(sessions.migrate(id, backendId, precopy));
+        }
+        return done.isEmpty() ? "no session to migrate"
+                : done.stream().map(MigrationRecord::toString).collect(Collectors.joining("\n"));
     }
 
     public String use(String backendId) throws Exception {
@@ -63,6 +105,22 @@ public class Commands {
         }
         sessions.use(backendId);
         return "new sessions go to backend " + backendId;
+    }
+
+    /** {@code vgpu:use <id> --migrate}: switch, and move every running session there too. */
+    public String use(String backendId, String option) throws Exception {
+        if (!option.equals("--migrate")) {
+            return "usage: vgpu:use <backend-id> [--migrate]";
+        }
+        String switched = use(backendId);
+        if (!switched.startsWith("new sessions")) {
+            return switched;
+        }
+        StringBuilder sb = new StringBuilder(switched);
+        for (MigrationRecord m : sessions.migrateAll(backendId, true)) {
+            sb.append('\n').append(m);
+        }
+        return sb.toString();
     }
 
     public String launches() {

@@ -454,6 +454,24 @@ public class MigrationTest {
     }
 
     @Test(timeout = 60_000)
+    public void theShellCommandsMoveAndShowTheHistory() {
+        App app = build(open());
+        Commands shell = new Commands(router);
+        String out = shell.migrate(String.valueOf(app.s.id()), "b");
+        assertTrue(out, out.startsWith("session " + app.s.id() + " a -> b: 1196867 bytes moved, pause "));
+        out = shell.migrate("all", "a", "--stop-and-copy");
+        assertTrue(out, out.contains(" b -> a: 1196867 bytes moved") && !out.contains("pre-copy rounds"));
+        String table = shell.sessions();
+        assertTrue(table, table.contains("\nMIGRATIONS\n  command: session " + app.s.id() + " a -> b: "));
+        assertTrue(table, table.contains("migrant") && table.matches("(?s).*migrant\\s+a\\s+BOUND.*"));
+        assertTrue(shell.migrate("first", "b").startsWith("usage: vgpu:migrate"));
+        assertTrue(shell.migrate("1", "b", "--fast").startsWith("usage: vgpu:migrate"));
+        out = shell.migrate(String.valueOf(app.s.id()), "a");
+        assertTrue(out, out.endsWith("failed: the session is already on a"));
+        verify(app);
+    }
+
+    @Test(timeout = 60_000)
     public void anEndingSessionIsNotMoved() {
         App app = build(open());
         app.s.abandon();
