@@ -378,7 +378,7 @@ public class ProtocolTest extends BridgeTestBase {
             assertEquals(Wire.Migration.FIXED, r.payload().limit());
             assertEquals(1, r.i32(Wire.Migration.OK));
             assertEquals("mock", Frame.string(r.payload(), Wire.Migration.FROM, 32));
-            assertEquals(200_000, r.u64(Wire.Migration.BYTES_MOVED));
+            assertEquals("the four 64 KiB pages written", 4 * 65536, r.u64(Wire.Migration.BYTES_MOVED));
             assertEquals("second", router.sessions().get(0).backend);
             Reply back = app.call(Wire.MEMCPY_DTOH, dtoh(ctx, ptr, data.length));
             assertEquals(CuResult.SUCCESS, back.result());
