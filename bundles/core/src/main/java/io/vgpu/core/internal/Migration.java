@@ -50,11 +50,20 @@ final class Migration {
     static final int MAX_ROUNDS = 8;
 
     /** Why a migration cannot go on; the message is what the command prints. */
-    static final class Refusal extends Exception {
+    static class Refusal extends Exception {
         private static final long serialVersionUID = 1L;
 
         Refusal(String message) {
             super(message, null, false, false);
+        }
+    }
+
+    /** A refusal no later round can mend (the target's, the session ending): a pre-copy round passes it on. */
+    static final class Fatal extends Refusal {
+        private static final long serialVersionUID = 1L;
+
+        Fatal(String message) {
+            super(message);
         }
     }
 
@@ -106,7 +115,12 @@ final class Migration {
     /** Source contexts whose writes are tracked for pre-copy. */
     private final List<Long> tracked = new ArrayList<>();
     private DeviceInfo[] targetDevices;
-    private ByteBuffer bounce;
+    private final ByteBuffer[] bounces = new ByteBuffer[2];
+    @SuppressWarnings("unchecked")
+    private final java.util.concurrent.Future<Integer>[] pending = new java.util.concurrent.Future[2];
+    private final String[] pendingWhat = new String[2];
+    private int turn;
+    private java.util.concurrent.ExecutorService writer;
 
     Migration(SessionImpl session, Router.Backend target, boolean precopy, String reason) {
         this.s = session;
@@ -146,6 +160,7 @@ final class Migration {
             rec.message = "unexpected " + e;
             LOG.warn("session {}: migration to {} failed", s.id(), target.id, e);
         } finally {
+            stopWriter();
             s.migrating = false;
         }
         rec.totalNanos = System.nanoTime() - t0;
@@ -372,10 +387,10 @@ final class Migration {
     /** Between steps: the session ending or the target going away stops the migration. */
     private void still() throws Refusal {
         if (s.ending) {
-            throw new Refusal("the session ended during the migration");
+            throw new Fatal("the session ended during the migration");
         }
         if (target.isLost()) {
-            throw new Refusal("backend " + target.id + " went away during the migration");
+            throw new Fatal("backend " + target.id + " went away during the migration");
         }
     }
 
@@ -518,6 +533,8 @@ final class Migration {
                     moved += copy(srcCtx, ctxs.get(g.ctx), parts[i], parts[i + 1]);
                 }
                 g.full = false;
+            } catch (Fatal e) {
+                throw e;
             } catch (Refusal e) {
                 if (!concurrent) {
                     throw e;
@@ -525,26 +542,107 @@ final class Migration {
                 g.full = true;
             }
         }
+        awaitWrites();
         return moved;
     }
 
+    /**
+     * Copies in pieces through two bounce buffers: the next piece is read from the source while
+     * the copy thread writes the last one to the target, so the two backends work at once.
+     */
     private long copy(long srcCtx, long dstCtx, long address, long length) throws Refusal {
-        if (bounce == null) {
-            bounce = ByteBuffer.allocate(PIECE);
-        }
         for (long done = 0; done < length;) {
             still();
             int n = (int) Math.min(PIECE, length - done);
             long at = address + done;
-            bounce.clear().limit(n);
-            need(source.service.memcpyDtoH(srcCtx, bounce, at, 0),
+            int k = turn;
+            turn ^= 1;
+            awaitWrite(k);
+            if (bounces[k] == null) {
+                bounces[k] = takeBounce();
+            }
+            ByteBuffer buf = bounces[k];
+            buf.clear().limit(n);
+            need(source.service.memcpyDtoH(srcCtx, buf, at, 0),
                     String.format("%s failed reading %d bytes at 0x%x", source.id, n, at));
-            bounce.flip();
-            need(dst.memcpyHtoD(dstCtx, at, bounce, 0), String.format("%s failed writing %d bytes at 0x%x", target.id, n, at));
+            buf.flip();
+            pendingWhat[k] = String.format("%s failed writing %d bytes at 0x%x", target.id, n, at);
+            pending[k] = writer().submit(() -> dst.memcpyHtoD(dstCtx, at, buf, 0));
             rec.bytesMoved += n;
             done += n;
         }
         return length;
+    }
+
+    private java.util.concurrent.ExecutorService writer() {
+        if (writer == null) {
+            writer = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+                Thread t = new Thread(r, "vgpu-migrate-copy-" + s.id());
+                t.setDaemon(true);
+                return t;
+            });
+        }
+        return writer;
+    }
+
+    /** Waits for the write from bounce buffer {@code k}; its failure is the target's, never the application's. */
+    private void awaitWrite(int k) throws Refusal {
+        java.util.concurrent.Future<Integer> f = pending[k];
+        if (f == null) {
+            return;
+        }
+        pending[k] = null;
+        int rc;
+        try {
+            rc = f.get();
+        } catch (java.util.concurrent.ExecutionException e) {
+            throw new Fatal(pendingWhat[k] + ": " + e.getCause());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new Fatal("interrupted");
+        }
+        if (rc != CuResult.SUCCESS) {
+            throw new Fatal(pendingWhat[k] + ": " + CuResult.name(rc));
+        }
+    }
+
+    private void awaitWrites() throws Refusal {
+        try {
+            awaitWrite(0);
+        } finally {
+            awaitWrite(1);
+        }
+    }
+
+    /** Ends the copy thread once nothing is left for it; failures of what it still ran do not matter any more. */
+    private void stopWriter() {
+        try {
+            awaitWrites();
+        } catch (Refusal ignored) {
+            // the migration has failed already, or is failing for this very reason
+        }
+        if (writer != null) {
+            writer.shutdown();
+            writer = null;
+        }
+        for (int k = 0; k < bounces.length; k++) {
+            if (bounces[k] != null && BOUNCES.size() < 4) {
+                BOUNCES.offer(bounces[k]);
+            }
+            bounces[k] = null;
+        }
+    }
+
+    /**
+     * Bounce buffers outside the heap, kept for the next migration: a fresh 8 MiB heap array each
+     * time is a humongous allocation, which starts a collection right in the pause.
+     */
+    private static final java.util.concurrent.ConcurrentLinkedQueue<ByteBuffer> BOUNCES =
+            new java.util.concurrent.ConcurrentLinkedQueue<>();
+
+    private static ByteBuffer takeBounce() {
+        ByteBuffer b = BOUNCES.poll();
+        return b != null ? b : ByteBuffer.allocateDirect(PIECE);
     }
 
     /** The last checks, then the swap (which cannot fail), then the source is released. */
@@ -596,6 +694,7 @@ final class Migration {
 
     /** Releases all that was made on the target; the session is as it was. Holds the monitor. */
     private void rollback() {
+        stopWriter();
         dropScratch();
         stopTracking();
         for (long c : ctxs.values()) {
