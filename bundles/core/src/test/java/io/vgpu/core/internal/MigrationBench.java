@@ -20,7 +20,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * mvn -B -q install -DskipTests
  * mvn -B -q -pl bundles/core exec:java -Dexec.mainClass=io.vgpu.core.internal.MigrationBench -Dexec.classpathScope=test
  * </pre>
- * (about 5 GiB of heap: the JVM's default on a machine with 20 GiB or more).
+ * (about 5 GiB of heap: the JVM's default on a machine with 20 GiB or more; {@code -Dbench.small=true}: 1 and 64 MiB only).
  */
 public final class MigrationBench {
     private static final long MIB = 1 << 20;
