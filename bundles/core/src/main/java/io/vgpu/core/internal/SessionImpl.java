@@ -41,6 +41,7 @@ final class SessionImpl implements Session {
     static final long CHUNK = 64L << 20;
 
     static final String MIGRATING = "MIGRATING";
+    private final java.util.concurrent.locks.ReentrantLock migrationLock = new java.util.concurrent.locks.ReentrantLock();
     /** How many migration records {@link #info()} keeps. */
     private static final int HISTORY = 16;
 
@@ -266,7 +267,24 @@ final class SessionImpl implements Session {
      * session, which is what the bridge's connection thread blocks on.
      */
     io.vgpu.api.dto.MigrationRecord migrate(Router.Backend target, boolean precopy, String reason) {
-        io.vgpu.api.dto.MigrationRecord r = new Migration(this, target, precopy, reason).run();
+        // One at a time: a pre-copy lets go of the monitor, and a second move started then would
+        // lay out a target from handles the first is about to replace.
+        if (!migrationLock.tryLock()) {
+            io.vgpu.api.dto.MigrationRecord busy = new io.vgpu.api.dto.MigrationRecord();
+            busy.session = id;
+            busy.from = backendId();
+            busy.to = target.id;
+            busy.reason = reason;
+            busy.atMillis = System.currentTimeMillis();
+            busy.message = "another migration of this session is running";
+            return busy;
+        }
+        io.vgpu.api.dto.MigrationRecord r;
+        try {
+            r = new Migration(this, target, precopy, reason).run();
+        } finally {
+            migrationLock.unlock();
+        }
         migrations.add(r);
         while (migrations.size() > HISTORY) {
             migrations.remove(0);

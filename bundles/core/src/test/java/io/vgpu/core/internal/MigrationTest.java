@@ -472,6 +472,27 @@ public class MigrationTest {
     }
 
     @Test(timeout = 60_000)
+    public void aSecondMoveWhileOneRunsIsRefused() {
+        App app = build(open());
+        MigrationRecord[] second = new MigrationRecord[1];
+        CudaService hooked = wrap(b, (name, args) -> {
+            if (name.equals("memcpyHtoD") && second[0] == null) {
+                // The pre-copy has let go of the session: another command arrives now.
+                second[0] = router.migrate(app.s.id(), "a2", false);
+            }
+            return null;
+        });
+        router.addBackend(hooked, Map.of(CudaService.BACKEND_ID, "hooked"));
+        router.addBackend(mock("a2", Map.of()), Map.of(CudaService.BACKEND_ID, "a2"));
+        MigrationRecord r = router.migrate(app.s.id(), "hooked", true);
+        assertTrue(r.toString(), r.ok);
+        assertFalse(second[0].ok);
+        assertEquals("another migration of this session is running", second[0].message);
+        assertEquals("hooked", app.s.info().backend);
+        verify(app);
+    }
+
+    @Test(timeout = 60_000)
     public void anEndingSessionIsNotMoved() {
         App app = build(open());
         app.s.abandon();
