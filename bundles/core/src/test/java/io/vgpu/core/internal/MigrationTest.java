@@ -75,7 +75,7 @@ public class MigrationTest {
     }
 
     /** What a session built, and what its memory must hold. */
-    private static final class App {
+    static final class App {
         final SessionImpl s;
         long ctx;
         long aligned;      // 1 MiB, written sparsely
@@ -104,7 +104,7 @@ public class MigrationTest {
         assertEquals(CuResult.name(rc), CuResult.SUCCESS, rc);
     }
 
-    private App build(SessionImpl s) {
+    static App build(SessionImpl s) {
         App app = new App(s);
         long[] out = new long[2];
         ok(s.ctxCreate(0, 0, out));
@@ -160,7 +160,7 @@ public class MigrationTest {
     }
 
     /** Every byte the application wrote reads back; unwritten bytes read as zero; the kernel runs. */
-    private static void verify(App app) {
+    static void verify(App app) {
         SessionImpl s = app.s;
         for (Map.Entry<Long, byte[]> e : app.expected.entrySet()) {
             ByteBuffer got = ByteBuffer.allocate(e.getValue().length);
@@ -198,7 +198,7 @@ public class MigrationTest {
         return b.array();
     }
 
-    private static void assertEmpty(MockBackend m) {
+    static void assertEmpty(MockBackend m) {
         long[] mem = new long[2];
         ok(m.memGetInfo(0, mem));
         assertEquals("nothing left allocated on it", mem[1], mem[0]);
