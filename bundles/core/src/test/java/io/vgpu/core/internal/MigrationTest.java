@@ -472,6 +472,35 @@ public class MigrationTest {
     }
 
     @Test(timeout = 60_000)
+    public void useWithMigrateSwitchesAndMovesEveryRunningSession() throws Exception {
+        App app = build(open());
+        // ConfigAdmin as the framework's: an update reconfigures the router.
+        java.util.Dictionary<String, Object>[] props = new java.util.Dictionary[] {new java.util.Hashtable<String, Object>()};
+        Object configuration = Proxy.newProxyInstance(getClass().getClassLoader(),
+                new Class<?>[] {org.osgi.service.cm.Configuration.class}, (p, m, a) -> {
+                    if (m.getName().equals("getProperties")) {
+                        return props[0];
+                    }
+                    if (m.getName().equals("update") && a != null && a.length == 1) {
+                        props[0] = (java.util.Dictionary<String, Object>) a[0];
+                        router.configure(SessionTest.defaults(Router.Config.class, Map.of("backend", props[0].get("backend"))));
+                    }
+                    return null;
+                });
+        Object admin = Proxy.newProxyInstance(getClass().getClassLoader(),
+                new Class<?>[] {org.osgi.service.cm.ConfigurationAdmin.class}, (p, m, a) -> configuration);
+        java.lang.reflect.Field f = Router.class.getDeclaredField("configAdmin");
+        f.setAccessible(true);
+        f.set(router, admin);
+        String out = new Commands(router).use("b", "--migrate");
+        assertTrue(out, out.startsWith("new sessions go to backend b\nsession " + app.s.id() + " a -> b: "));
+        assertEquals("b", router.status().activeBackend);
+        assertEquals("b", app.s.info().backend);
+        verify(app);
+        assertTrue(new Commands(router).use("b", "--now").startsWith("usage: vgpu:use"));
+    }
+
+    @Test(timeout = 60_000)
     public void aSecondMoveWhileOneRunsIsRefused() {
         App app = build(open());
         MigrationRecord[] second = new MigrationRecord[1];
