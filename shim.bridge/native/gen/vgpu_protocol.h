@@ -5,7 +5,7 @@
 
 #define VGPU_PROTOCOL_MAGIC 0x55504756u
 #define VGPU_PROTOCOL_MAJOR 1
-#define VGPU_PROTOCOL_MINOR 2
+#define VGPU_PROTOCOL_MINOR 4
 #define VGPU_FRAME_HEADER_SIZE 16
 #define VGPU_FLAG_ASYNC 0x1
 
@@ -37,6 +37,8 @@ enum vgpu_op {
     VGPU_OP_BATCH = 8,
     VGPU_OP_SESSION_DEVICES = 9,
     VGPU_OP_QUOTA_LIST = 10,
+    VGPU_OP_SESSION_MIGRATE = 12,
+    VGPU_OP_MIGRATION_LOG = 13,
     VGPU_OP_DEVICE_LIST = 16,
     VGPU_OP_MEM_GET_INFO = 17,
     VGPU_OP_CTX_CREATE = 32,
@@ -196,6 +198,25 @@ struct vgpu_quota_list_rep {
 _Static_assert(sizeof(struct vgpu_quota_list_rep) == 8, "vgpu_quota_list_rep");
 _Static_assert(offsetof(struct vgpu_quota_list_rep, quota_count) == 0, "vgpu_quota_list_rep.quota_count");
 _Static_assert(offsetof(struct vgpu_quota_list_rep, session_count) == 4, "vgpu_quota_list_rep.session_count");
+
+#define VGPU_SESSION_MIGRATE_REQ_SIZE 48
+struct vgpu_session_migrate_req {
+    uint64_t session;
+    uint32_t flags;
+    uint32_t pad;
+    char backend[32];
+};
+_Static_assert(sizeof(struct vgpu_session_migrate_req) == 48, "vgpu_session_migrate_req");
+_Static_assert(offsetof(struct vgpu_session_migrate_req, session) == 0, "vgpu_session_migrate_req.session");
+_Static_assert(offsetof(struct vgpu_session_migrate_req, flags) == 8, "vgpu_session_migrate_req.flags");
+_Static_assert(offsetof(struct vgpu_session_migrate_req, pad) == 12, "vgpu_session_migrate_req.pad");
+_Static_assert(offsetof(struct vgpu_session_migrate_req, backend) == 16, "vgpu_session_migrate_req.backend");
+
+#define VGPU_SESSION_MIGRATE_REP_SIZE 0
+
+#define VGPU_MIGRATION_LOG_REQ_SIZE 0
+
+#define VGPU_MIGRATION_LOG_REP_SIZE 0
 
 #define VGPU_DEVICE_LIST_REQ_SIZE 0
 
@@ -1071,6 +1092,35 @@ _Static_assert(offsetof(struct vgpu_session_quota_rec, session) == 0, "vgpu_sess
 _Static_assert(offsetof(struct vgpu_session_quota_rec, limit) == 8, "vgpu_session_quota_rec.limit");
 _Static_assert(offsetof(struct vgpu_session_quota_rec, quota) == 16, "vgpu_session_quota_rec.quota");
 
+#define VGPU_MIGRATION_REC_SIZE 296
+struct vgpu_migration_rec {
+    uint64_t session;
+    uint64_t bytes_moved;
+    uint64_t bytes_paused;
+    uint64_t pause_ns;
+    uint64_t total_ns;
+    uint64_t at_millis;
+    uint32_t ok;
+    uint32_t precopy_rounds;
+    char from[32];
+    char to[32];
+    char reason[16];
+    char message[160];
+};
+_Static_assert(sizeof(struct vgpu_migration_rec) == 296, "vgpu_migration_rec");
+_Static_assert(offsetof(struct vgpu_migration_rec, session) == 0, "vgpu_migration_rec.session");
+_Static_assert(offsetof(struct vgpu_migration_rec, bytes_moved) == 8, "vgpu_migration_rec.bytes_moved");
+_Static_assert(offsetof(struct vgpu_migration_rec, bytes_paused) == 16, "vgpu_migration_rec.bytes_paused");
+_Static_assert(offsetof(struct vgpu_migration_rec, pause_ns) == 24, "vgpu_migration_rec.pause_ns");
+_Static_assert(offsetof(struct vgpu_migration_rec, total_ns) == 32, "vgpu_migration_rec.total_ns");
+_Static_assert(offsetof(struct vgpu_migration_rec, at_millis) == 40, "vgpu_migration_rec.at_millis");
+_Static_assert(offsetof(struct vgpu_migration_rec, ok) == 48, "vgpu_migration_rec.ok");
+_Static_assert(offsetof(struct vgpu_migration_rec, precopy_rounds) == 52, "vgpu_migration_rec.precopy_rounds");
+_Static_assert(offsetof(struct vgpu_migration_rec, from) == 56, "vgpu_migration_rec.from");
+_Static_assert(offsetof(struct vgpu_migration_rec, to) == 88, "vgpu_migration_rec.to");
+_Static_assert(offsetof(struct vgpu_migration_rec, reason) == 120, "vgpu_migration_rec.reason");
+_Static_assert(offsetof(struct vgpu_migration_rec, message) == 136, "vgpu_migration_rec.message");
+
 #define VGPU_REMOTE_KERNEL_REC_SIZE 32
 struct vgpu_remote_kernel_rec {
     uint32_t name_size;
@@ -1118,6 +1168,8 @@ static inline const char *vgpu_op_name(unsigned op)
     case 8: return "BATCH";
     case 9: return "SESSION_DEVICES";
     case 10: return "QUOTA_LIST";
+    case 12: return "SESSION_MIGRATE";
+    case 13: return "MIGRATION_LOG";
     case 16: return "DEVICE_LIST";
     case 17: return "MEM_GET_INFO";
     case 32: return "CTX_CREATE";

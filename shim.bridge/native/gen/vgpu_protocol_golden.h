@@ -92,6 +92,21 @@ static void golden_quota_list_rep(void *msg)
     m->session_count = 0x6e5f69d4u;
 }
 
+static void golden_session_migrate_req(void *msg)
+{
+    struct vgpu_session_migrate_req *m = msg;
+    m->session = 0x75955f1f28430b08ull;
+    m->flags = 0xae97232fu;
+    m->pad = 0xb5933b46u;
+    memset(m->backend, 0, sizeof m->backend);
+    memcpy(m->backend, "backend-edc1-3", 14);
+}
+
+static const unsigned char golden_session_migrate_rep_tail[] = {0xc0, 0xc8, 0x46, 0x68, 0x54, 0x54};
+
+
+static const unsigned char golden_migration_log_rep_tail[] = {0x51, 0xd2, 0x0f, 0xa1, 0xc5, 0x4e, 0x9b, 0xcd, 0x79, 0xba};
+
 
 static const unsigned char golden_device_list_rep_tail[] = {0xe5, 0xc3, 0x05, 0x30, 0x71, 0x5f, 0x91, 0x5c, 0xcd};
 static void golden_device_list_rep(void *msg)
@@ -916,6 +931,27 @@ static void golden_record_session_quota(void *msg)
     memcpy(m->quota, "quota-1a03-2", 12);
 }
 
+static void golden_record_migration(void *msg)
+{
+    struct vgpu_migration_rec *m = msg;
+    m->session = 0x7d6274b83faaf5f7ull;
+    m->bytes_moved = 0xdf2ef66d677f2f22ull;
+    m->bytes_paused = 0x380dd486a929c5c9ull;
+    m->pause_ns = 0x87ff0f024ac0264dull;
+    m->total_ns = 0xe0dded1b46cc8c54ull;
+    m->at_millis = 0x42aa6ed15930d79eull;
+    m->ok = 0x6fe5bda6u;
+    m->precopy_rounds = 0xfee82c97u;
+    memset(m->from, 0, sizeof m->from);
+    memcpy(m->from, "from-5062-8", 11);
+    memset(m->to, 0, sizeof m->to);
+    memcpy(m->to, "to-5062-9", 9);
+    memset(m->reason, 0, sizeof m->reason);
+    memcpy(m->reason, "reason-5062-10", 14);
+    memset(m->message, 0, sizeof m->message);
+    memcpy(m->message, "message-5062-11", 15);
+}
+
 static void golden_record_remote_kernel(void *msg)
 {
     struct vgpu_remote_kernel_rec *m = msg;
@@ -959,6 +995,10 @@ static const struct vgpu_golden vgpu_golden_messages[] = {
     {"SESSION_DEVICES.rep", 9, 1, 0, 0, 1, NULL, golden_session_devices_rep_tail, 9},
     {"QUOTA_LIST.req", 10, 0, 0, 0, 0, NULL, NULL, 0},
     {"QUOTA_LIST.rep", 10, 1, 0, 8, 1, golden_quota_list_rep, golden_quota_list_rep_tail, 10},
+    {"SESSION_MIGRATE.req", 12, 0, 0, 48, 0, golden_session_migrate_req, NULL, 0},
+    {"SESSION_MIGRATE.rep", 12, 1, 0, 0, 1, NULL, golden_session_migrate_rep_tail, 6},
+    {"MIGRATION_LOG.req", 13, 0, 0, 0, 0, NULL, NULL, 0},
+    {"MIGRATION_LOG.rep", 13, 1, 0, 0, 1, NULL, golden_migration_log_rep_tail, 10},
     {"DEVICE_LIST.req", 16, 0, 0, 0, 0, NULL, NULL, 0},
     {"DEVICE_LIST.rep", 16, 1, 0, 8, 1, golden_device_list_rep, golden_device_list_rep_tail, 9},
     {"MEM_GET_INFO.req", 17, 0, 0, 8, 0, golden_mem_get_info_req, NULL, 0},
@@ -1061,6 +1101,7 @@ static const struct vgpu_golden vgpu_golden_messages[] = {
     {"record.SESSION_DEVICE", 0, 0, 0, 56, 0, golden_record_session_device, NULL, 0},
     {"record.QUOTA", 0, 0, 0, 120, 0, golden_record_quota, NULL, 0},
     {"record.SESSION_QUOTA", 0, 0, 0, 80, 0, golden_record_session_quota, NULL, 0},
+    {"record.MIGRATION", 0, 0, 0, 296, 0, golden_record_migration, NULL, 0},
     {"record.REMOTE_KERNEL", 0, 0, 0, 32, 0, golden_record_remote_kernel, NULL, 0},
     {"record.REMOTE_GLOBAL", 0, 0, 0, 24, 0, golden_record_remote_global, NULL, 0},
 };

@@ -1,6 +1,6 @@
 /*
  * vgpu-ctl: talks to the service as a management client (no CUDA session): status, sessions,
- * backends and recent launches. The `vgpu` command uses it.
+ * backends, recent launches, and moving running sessions to another backend. The `vgpu` command uses it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +20,8 @@ void vgpu_setup(void)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: vgpu-ctl status | sessions | backends | launches [n] | ping [count]\n");
+    fprintf(stderr, "usage: vgpu-ctl status | sessions | backends | launches [n] | ping [count]\n"
+                    "       vgpu-ctl migrate <session|all> <backend-id> [--stop-and-copy]\n");
     return 2;
 }
 
@@ -59,6 +60,29 @@ static const struct vgpu_session_quota_rec *session_quota(uint64_t session)
     return NULL;
 }
 
+/* One MIGRATION record as a line: what moved where, how much, and how long the session waited. */
+static void print_migration(const struct vgpu_migration_rec *m, const char *indent)
+{
+    time_t at = (time_t)(m->at_millis / 1000);
+    struct tm tm;
+    char when[16] = "";
+    if (localtime_r(&at, &tm))
+        strftime(when, sizeof when, "%H:%M:%S", &tm);
+    printf("%ssession %llu %s -> %s (%s, %s): ", indent, (unsigned long long)m->session, field(m->from, sizeof m->from),
+           field(m->to, sizeof m->to), field(m->reason, sizeof m->reason), when);
+    if (!m->ok) {
+        printf("failed: %s\n", field(m->message, sizeof m->message));
+        return;
+    }
+    printf("%.1f MiB moved, pause %.1f ms (%.1f MiB in the pause), total %.1f ms", m->bytes_moved / 1048576.0,
+           m->pause_ns / 1e6, m->bytes_paused / 1048576.0, m->total_ns / 1e6);
+    if (m->precopy_rounds)
+        printf(", %u pre-copy rounds", m->precopy_rounds);
+    if (m->message[0])
+        printf(" (%s)", field(m->message, sizeof m->message));
+    printf("\n");
+}
+
 /*
  * The sessions, and with a service that has memory quotas, each session's quota (the total its
  * devices report) and a table of the quotas with what their holders use on each device.
@@ -86,6 +110,16 @@ static int sessions(char *tail, size_t cap)
                field(s->process, sizeof s->process), field(s->backend, sizeof s->backend),
                field(s->status, sizeof s->status), (unsigned long long)(s->memory_used >> 20),
                (unsigned long long)s->launches, quota);
+    }
+    /* Protocol 1.4: each session's migrations, the backend it came from and what the moves cost. */
+    static char log[1 << 20];
+    size_t log_len = 0;
+    if (vgpu_session()->minor >= 4 &&
+        vgpu_call(VGPU_OP_MIGRATION_LOG, NULL, 0, NULL, 0, NULL, 0, log, sizeof log, &log_len) == CUDA_SUCCESS &&
+        log_len >= sizeof(struct vgpu_migration_rec)) {
+        printf("\nMIGRATIONS\n");
+        for (size_t off = 0; off + sizeof(struct vgpu_migration_rec) <= log_len; off += sizeof(struct vgpu_migration_rec))
+            print_migration((const struct vgpu_migration_rec *)(log + off), "  ");
     }
     if (!quotas)
         return 0;
@@ -195,6 +229,49 @@ int main(int argc, char **argv)
                    r->result);
         }
         return 0;
+    }
+    if (strcmp(argv[1], "migrate") == 0) {
+        if (argc < 4 || argc > 5 || (argc == 5 && strcmp(argv[4], "--stop-and-copy") != 0))
+            return usage();
+        struct vgpu_session_migrate_req req = {0};
+        if (strcmp(argv[2], "all") == 0) {
+            req.flags |= 1;
+        } else {
+            char *end;
+            unsigned long long id = strtoull(argv[2], &end, 10);
+            if (*argv[2] == '\0' || *end != '\0' || id == 0) {
+                fprintf(stderr, "vgpu-ctl: migrate takes a session id (see vgpu sessions) or 'all', not '%s'\n", argv[2]);
+                return 2;
+            }
+            req.session = id;
+        }
+        if (argc == 5)
+            req.flags |= 2;
+        if (strlen(argv[3]) >= sizeof req.backend) {
+            fprintf(stderr, "vgpu-ctl: backend id '%s' is too long\n", argv[3]);
+            return 2;
+        }
+        memcpy(req.backend, argv[3], strlen(argv[3]));
+        if (vgpu_session()->minor < 4) {
+            fprintf(stderr, "vgpu-ctl: this service (protocol 1.%u) cannot migrate sessions\n", vgpu_session()->minor);
+            return 1;
+        }
+        rc = vgpu_call(VGPU_OP_SESSION_MIGRATE, &req, sizeof req, NULL, 0, NULL, 0, tail, sizeof tail, &got);
+        if (rc == CUDA_ERROR_NOT_PERMITTED) {
+            fprintf(stderr, "vgpu-ctl: only root and the service's user may migrate sessions\n");
+            return 1;
+        }
+        if (rc != CUDA_SUCCESS)
+            return fail(rc);
+        int failed = 0;
+        for (size_t off = 0; off + sizeof(struct vgpu_migration_rec) <= got; off += sizeof(struct vgpu_migration_rec)) {
+            const struct vgpu_migration_rec *m = (const struct vgpu_migration_rec *)(tail + off);
+            print_migration(m, "");
+            failed |= !m->ok;
+        }
+        if (got == 0)
+            printf("no session to migrate\n");
+        return failed ? 4 : 0;
     }
     if (strcmp(argv[1], "ping") == 0) {
         int count = argc > 2 ? atoi(argv[2]) : 1;

@@ -511,6 +511,28 @@ public class MockBackend implements CudaService {
     }
 
     @Override
+    public long[] writtenRanges(long ctx, long address, long size) {
+        Ctx c = contexts.get(ctx);
+        return c == null ? null : memories[c.device].written(address, size, c.owner);
+    }
+
+    @Override
+    public boolean trackWrites(long ctx, boolean on) {
+        Ctx c = contexts.get(ctx);
+        if (c == null) {
+            return false;
+        }
+        memories[c.device].track(c.owner, on);
+        return true;
+    }
+
+    @Override
+    public long[] takeDirtyRanges(long ctx, long address, long size) {
+        Ctx c = contexts.get(ctx);
+        return c == null ? null : memories[c.device].takeDirty(address, size, c.owner);
+    }
+
+    @Override
     public int memcpyHtoD(long ctx, long dst, ByteBuffer src, long stream) {
         Ctx c = contexts.get(ctx);
         if (c == null) {

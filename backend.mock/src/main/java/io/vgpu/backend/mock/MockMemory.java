@@ -28,6 +28,8 @@ final class MockMemory {
         final AtomicReferenceArray<byte[]> pages;
         int mappings;
         boolean released;
+        /** A bit per page written since the last look, while a migration tracks writes; else null. */
+        volatile long[] dirty;
 
         Physical(long size, long owner) {
             this.size = size;
@@ -43,7 +45,17 @@ final class MockMemory {
             }
             return p;
         }
+
+        /** After the bytes are in the page, so that whoever clears the bit and then reads sees them. */
+        void mark(long index) {
+            long[] d = dirty;
+            if (d != null) {
+                BITS.getAndBitwiseOr(d, (int) (index >>> 6), 1L << index);
+            }
+        }
     }
+
+    private static final java.lang.invoke.VarHandle BITS = java.lang.invoke.MethodHandles.arrayElementVarHandle(long[].class);
 
     static final class Mapping {
         final long address;
@@ -235,6 +247,7 @@ final class MockMemory {
                 int k = (int) Math.min(n - done, PAGE - inPage);
                 byte[] page = page(p, o / PAGE, true);
                 src.get(base + (int) (bufOff + done), page, inPage, k);
+                p.mark(o / PAGE);
                 done += k;
             }
         });
@@ -375,10 +388,82 @@ final class MockMemory {
                 byte[] page = p.page(o / PAGE, false);
                 if (page != null) {
                     java.util.Arrays.fill(page, inPage, inPage + k, (byte) 0);
+                    p.mark(o / PAGE);
                 }
                 done += k;
             }
         });
+    }
+
+    // ------------------------------------------------------------------ what migration asks
+
+    /** The parts of [address, address+length) on pages written at least once; null if not all the owner's. */
+    long[] written(long address, long length, long owner) {
+        return pages(address, length, owner, false);
+    }
+
+    /**
+     * The parts of [address, address+length) on pages written since the last call (or since
+     * {@link #track}); clears the bits of the pages wholly inside. Untracked memory is reported whole.
+     */
+    long[] takeDirty(long address, long length, long owner) {
+        return pages(address, length, owner, true);
+    }
+
+    private long[] pages(long address, long length, long owner, boolean dirty) {
+        java.util.List<long[]> out = new java.util.ArrayList<>();
+        boolean ok = walk(address, length, owner, (p, off, bufOff, n) -> {
+            long[] bits = p.dirty;
+            for (long o = off; o < off + n;) {
+                long index = o / PAGE;
+                long pageEnd = (index + 1) * PAGE;
+                long k = Math.min(off + n, pageEnd) - o;
+                boolean take;
+                if (!dirty) {
+                    take = p.page(index, false) != null;
+                } else if (bits == null) {
+                    take = true;
+                } else if (o == index * PAGE && k == PAGE) {
+                    take = ((long) BITS.getAndBitwiseAnd(bits, (int) (index >>> 6), ~(1L << index)) & (1L << index)) != 0;
+                } else {
+                    take = ((long) BITS.getVolatile(bits, (int) (index >>> 6)) & (1L << index)) != 0;
+                }
+                if (take) {
+                    long at = address + bufOff + (o - off);
+                    long[] last = out.isEmpty() ? null : out.get(out.size() - 1);
+                    if (last != null && last[0] + last[1] == at) {
+                        last[1] += k;
+                    } else {
+                        out.add(new long[] {at, k});
+                    }
+                }
+                o += k;
+            }
+        });
+        if (!ok) {
+            return null;
+        }
+        long[] flat = new long[out.size() * 2];
+        for (int i = 0; i < out.size(); i++) {
+            flat[2 * i] = out.get(i)[0];
+            flat[2 * i + 1] = out.get(i)[1];
+        }
+        return flat;
+    }
+
+    /** Starts (a fresh interval) or stops tracking writes to every physical allocation of {@code owner}. */
+    void track(long owner, boolean on) {
+        lock.readLock().lock();
+        try {
+            for (Mapping m : mappings.values()) {
+                Physical p = m.physical;
+                if (p.owner == owner) {
+                    p.dirty = on ? new long[(p.pages.length() + 63) / 64] : null;
+                }
+            }
+        } finally {
+            lock.readLock().unlock();
+        }
     }
 
     synchronized long materialisedBytes() {
@@ -479,6 +564,7 @@ final class MockMemory {
                 case 4: INT.set(page, in, (int) value); break;
                 default: LONG.set(page, in, value);
             }
+            physical.mark(off / PAGE);
         }
 
         @Override
@@ -490,10 +576,10 @@ final class MockMemory {
             }
             byte[] page = writable(off);
             int in = (int) (off % PAGE);
-            if (size == 4) {
-                return INT.compareAndSet(page, in, (int) expected, (int) value);
-            }
-            return LONG.compareAndSet(page, in, expected, value);
+            boolean done = size == 4 ? INT.compareAndSet(page, in, (int) expected, (int) value)
+                    : LONG.compareAndSet(page, in, expected, value);
+            physical.mark(off / PAGE);
+            return done;
         }
     }
 

@@ -123,6 +123,38 @@ public interface CudaService {
     default void abandon(long owner) {
     }
 
+    // --- what live migration asks of a source backend (both optional)
+
+    /**
+     * The parts of {@code [address, address+size)} (mapped for the context's owner) that may hold
+     * anything but zeros: ascending, disjoint {@code start, length} pairs. Migration copies only
+     * these. Null when the backend cannot say, and then everything is copied.
+     */
+    default long[] writtenRanges(long ctx, long address, long size) {
+        return null;
+    }
+
+    /**
+     * Starts ({@code on}) or stops tracking writes to the memory of the context's owner on the
+     * context's device, for {@link #takeDirtyRanges}. The core turns it on while no work of the
+     * owner runs. False when the backend cannot track writes: migration then stops the session for
+     * the whole copy.
+     */
+    default boolean trackWrites(long ctx, boolean on) {
+        return false;
+    }
+
+    /**
+     * The parts of {@code [address, address+size)} written since the previous call for the same
+     * memory, or since tracking was turned on, as {@link #writtenRanges} gives them; each call
+     * starts a new interval. May report more than was written, never less, including writes that
+     * run while it is called. Lets migration copy while the application runs and then only what
+     * changed meanwhile. Null when writes are not tracked.
+     */
+    default long[] takeDirtyRanges(long ctx, long address, long size) {
+        return null;
+    }
+
     /** The most recent launches, oldest first, for backends that record them. */
     default java.util.List<io.vgpu.api.dto.LaunchRecord> launchLog(int max) {
         return java.util.List.of();

@@ -7,7 +7,7 @@ public final class Wire {
 
     public static final int MAGIC = 0x55504756;
     public static final int MAJOR = 1;
-    public static final int MINOR = 2;
+    public static final int MINOR = 4;
     public static final int HEADER = 16;
     /** Header flag: the sender does not wait for a reply. */
     public static final int FLAG_ASYNC = 1;
@@ -22,6 +22,8 @@ public final class Wire {
     public static final int BATCH = 8;
     public static final int SESSION_DEVICES = 9;
     public static final int QUOTA_LIST = 10;
+    public static final int SESSION_MIGRATE = 12;
+    public static final int MIGRATION_LOG = 13;
     public static final int DEVICE_LIST = 16;
     public static final int MEM_GET_INFO = 17;
     public static final int CTX_CREATE = 32;
@@ -217,6 +219,34 @@ public final class Wire {
         public static final int REP_SESSION_COUNT = 4;
         public static final int REP_RECORDS = 8;
         public static final int REP_FIXED = 8;
+        public static final boolean REP_TAIL = true;
+    }
+
+    public static final class SessionMigrate {
+        private SessionMigrate() {}
+
+        public static final int OP = 12;
+        public static final boolean ASYNC = false;
+        public static final int REQ_SESSION = 0;
+        public static final int REQ_FLAGS = 8;
+        public static final int REQ_PAD = 12;
+        public static final int REQ_BACKEND = 16;
+        public static final int REQ_FIXED = 48;
+        public static final boolean REQ_TAIL = false;
+        public static final int REP_RECORDS = 0;
+        public static final int REP_FIXED = 0;
+        public static final boolean REP_TAIL = true;
+    }
+
+    public static final class MigrationLog {
+        private MigrationLog() {}
+
+        public static final int OP = 13;
+        public static final boolean ASYNC = false;
+        public static final int REQ_FIXED = 0;
+        public static final boolean REQ_TAIL = false;
+        public static final int REP_RECORDS = 0;
+        public static final int REP_FIXED = 0;
         public static final boolean REP_TAIL = true;
     }
 
@@ -1021,6 +1051,25 @@ public final class Wire {
         public static final boolean TAIL = false;
     }
 
+    public static final class Migration {
+        private Migration() {}
+
+        public static final int SESSION = 0;
+        public static final int BYTES_MOVED = 8;
+        public static final int BYTES_PAUSED = 16;
+        public static final int PAUSE_NS = 24;
+        public static final int TOTAL_NS = 32;
+        public static final int AT_MILLIS = 40;
+        public static final int OK = 48;
+        public static final int PRECOPY_ROUNDS = 52;
+        public static final int FROM = 56;
+        public static final int TO = 88;
+        public static final int REASON = 120;
+        public static final int MESSAGE = 136;
+        public static final int FIXED = 296;
+        public static final boolean TAIL = false;
+    }
+
     public static final class RemoteKernel {
         private RemoteKernel() {}
 
@@ -1103,6 +1152,16 @@ public final class Wire {
                 new Field("u32", "quota_count", 1, 0, 4),
                 new Field("u32", "session_count", 1, 4, 4),
                 new Field("bytes", "records", 0, 8, 0)),
+        new Message("SESSION_MIGRATE.req", 12, false, false, 48, false,
+                new Field("u64", "session", 1, 0, 8),
+                new Field("u32", "flags", 1, 8, 4),
+                new Field("u32", "pad", 1, 12, 4),
+                new Field("char", "backend", 32, 16, 32)),
+        new Message("SESSION_MIGRATE.rep", 12, true, false, 0, true,
+                new Field("bytes", "records", 0, 0, 0)),
+        new Message("MIGRATION_LOG.req", 13, false, false, 0, false),
+        new Message("MIGRATION_LOG.rep", 13, true, false, 0, true,
+                new Field("bytes", "records", 0, 0, 0)),
         new Message("DEVICE_LIST.req", 16, false, false, 0, false),
         new Message("DEVICE_LIST.rep", 16, true, false, 8, true,
                 new Field("u32", "count", 1, 0, 4),
@@ -1433,6 +1492,19 @@ public final class Wire {
                 new Field("u64", "session", 1, 0, 8),
                 new Field("u64", "limit", 1, 8, 8),
                 new Field("char", "quota", 64, 16, 64)),
+        new Message("record.MIGRATION", 0, false, false, 296, false,
+                new Field("u64", "session", 1, 0, 8),
+                new Field("u64", "bytes_moved", 1, 8, 8),
+                new Field("u64", "bytes_paused", 1, 16, 8),
+                new Field("u64", "pause_ns", 1, 24, 8),
+                new Field("u64", "total_ns", 1, 32, 8),
+                new Field("u64", "at_millis", 1, 40, 8),
+                new Field("u32", "ok", 1, 48, 4),
+                new Field("u32", "precopy_rounds", 1, 52, 4),
+                new Field("char", "from", 32, 56, 32),
+                new Field("char", "to", 32, 88, 32),
+                new Field("char", "reason", 16, 120, 16),
+                new Field("char", "message", 160, 136, 160)),
         new Message("record.REMOTE_KERNEL", 0, false, false, 32, false,
                 new Field("u32", "name_size", 1, 0, 4),
                 new Field("u32", "param_count", 1, 4, 4),
@@ -1461,6 +1533,8 @@ public final class Wire {
             case 8: return "BATCH";
             case 9: return "SESSION_DEVICES";
             case 10: return "QUOTA_LIST";
+            case 12: return "SESSION_MIGRATE";
+            case 13: return "MIGRATION_LOG";
             case 16: return "DEVICE_LIST";
             case 17: return "MEM_GET_INFO";
             case 32: return "CTX_CREATE";

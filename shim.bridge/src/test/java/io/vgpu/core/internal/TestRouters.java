@@ -24,6 +24,11 @@ public final class TestRouters {
         return router;
     }
 
+    /** Registers one more backend under {@code id}. */
+    public static void addBackend(Router router, CudaService backend, String id) {
+        router.addBackend(backend, Map.of(CudaService.BACKEND_ID, id));
+    }
+
     /** Bytes of the service-wide device address window that are reserved: what the fuzz tests check for leaks. */
     public static long addressSpaceUsed(Router router) {
         return router.addressSpace().used();

@@ -9,7 +9,7 @@ public class SessionInfo {
     public String processName;
     /** The backend the session is bound to, or null. */
     public String backend;
-    /** BOUND, NO_BACKEND, BACKEND_LOST or CLOSED. */
+    /** BOUND, MIGRATING, NO_BACKEND, BACKEND_LOST or CLOSED. */
     public String status;
     /** Device memory the session holds on its backend, in bytes. */
     public long memoryUsed;
@@ -23,4 +23,6 @@ public class SessionInfo {
     public int[] deviceContexts = new int[0];
     public long launches;
     public long openedAtMillis;
+    /** Migrations of this session, oldest first (the most recent few), failed attempts included. */
+    public java.util.List<MigrationRecord> migrations = new java.util.ArrayList<>();
 }

@@ -2,6 +2,7 @@ package io.vgpu.api.session;
 
 import io.vgpu.api.dto.BackendInfo;
 import io.vgpu.api.dto.LaunchRecord;
+import io.vgpu.api.dto.MigrationRecord;
 import io.vgpu.api.dto.RouterStatus;
 import io.vgpu.api.dto.SessionInfo;
 import java.util.List;
@@ -30,6 +31,20 @@ public interface SessionManager {
      * {@code conf/io.vgpu.router.cfg}, so the choice survives a restart).
      */
     void use(String backendId) throws Exception;
+
+    /**
+     * Moves a running session to the backend {@code backendId} without the client noticing: its
+     * handles and pointers stay valid and its requests wait while it moves. Atomic: when anything
+     * fails the session stays where it was, as it was, and the record says why. Never throws for a
+     * refusal; an unknown session is a failed record too.
+     *
+     * @param precopy copy memory while the application keeps running first, where the source can
+     *     say what changed meanwhile, so the pause does not grow with the memory the session holds
+     */
+    MigrationRecord migrate(long sessionId, String backendId, boolean precopy);
+
+    /** {@link #migrate} for every session not already on {@code backendId}, one after another. */
+    List<MigrationRecord> migrateAll(String backendId, boolean precopy);
 
     /** The most recent launches a backend recorded, oldest first; empty if it records none. */
     List<LaunchRecord> launchLog(String backendId, int max);

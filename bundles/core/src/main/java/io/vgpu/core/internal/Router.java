@@ -4,6 +4,7 @@ import io.vgpu.api.CudaService;
 import io.vgpu.api.dto.BackendInfo;
 import io.vgpu.api.dto.DeviceInfo;
 import io.vgpu.api.dto.LaunchRecord;
+import io.vgpu.api.dto.MigrationRecord;
 import io.vgpu.api.dto.RouterStatus;
 import io.vgpu.api.dto.SessionInfo;
 import io.vgpu.api.session.ClientInfo;
@@ -190,6 +191,8 @@ public class Router implements SessionManager {
         }
         for (Backend b : list) {
             if (b.service == service) {
+                // Unbinding runs before the backend is deactivated, so its memory can still be read.
+                evacuate(b);
                 b.lost = true;
                 list.remove(b);
                 LOG.info("backend {} unregistered", b.id);
@@ -200,13 +203,90 @@ public class Router implements SessionManager {
         }
     }
 
-    /** The registered backend with this id that serves (the highest service.ranking), or null. */
+    @Override
+    public MigrationRecord migrate(long sessionId, String backendId, boolean precopy) {
+        return migrate(sessionId, backendId, precopy, "command");
+    }
+
+    MigrationRecord migrate(long sessionId, String backendId, boolean precopy, String reason) {
+        SessionImpl s = sessions.get(sessionId);
+        Backend target = registered(backendId);
+        if (s == null || target == null) {
+            MigrationRecord r = new MigrationRecord();
+            r.session = sessionId;
+            r.to = backendId;
+            r.reason = reason;
+            r.message = s == null ? "no session " + sessionId : "no backend '" + backendId + "' is registered";
+            r.from = s == null ? null : s.backendId();
+            return r;
+        }
+        return s.migrate(target, precopy, reason);
+    }
+
+    @Override
+    public List<MigrationRecord> migrateAll(String backendId, boolean precopy) {
+        return migrateAll(backendId, precopy, "command");
+    }
+
+    List<MigrationRecord> migrateAll(String backendId, boolean precopy, String reason) {
+        List<MigrationRecord> out = new ArrayList<>();
+        List<SessionImpl> all = new ArrayList<>(sessions.values());
+        all.sort(Comparator.comparingLong(SessionImpl::id));
+        for (SessionImpl s : all) {
+            if (!backendId.equals(s.backendId()) && !s.isClosed()) {
+                out.add(migrate(s.id(), backendId, precopy, reason));
+            }
+        }
+        return out;
+    }
+
+    /**
+     * Moves the sessions of a backend that is going away (its bundle stopping, its configuration
+     * deleted) to another one instead of leaving them to fail. Not while the framework stops:
+     * then every session ends anyway.
+     */
+    private void evacuate(Backend leaving) {
+        if (!activated || frameworkStopping()) {
+            return;
+        }
+        List<SessionImpl> bound = new ArrayList<>();
+        for (SessionImpl s : sessions.values()) {
+            if (s.backend == leaving && !s.isClosed()) {
+                bound.add(s);
+            }
+        }
+        if (bound.isEmpty()) {
+            return;
+        }
+        // The preference list decides where they go, as it does for new sessions.
+        Backend target = nextAvailable(Set.of(leaving.id)).map(this::registered).orElse(null);
+        if (target == null) {
+            LOG.warn("backend {} is going away and no other backend of the preference list ({}) is available: "
+                    + "its {} sessions lose their device", leaving.id, describePreference(), bound.size());
+            return;
+        }
+        LOG.info("backend {} is going away: moving its {} sessions to {}", leaving.id, bound.size(), target.id);
+        for (SessionImpl s : bound) {
+            s.migrate(target, true, "evacuation");
+        }
+    }
+
+    private static boolean frameworkStopping() {
+        org.osgi.framework.Bundle core = org.osgi.framework.FrameworkUtil.getBundle(Router.class);
+        org.osgi.framework.BundleContext ctx = core == null ? null : core.getBundleContext();
+        return ctx != null && ctx.getBundle(0).getState() == org.osgi.framework.Bundle.STOPPING;
+    }
+
+    /**
+     * The registered backend with this id that serves (the highest service.ranking, not one already
+     * lost), or null.
+     */
     Backend registered(String id) {
-        List<Backend> list = backends.get(id);
+        List<Backend> list = id == null ? null : backends.get(id);
         if (list == null || list.isEmpty()) {
             return null;
         }
-        return list.stream().max(Comparator.comparingInt(b -> b.ranking)).orElse(null);
+        return list.stream().filter(b -> !b.lost).max(Comparator.comparingInt(b -> b.ranking)).orElse(null);
     }
 
     /** Why the listed backend {@code id} cannot take a new session now; null when it can. */

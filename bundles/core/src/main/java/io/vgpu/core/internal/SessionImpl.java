@@ -40,28 +40,44 @@ final class SessionImpl implements Session {
     /** The most a copy or memset asks of the backend at once: bounded work between checks. */
     static final long CHUNK = 64L << 20;
 
-    private final Router router;
+    static final String MIGRATING = "MIGRATING";
+    private final java.util.concurrent.locks.ReentrantLock migrationLock = new java.util.concurrent.locks.ReentrantLock();
+    /** How many migration records {@link #info()} keeps. */
+    private static final int HISTORY = 16;
+
+    // Package-private where Migration reads the session's state: it runs under this monitor.
+    final Router router;
     private final long id;
     private final ClientInfo client;
     private final long openedAt = System.currentTimeMillis();
-    private final HandleTable handles;
+    final HandleTable handles;
 
-    private volatile Router.Backend backend;
+    volatile Router.Backend backend;
     private volatile boolean closed;
     /** Set by {@link #abandon()} from any thread: running work stops, later requests are refused. */
-    private volatile boolean ending;
+    volatile boolean ending;
+    /** A migration is running: shown by {@link #info()}; requests wait on the monitor meanwhile. */
+    volatile boolean migrating;
+    /**
+     * Bumped by every change to what migration re-creates on a target before it copies (contexts,
+     * allocations, physical memory, mappings), so a pre-copy can tell whether what it copied
+     * while the application ran still has the same shape.
+     */
+    long layoutVersion;
+    private final java.util.concurrent.CopyOnWriteArrayList<io.vgpu.api.dto.MigrationRecord> migrations =
+            new java.util.concurrent.CopyOnWriteArrayList<>();
     private volatile long launches;
     /** {@link #CHUNK}; smaller in tests. */
     long chunk = CHUNK;
     /** What {@link #info()} reports, replaced (never changed) under the monitor after every change. */
     private volatile Usage usage = new Usage(new long[0], new int[0]);
 
-    private final List<Ctx> contexts = new ArrayList<>();
+    final List<Ctx> contexts = new ArrayList<>();
     /** Linear allocations and VMM mappings by start address. */
-    private final TreeMap<Long, Range> ranges = new TreeMap<>();
+    final TreeMap<Long, Range> ranges = new TreeMap<>();
     /** VMM address reservations: start → size. */
     private final TreeMap<Long, Long> reservations = new TreeMap<>();
-    private final List<PhysicalMemory> physical = new ArrayList<>();
+    final List<PhysicalMemory> physical = new ArrayList<>();
 
     /** Per device: memory held and visible contexts. Immutable once published. */
     private static final class Usage {
@@ -74,43 +90,49 @@ final class SessionImpl implements Session {
         }
     }
 
-    private static final class Ctx {
+    // Backend handles are not final: a migration replaces them all at once (Migration.swap).
+    static final class Ctx {
         final int device;
-        final long backendCtx;
+        final int flags;
+        long backendCtx;
         final boolean hidden;
         long handle;
         final List<Module> modules = new ArrayList<>();
         final List<Stream> streams = new ArrayList<>();
         final List<Event> events = new ArrayList<>();
         /** The device's attributes, kept for the launch checks: the backend copies them on every query. */
-        final int[] attributes;
+        int[] attributes;
 
-        Ctx(int device, long backendCtx, boolean hidden, int[] attributes) {
+        Ctx(int device, int flags, long backendCtx, boolean hidden, int[] attributes) {
             this.device = device;
+            this.flags = flags;
             this.backendCtx = backendCtx;
             this.hidden = hidden;
             this.attributes = attributes;
         }
     }
 
-    private static final class Range {
+    static final class Range {
         final long address;
         final long size;
         final Ctx ctx;
         /** A VMM mapping: removed by memUnmap, not memFree. */
         final PhysicalMemory mapping;
+        /** Where in {@link #mapping} the range starts. */
+        final long offset;
 
-        Range(long address, long size, Ctx ctx, PhysicalMemory mapping) {
+        Range(long address, long size, Ctx ctx, PhysicalMemory mapping, long offset) {
             this.address = address;
             this.size = size;
             this.ctx = ctx;
             this.mapping = mapping;
+            this.offset = offset;
         }
     }
 
-    private static final class PhysicalMemory {
+    static final class PhysicalMemory {
         final Ctx ctx;
-        final long backendHandle;
+        long backendHandle;
         final long size;
         long handle;
         boolean released;
@@ -123,10 +145,11 @@ final class SessionImpl implements Session {
         }
     }
 
-    private static final class Module {
+    static final class Module {
         final Ctx ctx;
-        final long backendModule;
-        final ModuleImage image;
+        long backendModule;
+        /** Parsed for the device's architecture: another one after a migration to another kind of device. */
+        ModuleImage image;
         final long globalsBase;
         final Map<String, Long> functions = new HashMap<>();
         long handle;
@@ -139,9 +162,9 @@ final class SessionImpl implements Session {
         }
     }
 
-    private static final class Function {
+    static final class Function {
         final Module module;
-        final long backendFunction;
+        long backendFunction;
         final KernelInfo info;
 
         Function(Module module, long backendFunction, KernelInfo info) {
@@ -151,24 +174,32 @@ final class SessionImpl implements Session {
         }
     }
 
-    private static final class Stream {
+    static final class Stream {
         final Ctx ctx;
-        final long backendStream;
+        final int flags;
+        final int priority;
+        long backendStream;
         long handle;
 
-        Stream(Ctx ctx, long backendStream) {
+        Stream(Ctx ctx, int flags, int priority, long backendStream) {
             this.ctx = ctx;
+            this.flags = flags;
+            this.priority = priority;
             this.backendStream = backendStream;
         }
     }
 
-    private static final class Event {
+    static final class Event {
         final Ctx ctx;
-        final long backendEvent;
+        final int flags;
+        long backendEvent;
         long handle;
+        /** Recorded at least once: a migrated event is recorded again on the target, so it stays complete. */
+        boolean recorded;
 
-        Event(Ctx ctx, long backendEvent) {
+        Event(Ctx ctx, int flags, long backendEvent) {
             this.ctx = ctx;
+            this.flags = flags;
             this.backendEvent = backendEvent;
         }
     }
@@ -207,7 +238,7 @@ final class SessionImpl implements Session {
         s.gid = client.gid;
         s.processName = client.processName;
         s.backend = b == null ? null : b.id;
-        s.status = closed ? CLOSED : b == null ? NO_BACKEND : b.isLost() ? BACKEND_LOST : BOUND;
+        s.status = closed ? CLOSED : migrating ? MIGRATING : b == null ? NO_BACKEND : b.isLost() ? BACKEND_LOST : BOUND;
         long memory = 0;
         int contexts = 0;
         for (int d = 0; d < u.deviceMemory.length; d++) {
@@ -220,7 +251,49 @@ final class SessionImpl implements Session {
         s.deviceContexts = u.deviceContexts.clone();
         s.launches = launches;
         s.openedAtMillis = openedAt;
+        s.migrations = new ArrayList<>(migrations);
         return s;
+    }
+
+    /** The memory the session holds on {@code device}, as {@link #info()} reports it. */
+    long memoryOn(int device) {
+        Usage u = usage;
+        return device < u.deviceMemory.length ? u.deviceMemory[device] : 0;
+    }
+
+    /**
+     * Moves the session to {@code target} (see {@link Migration}); never throws for a refusal.
+     * Requests of the session wait meanwhile: the migration holds this monitor while it stops the
+     * session, which is what the bridge's connection thread blocks on.
+     */
+    io.vgpu.api.dto.MigrationRecord migrate(Router.Backend target, boolean precopy, String reason) {
+        // One at a time: a pre-copy lets go of the monitor, and a second move started then would
+        // lay out a target from handles the first is about to replace.
+        if (!migrationLock.tryLock()) {
+            io.vgpu.api.dto.MigrationRecord busy = new io.vgpu.api.dto.MigrationRecord();
+            busy.session = id;
+            busy.from = backendId();
+            busy.to = target.id;
+            busy.reason = reason;
+            busy.atMillis = System.currentTimeMillis();
+            busy.message = "another migration of this session is running";
+            return busy;
+        }
+        io.vgpu.api.dto.MigrationRecord r;
+        try {
+            r = new Migration(this, target, precopy, reason).run();
+        } finally {
+            migrationLock.unlock();
+        }
+        migrations.add(r);
+        while (migrations.size() > HISTORY) {
+            migrations.remove(0);
+        }
+        return r;
+    }
+
+    boolean isClosed() {
+        return closed;
     }
 
     /**
@@ -260,7 +333,7 @@ final class SessionImpl implements Session {
         return backend.isLost() ? CuResult.DEVICE_UNAVAILABLE : CuResult.SUCCESS;
     }
 
-    private CudaService svc() {
+    CudaService svc() {
         return backend.service;
     }
 
@@ -322,9 +395,10 @@ final class SessionImpl implements Session {
             lastError = rc;
             return null;
         }
-        Ctx c = new Ctx(device, bctx[0], hidden, devices[device].attributes);
+        Ctx c = new Ctx(device, flags, bctx[0], hidden, devices[device].attributes);
         c.handle = handles.add(HandleTable.CONTEXT, c);
         contexts.add(c);
+        layoutVersion++;
         account(device, 0, hidden ? 0 : 1);
         return c;
     }
@@ -381,6 +455,7 @@ final class SessionImpl implements Session {
         });
         handles.remove(c.handle);
         contexts.remove(c);
+        layoutVersion++;
         account(c.device, -freed[0], c.hidden ? 0 : -1);
     }
 
@@ -418,7 +493,8 @@ final class SessionImpl implements Session {
             router.addressSpace().release(address, size);
             return rc;
         }
-        ranges.put(address, new Range(address, size, c, null));
+        ranges.put(address, new Range(address, size, c, null, 0));
+        layoutVersion++;
         account(c.device, size, 0);
         out[0] = address;
         return CuResult.SUCCESS;
@@ -437,6 +513,7 @@ final class SessionImpl implements Session {
         rc = svc().memFree(r.ctx.backendCtx, address);
         if (rc == 0) {
             ranges.remove(address);
+            layoutVersion++;
             router.addressSpace().release(address, r.size);
             account(r.ctx.device, -r.size, 0);
         }
@@ -712,6 +789,7 @@ final class SessionImpl implements Session {
         PhysicalMemory p = new PhysicalMemory(c, h[0], size);
         p.handle = handles.add(HandleTable.MEMORY, p);
         physical.add(p);
+        layoutVersion++;
         account(c.device, size, 0);
         out[0] = p.handle;
         return CuResult.SUCCESS;
@@ -729,6 +807,7 @@ final class SessionImpl implements Session {
         }
         // Memory stays alive while mapped, as in CUDA; accounting drops it when the last mapping goes.
         p.released = true;
+        layoutVersion++;
         handles.remove(handle);
         if (p.mappings == 0) {
             physical.remove(p);
@@ -768,7 +847,8 @@ final class SessionImpl implements Session {
             return rc;
         }
         p.mappings++;
-        ranges.put(address, new Range(address, size, p.ctx, p));
+        ranges.put(address, new Range(address, size, p.ctx, p, offset));
+        layoutVersion++;
         return CuResult.SUCCESS;
     }
 
@@ -796,6 +876,7 @@ final class SessionImpl implements Session {
                 return rc;
             }
             ranges.remove(r.address);
+            layoutVersion++;
             if (--r.mapping.mappings == 0 && r.mapping.released) {
                 physical.remove(r.mapping);
                 account(r.mapping.ctx.device, -r.mapping.size, 0);
@@ -1023,7 +1104,7 @@ final class SessionImpl implements Session {
         if (rc != 0) {
             return rc;
         }
-        Stream st = new Stream(c, s[0]);
+        Stream st = new Stream(c, flags, priority, s[0]);
         st.handle = handles.add(HandleTable.STREAM, st);
         c.streams.add(st);
         out[0] = st.handle;
@@ -1093,7 +1174,7 @@ final class SessionImpl implements Session {
         if (rc != 0) {
             return rc;
         }
-        Event ev = new Event(c, e[0]);
+        Event ev = new Event(c, flags, e[0]);
         ev.handle = handles.add(HandleTable.EVENT, ev);
         c.events.add(ev);
         out[0] = ev.handle;
@@ -1129,7 +1210,9 @@ final class SessionImpl implements Session {
         if (e == null || bs < 0) {
             return CuResult.INVALID_HANDLE;
         }
-        return svc().eventRecord(e.backendEvent, bs);
+        rc = svc().eventRecord(e.backendEvent, bs);
+        e.recorded |= rc == CuResult.SUCCESS;
+        return rc;
     }
 
     @Override

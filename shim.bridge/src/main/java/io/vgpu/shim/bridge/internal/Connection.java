@@ -171,7 +171,7 @@ final class Connection implements Runnable {
         int rc;
         if (op == Wire.HELLO) {
             throw new ProtocolViolation("a second HELLO");
-        } else if (control && !Ops.allowedForControl(op)) {
+        } else if (control && !Ops.allowedForControl(op) || op == Wire.SESSION_MIGRATE && !(control && mayMigrate())) {
             dispatcher.blank(op);
             rc = CuResult.NOT_PERMITTED;
         } else if (op == Wire.BATCH) {
@@ -404,6 +404,22 @@ final class Connection implements Runnable {
             throw new ProtocolViolation("HELLO " + name + " is not NUL-terminated");
         }
         return Frame.string(q, offset, max);
+    }
+
+    /** The service's own user id, for the one management request that changes what others run on. */
+    private static final int SERVICE_UID = serviceUid();
+
+    private static int serviceUid() {
+        try {
+            return (Integer) java.nio.file.Files.getAttribute(java.nio.file.Path.of("/proc/self"), "unix:uid");
+        } catch (java.io.IOException | RuntimeException e) {
+            return 0;
+        }
+    }
+
+    /** Moving other users' processes between backends is for root and the service's user. */
+    private boolean mayMigrate() {
+        return peer.uid == 0 || peer.uid == SERVICE_UID;
     }
 
     /** Process names are the client's word: keep control characters out of the log. */

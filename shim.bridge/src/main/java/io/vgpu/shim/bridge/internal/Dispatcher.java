@@ -3,6 +3,7 @@ package io.vgpu.shim.bridge.internal;
 import io.vgpu.api.CuDeviceAttribute;
 import io.vgpu.api.CuResult;
 import io.vgpu.api.dto.BackendInfo;
+import io.vgpu.api.dto.MigrationRecord;
 import io.vgpu.api.dto.DeviceInfo;
 import io.vgpu.api.dto.KernelInfo;
 import io.vgpu.api.dto.LaunchConfig;
@@ -92,6 +93,16 @@ final class Dispatcher {
                 return launchLog(q.getInt(p + Wire.LaunchLog.REQ_MAX));
             case Wire.BACKEND_LIST:
                 return backendList();
+            case Wire.SESSION_MIGRATE:
+                return sessionMigrate(q.getLong(p + Wire.SessionMigrate.REQ_SESSION), q.getInt(p + Wire.SessionMigrate.REQ_FLAGS),
+                        Frame.string(q, p + Wire.SessionMigrate.REQ_BACKEND, Wire.SessionMigrate.REQ_FIXED - Wire.SessionMigrate.REQ_BACKEND));
+            case Wire.MIGRATION_LOG: {
+                List<MigrationRecord> all = new ArrayList<>();
+                for (SessionInfo s : manager.sessions()) {
+                    all.addAll(s.migrations);
+                }
+                return migrations(all);
+            }
             case Wire.DEVICE_LIST:
                 return deviceList();
             case Wire.MEM_GET_INFO: {
@@ -479,6 +490,43 @@ final class Dispatcher {
             Frame.putString(r, at + Wire.LaunchRecord.KERNEL, Wire.LaunchRecord.FIXED - Wire.LaunchRecord.KERNEL, l.kernel);
         }
         replyLength = count * Wire.LaunchRecord.FIXED;
+        return CuResult.SUCCESS;
+    }
+
+    /** SESSION_MIGRATE flags. */
+    static final int MIGRATE_ALL = 1;
+    static final int MIGRATE_STOP_AND_COPY = 2;
+
+    /** Runs on the control connection's thread: the migrated session's own requests wait meanwhile. */
+    private int sessionMigrate(long sessionId, int flags, String backend) {
+        if (backend.isEmpty() || (flags & ~(MIGRATE_ALL | MIGRATE_STOP_AND_COPY)) != 0) {
+            return CuResult.INVALID_VALUE;
+        }
+        boolean precopy = (flags & MIGRATE_STOP_AND_COPY) == 0;
+        return migrations((flags & MIGRATE_ALL) != 0 ? manager.migrateAll(backend, precopy)
+                : List.of(manager.migrate(sessionId, backend, precopy)));
+    }
+
+    private int migrations(List<MigrationRecord> records) {
+        int count = Math.min(records.size(), Frame.MAX_PAYLOAD / Wire.Migration.FIXED);
+        ByteBuffer r = io.out(count * Wire.Migration.FIXED);
+        int at = R;
+        for (int i = 0; i < count; i++, at += Wire.Migration.FIXED) {
+            MigrationRecord m = records.get(i);
+            r.putLong(at + Wire.Migration.SESSION, m.session)
+                    .putLong(at + Wire.Migration.BYTES_MOVED, m.bytesMoved)
+                    .putLong(at + Wire.Migration.BYTES_PAUSED, m.bytesPaused)
+                    .putLong(at + Wire.Migration.PAUSE_NS, m.pauseNanos)
+                    .putLong(at + Wire.Migration.TOTAL_NS, m.totalNanos)
+                    .putLong(at + Wire.Migration.AT_MILLIS, m.atMillis)
+                    .putInt(at + Wire.Migration.OK, m.ok ? 1 : 0)
+                    .putInt(at + Wire.Migration.PRECOPY_ROUNDS, m.precopyRounds);
+            Frame.putString(r, at + Wire.Migration.FROM, Wire.Migration.TO - Wire.Migration.FROM, m.from);
+            Frame.putString(r, at + Wire.Migration.TO, Wire.Migration.REASON - Wire.Migration.TO, m.to);
+            Frame.putString(r, at + Wire.Migration.REASON, Wire.Migration.MESSAGE - Wire.Migration.REASON, m.reason);
+            Frame.putString(r, at + Wire.Migration.MESSAGE, Wire.Migration.FIXED - Wire.Migration.MESSAGE, m.message);
+        }
+        replyLength = count * Wire.Migration.FIXED;
         return CuResult.SUCCESS;
     }
 

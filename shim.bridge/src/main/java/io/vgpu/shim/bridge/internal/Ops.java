@@ -51,6 +51,8 @@ final class Ops {
             case Wire.QUOTA_LIST:
             case Wire.LAUNCH_LOG:
             case Wire.BACKEND_LIST:
+            case Wire.MIGRATION_LOG:
+            case Wire.SESSION_MIGRATE: // and only for root and the service's user: Connection
             case Wire.GOODBYE:
                 return true;
             default:

@@ -51,7 +51,10 @@ class DispatcherFuzzTest {
     private static final int[] OPS = Arrays.stream(Wire.MESSAGES)
             // What a Connection hands the dispatcher: every op the bridge knows but its own HELLO and BATCH.
             .filter(m -> !m.reply() && !m.name().startsWith("record.") && Ops.isKnown(m.op()) && m.op() != Wire.HELLO
-                    && m.op() != Wire.BATCH)
+                    && m.op() != Wire.BATCH
+                    // Management ops added after the corpus was made, which a Connection refuses to
+                    // CUDA clients: left out so that the committed inputs keep meaning the same scripts.
+                    && m.op() != Wire.SESSION_MIGRATE && m.op() != Wire.MIGRATION_LOG)
             .mapToInt(Wire.Message::op).toArray();
     private static final Wire.Message[] REQUEST = new Wire.Message[1 << 16];
 

@@ -351,6 +351,54 @@ public class ProtocolTest extends BridgeTestBase {
         }
     }
 
+    private static ByteBuffer migrate(long session, int flags, String backend) {
+        ByteBuffer m = payload(Wire.SessionMigrate.REQ_FIXED);
+        m.putLong(Wire.SessionMigrate.REQ_SESSION, session).putInt(Wire.SessionMigrate.REQ_FLAGS, flags);
+        Frame.putString(m, Wire.SessionMigrate.REQ_BACKEND, 32, backend);
+        return m;
+    }
+
+    @Test
+    public void aControlClientMovesARunningSessionWhoseBytesStay() throws Exception {
+        MockBackend second = new MockBackend(TestRouters.config(MockBackend.Config.class, Map.of("backend_id", "second")));
+        io.vgpu.core.internal.TestRouters.addBackend(router, second, "second");
+        try (TestClient app = connect(); TestClient cli = connect()) {
+            Hello appHello = app.hello("app-to-move");
+            long ctx = app.ctxCreate();
+            long ptr = app.memAlloc(ctx, 1 << 20);
+            byte[] data = new byte[200_000];
+            new Random(3).nextBytes(data);
+            assertEquals(CuResult.SUCCESS, app.call(Wire.MEMCPY_HTOD, htod(ctx, ptr, data)).result());
+            // A CUDA client may not move anyone, itself included.
+            assertEquals(CuResult.NOT_PERMITTED, app.call(Wire.SESSION_MIGRATE, migrate(appHello.session(), 0, "second")).result());
+
+            cli.hello(Connection.CAPS_CONTROL, 0, "", "vgpu");
+            Reply r = cli.call(Wire.SESSION_MIGRATE, migrate(appHello.session(), 0, "second"));
+            assertEquals(CuResult.SUCCESS, r.result());
+            assertEquals(Wire.Migration.FIXED, r.payload().limit());
+            assertEquals(1, r.i32(Wire.Migration.OK));
+            assertEquals("mock", Frame.string(r.payload(), Wire.Migration.FROM, 32));
+            assertEquals("the four 64 KiB pages written", 4 * 65536, r.u64(Wire.Migration.BYTES_MOVED));
+            assertEquals("second", router.sessions().get(0).backend);
+            Reply back = app.call(Wire.MEMCPY_DTOH, dtoh(ctx, ptr, data.length));
+            assertEquals(CuResult.SUCCESS, back.result());
+            assertArrayEquals(data, bytes(back.payload()));
+            assertEquals("only the written pages moved", 4 * 65536, second.materialisedBytes(0));
+            assertEquals(0, mock.materialisedBytes(0));
+
+            Reply refused = cli.call(Wire.SESSION_MIGRATE, migrate(0, Dispatcher.MIGRATE_ALL, "nowhere"));
+            assertEquals(CuResult.SUCCESS, refused.result());
+            assertEquals(0, refused.i32(Wire.Migration.OK));
+            assertEquals("no backend 'nowhere' is registered", Frame.string(refused.payload(), Wire.Migration.MESSAGE, 160));
+            assertEquals(CuResult.INVALID_VALUE, cli.call(Wire.SESSION_MIGRATE, migrate(1, 8, "mock")).result());
+            Reply log = cli.call(Wire.MIGRATION_LOG);
+            // The session's history: the move (a refusal for want of a backend never reached it).
+            assertEquals(Wire.Migration.FIXED, log.payload().limit());
+            assertEquals("second", Frame.string(log.payload(), Wire.Migration.TO, 32));
+            assertEquals("second", router.sessions().get(0).backend);
+        }
+    }
+
     @Test
     public void controlConnectionsHaveNoSessionAndOnlyManagementOps() throws Exception {
         try (TestClient app = connect(); TestClient cli = connect()) {
@@ -491,6 +539,16 @@ public class ProtocolTest extends BridgeTestBase {
             @Override
             public java.util.List<io.vgpu.api.dto.LaunchRecord> launchLog(String backendId, int max) {
                 return router.launchLog(backendId, max);
+            }
+
+            @Override
+            public io.vgpu.api.dto.MigrationRecord migrate(long sessionId, String backendId, boolean precopy) {
+                return router.migrate(sessionId, backendId, precopy);
+            }
+
+            @Override
+            public java.util.List<io.vgpu.api.dto.MigrationRecord> migrateAll(String backendId, boolean precopy) {
+                return router.migrateAll(backendId, precopy);
             }
         };
         bridge.deactivate();
