@@ -53,8 +53,15 @@ public class ServiceFixture extends ExternalResource {
     private String readyWhenStatusContains;
     private Path work;
     private Path socket;
+    private Path fixedSocket;
     private Path serviceLog;
     private Process service;
+
+    /** Serves on {@code path} instead of a socket in the fixture's own directory. */
+    public ServiceFixture atSocket(Path path) {
+        fixedSocket = path;
+        return this;
+    }
 
     /** Writes {@code conf/<name>} with {@code content} before the service starts. */
     public ServiceFixture withConf(String name, String content) {
@@ -76,7 +83,7 @@ public class ServiceFixture extends ExternalResource {
     protected void before() throws Throwable {
         // Unix socket paths are limited to ~107 bytes: keep the directory short.
         work = Files.createTempDirectory(Path.of("/tmp"), "vgpu-it-");
-        socket = work.resolve("vgpu.sock");
+        socket = fixedSocket != null ? fixedSocket : work.resolve("vgpu.sock");
         Path conf = work.resolve("conf");
         Files.createDirectories(conf);
         try (var files = Files.list(DIST.resolve("conf"))) {

@@ -11,6 +11,7 @@ import io.vgpu.api.dto.LaunchConfig;
 import io.vgpu.api.dto.ModuleImage;
 import io.vgpu.backend.passthrough.internal.Driver;
 import io.vgpu.backend.passthrough.internal.DriverLocator;
+import io.vgpu.backend.passthrough.internal.MemAccess;
 import io.vgpu.backend.passthrough.internal.ServiceProbe;
 import java.io.IOException;
 import java.nio.ByteBuffer;
@@ -30,7 +31,6 @@ import jcuda.driver.CUcontext;
 import jcuda.driver.CUdevice;
 import jcuda.driver.CUevent;
 import jcuda.driver.CUfunction;
-import jcuda.driver.CUmemAccessDesc;
 import jcuda.driver.CUmemAllocationGranularity_flags;
 import jcuda.driver.CUmemAllocationProp;
 import jcuda.driver.CUmemAllocationType;
@@ -266,14 +266,15 @@ public class PassthroughBackend implements CudaService {
         try {
             there = ServiceProbe.identify(socket);
         } catch (IOException e) {
-            return "vgpu's shim at " + shim + " would talk to " + socket + ", whose service does not say which it is ("
-                    + e.getMessage() + "); refusing, as it could be this service";
+            LOG.warn("vgpu's shim {} would talk to {}, whose service does not say which it is: {}", shim, socket, e.getMessage());
+            return "vgpu's shim: the service at its socket does not say which it is (" + e.getMessage() + ") " + socket;
         }
         ServiceProbe.Identity self = ServiceProbe.Identity.self();
         if (there.equals(self)) {
-            return "vgpu's shim at " + shim + " talks to " + socket + ", which is this service (" + self
-                    + "): refusing to loop";
+            LOG.warn("vgpu's shim {} talks to {}, which is this service ({}): refusing to loop", shim, socket, self);
+            return "refusing to loop: vgpu's shim would call this service back at " + socket;
         }
+        LOG.info("vgpu's shim {} talks to {}, another vgpu service ({})", shim, socket, there);
         return null;
     }
 
@@ -608,9 +609,7 @@ public class PassthroughBackend implements CudaService {
     }
 
     private static int grant(int device, long address, long size) {
-        CUmemAccessDesc access = new CUmemAccessDesc(new CUmemLocation(CUmemLocationType.CU_MEM_LOCATION_TYPE_DEVICE, device),
-                CUmemAccess_flags.CU_MEM_ACCESS_FLAGS_PROT_READWRITE);
-        return JCudaDriver.cuMemSetAccess(Driver.ptr(address), size, new CUmemAccessDesc[] {access}, 1);
+        return MemAccess.setAccess(address, size, device, CUmemAccess_flags.CU_MEM_ACCESS_FLAGS_PROT_READWRITE);
     }
 
     private void unmapRun(Run r) {

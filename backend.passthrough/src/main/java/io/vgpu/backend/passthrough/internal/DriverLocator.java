@@ -1,12 +1,10 @@
 package io.vgpu.backend.passthrough.internal;
 
 import java.io.IOException;
-import java.nio.MappedByteBuffer;
-import java.nio.channels.FileChannel;
+import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
@@ -78,8 +76,9 @@ public final class DriverLocator {
                 return new Found(null, false, "driver.library " + p + " cannot be read: " + e.getMessage());
             }
             if (vgpu && !allowVgpu) {
-                return new Found(null, true, "driver.library " + p + " is vgpu's own shim, not NVIDIA's driver"
-                        + " (driver.allow.vgpu = true allows it where it talks to another vgpu service)");
+                // Reasons lead with what matters: `vgpu backends` shows their first 127 bytes.
+                return new Found(null, true, "driver.library is vgpu's own shim, not NVIDIA's driver (driver.allow.vgpu"
+                        + " allows it): " + p);
             }
             return new Found(p, vgpu, null);
         }
@@ -101,8 +100,8 @@ public final class DriverLocator {
         if (!shims.isEmpty() && allowVgpu) {
             return new Found(shims.get(0), true, null);
         }
-        return new Found(null, false, "no NVIDIA driver (" + LIBRARY + ") in " + String.join(", ", directories)
-                + (shims.isEmpty() ? "" : "; skipped vgpu's own shim at " + shims));
+        return new Found(null, false, "no NVIDIA driver (" + LIBRARY + ")" + (shims.isEmpty() ? "" : ", only vgpu's shim at " + shims)
+                + " in " + String.join(", ", directories));
     }
 
     /** The search path: the usual directories, then LD_LIBRARY_PATH, then /etc/ld.so.conf.d. */
@@ -139,37 +138,34 @@ public final class DriverLocator {
 
     /** Whether {@code library} is a build of vgpu's shim (it names the shim's socket variable). */
     public static boolean isVgpuShim(Path library) throws IOException {
-        try (FileChannel ch = FileChannel.open(library, StandardOpenOption.READ)) {
-            long size = ch.size();
-            // Mapped in windows that overlap by the mark's length, so a mark across a border is found.
-            long window = 64L << 20;
-            for (long at = 0; at < size; at += window - VGPU_MARK.length) {
-                MappedByteBuffer b = ch.map(FileChannel.MapMode.READ_ONLY, at, Math.min(window, size - at));
-                if (contains(b, VGPU_MARK)) {
+        // Read, not mapped: a mapping would stay in the process until collected and look like a
+        // loaded library to anyone reading /proc/<pid>/maps.
+        try (InputStream in = Files.newInputStream(library)) {
+            byte[] buf = new byte[1 << 20];
+            int kept = 0;
+            for (int n; (n = in.read(buf, kept, buf.length - kept)) > 0;) {
+                int filled = kept + n;
+                if (indexOf(buf, filled, VGPU_MARK) >= 0) {
                     return true;
                 }
-                if (at + window >= size) {
-                    break;
-                }
+                // Keep the last bytes, so a mark across two reads is found.
+                kept = Math.min(VGPU_MARK.length - 1, filled);
+                System.arraycopy(buf, filled - kept, buf, 0, kept);
             }
             return false;
         }
     }
 
-    private static boolean contains(MappedByteBuffer b, byte[] mark) {
-        int n = b.limit() - mark.length;
+    private static int indexOf(byte[] b, int length, byte[] mark) {
         outer:
-        for (int i = 0; i <= n; i++) {
-            if (b.get(i) != mark[0]) {
-                continue;
-            }
-            for (int j = 1; j < mark.length; j++) {
-                if (b.get(i + j) != mark[j]) {
+        for (int i = 0; i <= length - mark.length; i++) {
+            for (int j = 0; j < mark.length; j++) {
+                if (b[i + j] != mark[j]) {
                     continue outer;
                 }
             }
-            return true;
+            return i;
         }
-        return false;
+        return -1;
     }
 }

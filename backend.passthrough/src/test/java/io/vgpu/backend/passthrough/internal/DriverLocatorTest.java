@@ -48,8 +48,7 @@ public class DriverLocatorTest {
         Path shim = lib("vgpu", true);
         DriverLocator.Found f = DriverLocator.locate("", List.of(dir("vgpu")), false);
         assertNull(f.library);
-        assertTrue(f.reason, f.reason.startsWith("no NVIDIA driver (libcuda.so.1) in " + dir("vgpu")));
-        assertTrue(f.reason, f.reason.contains("skipped vgpu's own shim at [" + shim + "]"));
+        assertEquals("no NVIDIA driver (libcuda.so.1), only vgpu's shim at [" + shim + "] in " + dir("vgpu"), f.reason);
         DriverLocator.Found allowed = DriverLocator.locate("", List.of(dir("vgpu")), true);
         assertEquals(shim, allowed.library);
         assertTrue(allowed.vgpu);
@@ -60,7 +59,8 @@ public class DriverLocatorTest {
         Path shim = lib("vgpu", true);
         DriverLocator.Found refused = DriverLocator.locate(shim.toString(), List.of(), false);
         assertNull(refused.library);
-        assertTrue(refused.reason, refused.reason.contains(shim + " is vgpu's own shim, not NVIDIA's driver"));
+        assertEquals("driver.library is vgpu's own shim, not NVIDIA's driver (driver.allow.vgpu allows it): " + shim,
+                refused.reason);
         Path nvidia = lib("nvidia", false);
         assertEquals(nvidia, DriverLocator.locate(nvidia.toString(), List.of(dir("vgpu")), false).library);
         assertTrue(DriverLocator.locate("lib/libcuda.so.1", List.of(), true).reason.contains("not an absolute path"));
@@ -72,6 +72,21 @@ public class DriverLocatorTest {
         DriverLocator.Found f = DriverLocator.locate("", List.of(dir("a"), dir("b")), true);
         assertNull(f.library);
         assertEquals("no NVIDIA driver (libcuda.so.1) in " + dir("a") + ", " + dir("b"), f.reason);
+    }
+
+    @Test
+    public void findsTheMarkWhereverItLies() throws Exception {
+        byte[] mark = "VGPU_SOCKET".getBytes(StandardCharsets.US_ASCII);
+        // Across the 1 MiB reads, at the very start and at the very end.
+        for (int at : new int[] {(1 << 20) - 5, 0, (3 << 20) - mark.length}) {
+            byte[] body = new byte[3 << 20];
+            System.arraycopy(mark, 0, body, at, mark.length);
+            Path f = Files.write(tmp.newFile().toPath(), body);
+            assertTrue("mark at " + at, DriverLocator.isVgpuShim(f));
+            body[at + 10] = 'X';
+            Files.write(f, body);
+            assertFalse("broken mark at " + at, DriverLocator.isVgpuShim(f));
+        }
     }
 
     @Test
