@@ -88,7 +88,7 @@ public class PassthroughChainIT extends CudaServiceConformance {
 
     @Test
     public void theWorkReachesTheSecondServiceThroughVgpusShim() {
-        assertTrue(passthrough.info().description, passthrough.info().description.contains("(vgpu's shim, to " + SOCKET + ")"));
+        assertTrue(passthrough.info().description, passthrough.info().description.endsWith(", through vgpu's shim to " + SOCKET));
         DeviceInfo d = passthrough.devices()[0];
         assertEquals("NVIDIA H100 80GB HBM3", d.name);
         ServiceFixture.Result sessions = HOST.ctl("sessions");

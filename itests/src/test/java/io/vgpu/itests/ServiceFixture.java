@@ -50,12 +50,19 @@ public class ServiceFixture extends ExternalResource {
     }
 
     private final Map<String, String> confFiles = new LinkedHashMap<>();
+    private final Map<String, String> serviceEnv = new LinkedHashMap<>();
     private String readyWhenStatusContains;
     private Path work;
     private Path socket;
     private Path fixedSocket;
     private Path serviceLog;
     private Process service;
+
+    /** Sets {@code name} in the service's environment, after (and over) the fixture's own. */
+    public ServiceFixture withServiceEnv(String name, String value) {
+        serviceEnv.put(name, value);
+        return this;
+    }
 
     /** Serves on {@code path} instead of a socket in the fixture's own directory. */
     public ServiceFixture atSocket(Path path) {
@@ -99,6 +106,7 @@ public class ServiceFixture extends ExternalResource {
         ProcessBuilder pb = new ProcessBuilder(DIST.resolve("bin/vgpu-service").toString());
         pb.environment().put("VGPU_SOCKET", socket.toString());
         pb.environment().put("VGPU_CONF", conf.toString());
+        pb.environment().putAll(serviceEnv);
         pb.redirectErrorStream(true).redirectOutput(serviceLog.toFile());
         service = pb.start();
         Await.until(20_000, () -> {

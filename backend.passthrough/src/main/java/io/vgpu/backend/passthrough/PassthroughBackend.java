@@ -169,7 +169,12 @@ public class PassthroughBackend implements CudaService {
 
     private record Event(Ctx ctx, CUevent cu) {}
 
+    private static final long RETRY_MS = 1000;
     private volatile BackendInfo info = unavailable("not activated");
+    /** Set when vgpu's shim's service did not answer: worth asking again. */
+    private volatile boolean retry;
+    private volatile boolean waitLogged;
+    private Thread retrier;
     private String id = "passthrough";
     private DeviceInfo[] devices = new DeviceInfo[0];
     private CUcontext[] primary = new CUcontext[0];
@@ -208,6 +213,30 @@ public class PassthroughBackend implements CudaService {
             info = unavailable(reason);
             LOG.info("passthrough backend {} unavailable: {}", id, reason);
         }
+        if (reason != null && retry) {
+            // The shim's service may not listen yet (this very service opens its socket after
+            // its backends activate): ask again until it answers.
+            retrier = new Thread(() -> {
+                while (retry && !Thread.currentThread().isInterrupted()) {
+                    try {
+                        Thread.sleep(RETRY_MS);
+                    } catch (InterruptedException e) {
+                        return;
+                    }
+                    retry = false;
+                    String r = bring_up(config);
+                    if (r != null) {
+                        info = unavailable(r);
+                        if (!retry) {
+                            LOG.info("passthrough backend {} unavailable: {}", id, r);
+                        }
+                    }
+                    // bring_up logs its own success.
+                }
+            }, "vgpu-passthrough-" + id);
+            retrier.setDaemon(true);
+            retrier.start();
+        }
     }
 
     private String bring_up(Config config) {
@@ -229,7 +258,7 @@ public class PassthroughBackend implements CudaService {
             if (loop != null) {
                 return loop;
             }
-            via += " (vgpu's shim, to " + ServiceProbe.shimSocket() + ")";
+            via = "vgpu's shim to " + ServiceProbe.shimSocket();
         }
         String failure = Driver.bind(found.library);
         if (failure != null) {
@@ -248,10 +277,11 @@ public class PassthroughBackend implements CudaService {
         BackendInfo b = new BackendInfo();
         b.id = id;
         b.available = true;
-        b.description = devices.length + " GPU(s) through " + via + ", CUDA " + version[0] / 1000 + "." + version[0] % 1000 / 10
-                + ": " + String.join(", ", Arrays.stream(devices).map(d -> d.name).toList());
+        // What `vgpu backends` shows (its first 127 bytes): the cards first.
+        b.description = String.join(", ", Arrays.stream(devices).map(d -> d.name).toList()) + ", CUDA " + version[0] / 1000 + "."
+                + version[0] % 1000 / 10 + ", through " + via;
         info = b;
-        LOG.info("passthrough backend {}: {}; window 0x{} (+{} GiB) reserved on the GPU", id, b.description,
+        LOG.info("passthrough backend {} up: {} ({} device(s)); window 0x{} (+{} GiB) reserved on the GPU", id, b.description, devices.length,
                 Long.toHexString(windowBase), windowSize >> 30);
         return null;
     }
@@ -260,13 +290,18 @@ public class PassthroughBackend implements CudaService {
      * vgpu's shim sends this process's calls to the service at its socket: refused when that
      * service is this process (the work would come back here, without end).
      */
-    private static String loopCheck(Path shim) {
+    private String loopCheck(Path shim) {
         Path socket = ServiceProbe.shimSocket();
         ServiceProbe.Identity there;
         try {
             there = ServiceProbe.identify(socket);
         } catch (IOException e) {
-            LOG.warn("vgpu's shim {} would talk to {}, whose service does not say which it is: {}", shim, socket, e.getMessage());
+            if (!waitLogged) {
+                waitLogged = true;
+                LOG.info("vgpu's shim {} would talk to {}, whose service does not say which it is ({}); asking again every {} ms",
+                        shim, socket, e.getMessage(), RETRY_MS);
+            }
+            retry = true;
             return "vgpu's shim: the service at its socket does not say which it is (" + e.getMessage() + ") " + socket;
         }
         ServiceProbe.Identity self = ServiceProbe.Identity.self();
@@ -353,6 +388,15 @@ public class PassthroughBackend implements CudaService {
 
     @Deactivate
     public void deactivate() {
+        retry = false;
+        if (retrier != null) {
+            retrier.interrupt();
+            try {
+                retrier.join(5000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
         for (Ctx c : new ArrayList<>(contexts.values())) {
             ctxDestroy(c.id);
         }
