@@ -63,6 +63,12 @@ public class PassthroughServiceIT {
                 + " through vgpu's shim to /tmp/vgpu-pt-")));
         assertTrue(GPU.log(), GPU.log().contains("through vgpu's shim to " + HOST_SOCKET + " (1 device(s)); window 0x200000000000"
                 + " (+8192 GiB) reserved on the GPU"));
+        // NVML on the first service shows the card the second one has (identity from the driver).
+        String hostSmi = smi(HOST);
+        java.util.regex.Matcher uuid = java.util.regex.Pattern.compile("GPU-[0-9a-f]{8}-[0-9a-f-]{27}").matcher(hostSmi);
+        assertTrue(hostSmi, uuid.find());
+        String gpuSmi = smi(GPU);
+        assertTrue(gpuSmi, gpuSmi.contains(uuid.group()) && gpuSmi.contains("NVIDIA H100 80GB HBM3"));
         long before = lastLaunch(HOST);
 
         ServiceFixture.Result demo = GPU.exec(List.of(ServiceFixture.DIST.resolve("bin/vgpu-demo").toString()), Map.of(), 120);
@@ -82,6 +88,12 @@ public class PassthroughServiceIT {
         } else {
             System.out.println("SKIP PassthroughServiceIT rt_vector_add: " + vadd + " was not built (no nvcc)");
         }
+    }
+
+    private static String smi(ServiceFixture s) {
+        ServiceFixture.Result r = s.exec(List.of(ServiceFixture.DIST.resolve("lib/vgpu-probe").toString(), "smi"), Map.of(), 30);
+        assertEquals(r.toString(), 0, r.exit);
+        return r.out;
     }
 
     /** The sequence number of the service's last launch (vgpu-ctl launches: "#seq kernel ..."). */
