@@ -63,12 +63,13 @@ public class PassthroughServiceIT {
                 + " through vgpu's shim to /tmp/vgpu-pt-")));
         assertTrue(GPU.log(), GPU.log().contains("through vgpu's shim to " + HOST_SOCKET + " (1 device(s)); window 0x200000000000"
                 + " (+8192 GiB) reserved on the GPU"));
-        // NVML on the first service shows the card the second one has (identity from the driver).
-        String hostSmi = smi(HOST);
-        java.util.regex.Matcher uuid = java.util.regex.Pattern.compile("GPU-[0-9a-f]{8}-[0-9a-f-]{27}").matcher(hostSmi);
-        assertTrue(hostSmi, uuid.find());
-        String gpuSmi = smi(GPU);
-        assertTrue(gpuSmi, gpuSmi.contains(uuid.group()) && gpuSmi.contains("NVIDIA H100 80GB HBM3"));
+        // NVML on the first service shows the card the second one has (identity from the driver):
+        // name, UUID, bus id and memory.
+        String hostList = smi(HOST, "-L");
+        assertTrue(hostList, hostList.matches("GPU 0: NVIDIA H100 80GB HBM3 \\(UUID: GPU-[0-9a-f-]{36}\\)\n"));
+        assertEquals(hostList, smi(GPU, "-L"));
+        String hostCard = smi(HOST).lines().filter(l -> l.contains("NVIDIA H100")).findFirst().orElseThrow();
+        assertTrue(smi(GPU), smi(GPU).lines().anyMatch(hostCard::equals));
         long before = lastLaunch(HOST);
 
         ServiceFixture.Result demo = GPU.exec(List.of(ServiceFixture.DIST.resolve("bin/vgpu-demo").toString()), Map.of(), 120);
@@ -90,8 +91,11 @@ public class PassthroughServiceIT {
         }
     }
 
-    private static String smi(ServiceFixture s) {
-        ServiceFixture.Result r = s.exec(List.of(ServiceFixture.DIST.resolve("lib/vgpu-probe").toString(), "smi"), Map.of(), 30);
+    /** nvidia-smi through vgpu's NVML, with {@code args}; no arguments: its table. */
+    private static String smi(ServiceFixture s, String... args) {
+        List<String> cmd = new java.util.ArrayList<>(List.of(ServiceFixture.DIST.resolve("bin/nvidia-smi").toString()));
+        cmd.addAll(List.of(args));
+        ServiceFixture.Result r = s.exec(cmd, Map.of("LD_LIBRARY_PATH", ServiceFixture.NATIVE.resolve("lib").toString()), 30);
         assertEquals(r.toString(), 0, r.exit);
         return r.out;
     }
