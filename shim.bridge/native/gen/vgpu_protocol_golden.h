@@ -93,6 +93,15 @@ static void golden_quota_list_rep(void *msg)
 }
 
 
+static void golden_service_id_rep(void *msg)
+{
+    struct vgpu_service_id_rep *m = msg;
+    m->pid = 0x5ef849e2u;
+    m->pad = 0x31f24facu;
+    m->started_ms = 0xd691f8ccf38275d3ull;
+}
+
+
 static const unsigned char golden_device_list_rep_tail[] = {0xe5, 0xc3, 0x05, 0x30, 0x71, 0x5f, 0x91, 0x5c, 0xcd};
 static void golden_device_list_rep(void *msg)
 {
@@ -959,6 +968,8 @@ static const struct vgpu_golden vgpu_golden_messages[] = {
     {"SESSION_DEVICES.rep", 9, 1, 0, 0, 1, NULL, golden_session_devices_rep_tail, 9},
     {"QUOTA_LIST.req", 10, 0, 0, 0, 0, NULL, NULL, 0},
     {"QUOTA_LIST.rep", 10, 1, 0, 8, 1, golden_quota_list_rep, golden_quota_list_rep_tail, 10},
+    {"SERVICE_ID.req", 11, 0, 0, 0, 0, NULL, NULL, 0},
+    {"SERVICE_ID.rep", 11, 1, 0, 16, 0, golden_service_id_rep, NULL, 0},
     {"DEVICE_LIST.req", 16, 0, 0, 0, 0, NULL, NULL, 0},
     {"DEVICE_LIST.rep", 16, 1, 0, 8, 1, golden_device_list_rep, golden_device_list_rep_tail, 9},
     {"MEM_GET_INFO.req", 17, 0, 0, 8, 0, golden_mem_get_info_req, NULL, 0},

@@ -50,12 +50,26 @@ public class ServiceFixture extends ExternalResource {
     }
 
     private final Map<String, String> confFiles = new LinkedHashMap<>();
+    private final Map<String, String> serviceEnv = new LinkedHashMap<>();
     private String readyWhenStatusContains;
     private String netns;
     private Path work;
     private Path socket;
+    private Path fixedSocket;
     private Path serviceLog;
     private Process service;
+
+    /** Sets {@code name} in the service's environment, after (and over) the fixture's own. */
+    public ServiceFixture withServiceEnv(String name, String value) {
+        serviceEnv.put(name, value);
+        return this;
+    }
+
+    /** Serves on {@code path} instead of a socket in the fixture's own directory. */
+    public ServiceFixture atSocket(Path path) {
+        fixedSocket = path;
+        return this;
+    }
 
     /** Writes {@code conf/<name>} with {@code content} before the service starts. */
     public ServiceFixture withConf(String name, String content) {
@@ -87,7 +101,7 @@ public class ServiceFixture extends ExternalResource {
     protected void before() throws Throwable {
         // Unix socket paths are limited to ~107 bytes: keep the directory short.
         work = Files.createTempDirectory(Path.of("/tmp"), "vgpu-it-");
-        socket = work.resolve("vgpu.sock");
+        socket = fixedSocket != null ? fixedSocket : work.resolve("vgpu.sock");
         Path conf = work.resolve("conf");
         Files.createDirectories(conf);
         try (var files = Files.list(DIST.resolve("conf"))) {
@@ -104,6 +118,7 @@ public class ServiceFixture extends ExternalResource {
         ProcessBuilder pb = new ProcessBuilder(netns == null ? command : NetnsPair.in(netns, command));
         pb.environment().put("VGPU_SOCKET", socket.toString());
         pb.environment().put("VGPU_CONF", conf.toString());
+        pb.environment().putAll(serviceEnv);
         pb.redirectErrorStream(true).redirectOutput(serviceLog.toFile());
         service = pb.start();
         Await.until(20_000, () -> {

@@ -7,7 +7,7 @@ public final class Wire {
 
     public static final int MAGIC = 0x55504756;
     public static final int MAJOR = 1;
-    public static final int MINOR = 2;
+    public static final int MINOR = 3;
     public static final int HEADER = 16;
     /** Header flag: the sender does not wait for a reply. */
     public static final int FLAG_ASYNC = 1;
@@ -22,6 +22,7 @@ public final class Wire {
     public static final int BATCH = 8;
     public static final int SESSION_DEVICES = 9;
     public static final int QUOTA_LIST = 10;
+    public static final int SERVICE_ID = 11;
     public static final int DEVICE_LIST = 16;
     public static final int MEM_GET_INFO = 17;
     public static final int CTX_CREATE = 32;
@@ -218,6 +219,20 @@ public final class Wire {
         public static final int REP_RECORDS = 8;
         public static final int REP_FIXED = 8;
         public static final boolean REP_TAIL = true;
+    }
+
+    public static final class ServiceId {
+        private ServiceId() {}
+
+        public static final int OP = 11;
+        public static final boolean ASYNC = false;
+        public static final int REQ_FIXED = 0;
+        public static final boolean REQ_TAIL = false;
+        public static final int REP_PID = 0;
+        public static final int REP_PAD = 4;
+        public static final int REP_STARTED_MS = 8;
+        public static final int REP_FIXED = 16;
+        public static final boolean REP_TAIL = false;
     }
 
     public static final class DeviceList {
@@ -1103,6 +1118,11 @@ public final class Wire {
                 new Field("u32", "quota_count", 1, 0, 4),
                 new Field("u32", "session_count", 1, 4, 4),
                 new Field("bytes", "records", 0, 8, 0)),
+        new Message("SERVICE_ID.req", 11, false, false, 0, false),
+        new Message("SERVICE_ID.rep", 11, true, false, 16, false,
+                new Field("u32", "pid", 1, 0, 4),
+                new Field("u32", "pad", 1, 4, 4),
+                new Field("u64", "started_ms", 1, 8, 8)),
         new Message("DEVICE_LIST.req", 16, false, false, 0, false),
         new Message("DEVICE_LIST.rep", 16, true, false, 8, true,
                 new Field("u32", "count", 1, 0, 4),
@@ -1461,6 +1481,7 @@ public final class Wire {
             case 8: return "BATCH";
             case 9: return "SESSION_DEVICES";
             case 10: return "QUOTA_LIST";
+            case 11: return "SERVICE_ID";
             case 16: return "DEVICE_LIST";
             case 17: return "MEM_GET_INFO";
             case 32: return "CTX_CREATE";

@@ -22,7 +22,7 @@ import java.util.regex.Pattern;
 public final class ProtocolGenerator {
     static final int MAGIC = 0x55504756; // "VGPU"
     static final int MAJOR = 1;
-    static final int MINOR = 2;
+    static final int MINOR = 3;
     static final int HEADER = 16;
     static final int GOLDEN_SEQ = 0x01020304;
 
