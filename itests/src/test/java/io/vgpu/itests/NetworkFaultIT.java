@@ -163,11 +163,7 @@ public class NetworkFaultIT {
     }
 
     static String backendsLine() {
-        ServiceFixture.Result r = guest.ctl("backends");
-        assertEquals(r.toString(), 0, r.exit);
-        // Each line starts with the router's mark ("* " where new sessions go, else two blanks).
-        return r.out.lines().map(l -> l.replaceFirst("^[* ] ", "")).filter(l -> l.startsWith("gpu1 ")).findFirst()
-                .orElseThrow(() -> new AssertionError(r.out));
+        return guest.backendLine("gpu1").orElseThrow(() -> new AssertionError(guest.ctl("backends").out));
     }
 
     /** Polls `vgpu backends` until gpu1 is available again; the milliseconds that took. */

@@ -29,9 +29,7 @@ public class PassthroughLoopIT {
             .withConf(CFG, "driver.library = " + SHIM + "\ndriver.allow.vgpu = true\n");
 
     private static String passthroughLine() {
-        ServiceFixture.Result r = SERVICE.ctl("backends");
-        assertEquals(r.toString(), 0, r.exit);
-        return r.out.lines().filter(l -> l.startsWith("passthrough ")).findFirst().orElse("(no passthrough line)\n" + r.out);
+        return SERVICE.backendLine("passthrough").orElse("(no passthrough line)\n" + SERVICE.ctl("backends").out);
     }
 
     /** `vgpu backends` shows the first 127 bytes of the reason: those must be {@code reason}'s. */

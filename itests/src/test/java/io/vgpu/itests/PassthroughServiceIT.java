@@ -58,9 +58,9 @@ public class PassthroughServiceIT {
 
     @Test
     public void programsOnTheGpuHostComputeThroughPassthrough() {
-        String backends = GPU.ctl("backends").out;
-        assertTrue(backends, backends.lines().anyMatch(l -> l.startsWith("passthrough  available    NVIDIA H100 80GB HBM3, CUDA 13.0,"
-                + " through vgpu's shim to /tmp/vgpu-pt-")));
+        String passthrough = GPU.backendLine("passthrough").orElse(GPU.ctl("backends").out);
+        assertTrue(passthrough, passthrough.startsWith("passthrough  available    NVIDIA H100 80GB HBM3, CUDA 13.0,"
+                + " through vgpu's shim to /tmp/vgpu-pt-"));
         assertTrue(GPU.log(), GPU.log().contains("through vgpu's shim to " + HOST_SOCKET + " (1 device(s)); window 0x200000000000"
                 + " (+8192 GiB) reserved on the GPU"));
         // NVML on the first service shows the card the second one has (identity from the driver):

@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
@@ -284,5 +285,15 @@ public class ServiceFixture extends ExternalResource {
         cmd.add(DIST.resolve("lib/vgpu-ctl").toString());
         cmd.addAll(List.of(args));
         return exec(cmd, Map.of(), 30);
+    }
+
+    /**
+     * Backend {@code id}'s line of `vgpu backends` without the router's mark in front ("* " where new
+     * sessions go, else two blanks); empty when there is none.
+     */
+    Optional<String> backendLine(String id) {
+        Result r = ctl("backends");
+        assertEquals(r.toString(), 0, r.exit);
+        return r.out.lines().map(l -> l.replaceFirst("^[* ] ", "")).filter(l -> l.startsWith(id + " ")).findFirst();
     }
 }
