@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -80,28 +81,61 @@ public final class Link {
         t.start();
     }
 
+    /*
+     * Replies are read by whichever thread waits for one: a caller that finds the reader role free
+     * reads until its own reply is in (handing out the others' on the way), so a synchronous call
+     * costs no thread handoff. The reader thread below takes the role only when replies are due
+     * and no caller reads them: a heartbeat's, or those left when the reading caller is done.
+     */
+    private final ReentrantLock readRole = new ReentrantLock();
+    private final Semaphore readerWanted = new Semaphore(0);
+    /** Used by the holder of readRole only. */
+    private final byte[] header = new byte[Wire.HEADER];
+    private final Runnable progress = () -> lastProgress = System.nanoTime();
+
+    private void wantReader() {
+        if (readerWanted.availablePermits() == 0) {
+            readerWanted.release();
+        }
+    }
+
     private void readLoop() {
-        byte[] header = new byte[Wire.HEADER];
-        Runnable progress = () -> lastProgress = System.nanoTime();
         try {
             while (death == null) {
-                Frames.In f = Frames.read(in, header, Frame.MAX_PAYLOAD, progress);
-                if (f == null) {
-                    kill("the host closed the connection");
-                    return;
-                }
-                lastProgress = System.nanoTime();
-                if (f.op == Wire.REMOTE_HEARTBEAT) {
-                    hostAvailable = f.payload.getInt(Wire.RemoteHeartbeat.REP_AVAILABLE) != 0;
-                    lastRoundTripNanos = System.nanoTime() - f.payload.getLong(Wire.RemoteHeartbeat.REP_NANOS);
-                }
-                CompletableFuture<Reply> w = waiting.remove(f.seq);
-                if (w != null) {
-                    w.complete(new Reply(f.result, f.payload));
+                readerWanted.tryAcquire(1, TimeUnit.SECONDS);
+                while (!waiting.isEmpty() && death == null) {
+                    readRole.lock();
+                    try {
+                        while (!waiting.isEmpty() && death == null) {
+                            readOne();
+                        }
+                    } finally {
+                        readRole.unlock();
+                    }
                 }
             }
         } catch (IOException e) {
             kill("connection lost: " + Tls.rootMessage(e));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Reads one frame and completes its waiter; under readRole. */
+    private void readOne() throws IOException {
+        Frames.In f = Frames.read(in, header, Frame.MAX_PAYLOAD, progress);
+        if (f == null) {
+            kill("the host closed the connection");
+            return;
+        }
+        lastProgress = System.nanoTime();
+        if (f.op == Wire.REMOTE_HEARTBEAT) {
+            hostAvailable = f.payload.getInt(Wire.RemoteHeartbeat.REP_AVAILABLE) != 0;
+            lastRoundTripNanos = System.nanoTime() - f.payload.getLong(Wire.RemoteHeartbeat.REP_NANOS);
+        }
+        CompletableFuture<Reply> w = waiting.remove(f.seq);
+        if (w != null) {
+            w.complete(new Reply(f.result, f.payload));
         }
     }
 
@@ -150,9 +184,12 @@ public final class Link {
             try {
                 ByteBuffer hb = Frames.request(Wire.REMOTE_HEARTBEAT, Wire.RemoteHeartbeat.REQ_FIXED, false);
                 hb.putLong(Wire.HEADER + Wire.RemoteHeartbeat.REQ_NANOS, System.nanoTime());
-                Frames.setSeq(hb, seq.incrementAndGet());
+                int s = seq.incrementAndGet();
+                Frames.setSeq(hb, s);
+                waiting.put(s, new CompletableFuture<>());
                 out.write(hb.array(), 0, hb.capacity());
                 out.flush();
+                wantReader();
             } catch (IOException e) {
                 kill("connection lost: " + Tls.rootMessage(e));
             } finally {
@@ -226,12 +263,28 @@ public final class Link {
     /** Waits for a reply; the link's watchdog guarantees an answer (possibly UNAVAILABLE) in bounded time. */
     public Reply await(CompletableFuture<Reply> w) {
         while (true) {
-            try {
-                return w.get(250, TimeUnit.MILLISECONDS);
-            } catch (TimeoutException e) {
-                if (death != null) {
-                    return UNAVAILABLE;
+            if (death != null && !w.isDone()) {
+                return UNAVAILABLE;
+            }
+            if (!w.isDone() && readRole.tryLock()) {
+                try {
+                    while (!w.isDone() && death == null) {
+                        readOne();
+                    }
+                } catch (IOException e) {
+                    kill("connection lost: " + Tls.rootMessage(e));
+                } finally {
+                    readRole.unlock();
                 }
+                if (!waiting.isEmpty()) {
+                    wantReader();
+                }
+            }
+            try {
+                // Someone else reads: it completes w; the timeout only re-checks the role and the link.
+                return w.get(20, TimeUnit.MILLISECONDS);
+            } catch (TimeoutException e) {
+                // again
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 return UNAVAILABLE;

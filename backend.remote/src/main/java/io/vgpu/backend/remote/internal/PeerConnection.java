@@ -20,11 +20,10 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.security.cert.X509Certificate;
+import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.atomic.AtomicLong;
 import javax.net.ssl.SSLContext;
@@ -86,9 +85,7 @@ public final class PeerConnection {
     private OutputStream out;
     private CudaService backend;
     private final Object writeLock = new Object();
-    private final BlockingQueue<Frames.In> queue = new LinkedBlockingQueue<>();
     private final Semaphore queueBytes;
-    private static final Frames.In END = new Frames.In();
     private volatile boolean closed;
 
     // Executor-thread state: what this peer created on the backend.
@@ -157,8 +154,7 @@ public final class PeerConnection {
                 return;
             }
             out = new BufferedOutputStream(socket.getOutputStream(), 1 << 16);
-            DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));
-            byte[] header = new byte[Wire.HEADER];
+            in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));
             Frames.In hello = Frames.read(in, header, 4096, null);
             if (hello == null) {
                 why = "the guest closed before REMOTE_HELLO";
@@ -168,9 +164,171 @@ public final class PeerConnection {
                 return;
             }
             raw.setSoTimeout(idleTimeoutMs);
-            Thread exec = new Thread(this::execLoop, "vgpu-remote-exec-" + name);
-            exec.setDaemon(true);
-            exec.start();
+            synchronized (turn) {
+                reading = true;
+            }
+            Thread other = new Thread(() -> work(false), "vgpu-remote-exec-" + name);
+            other.setDaemon(true);
+            other.start();
+            work(true);
+        } catch (IOException e) {
+            why = "connection lost: " + Tls.rootMessage(e);
+        } finally {
+            if (backend == null) {
+                // Nothing was served: nothing to release.
+                finish(why);
+            }
+        }
+    }
+
+    /*
+     * Leader/followers: the peer's two threads take turns. One holds the reader role; when it
+     * reads a request and nothing is executing, it hands the role to the other thread and runs
+     * the request itself, so a request costs no thread handoff on its way to the backend. While
+     * one thread executes (a long kernel, a big copy), the other reads: heartbeats are answered
+     * at once and later requests queue behind the running one, in order.
+     */
+    /** How soon the idle thread takes over reading from one that executes (heartbeats wait at most this). */
+    static final int FOLLOWER_POLL_MS = 25;
+    private final Object turn = new Object();
+    /** Guarded by turn: read, not yet executed, in order; non-empty only while one executes. */
+    private final ArrayDeque<Frames.In> queue = new ArrayDeque<>();
+    private boolean reading;
+    private boolean executing;
+    /** Guarded by turn: nothing more will be read or executed after the queue. */
+    private boolean ended;
+    /** Used by the thread that holds the reader role only. */
+    private DataInputStream in;
+    private final byte[] header = new byte[Wire.HEADER];
+
+    private void work(boolean startReading) {
+        boolean read = startReading;
+        try {
+            while (true) {
+                Frames.In f;
+                if (read) {
+                    f = readRequest();
+                    boolean last = f == null || f.op == Wire.GOODBYE;
+                    synchronized (turn) {
+                        if (ended) {
+                            // Closed from outside or after a failed execution while this one was read.
+                            if (f != null) {
+                                queueBytes.release(cost(f));
+                            }
+                            f = null;
+                        }
+                        if (last) {
+                            ended = true;
+                            reading = false;
+                        }
+                        if (f != null && executing) {
+                            queue.add(f);
+                            f = null;
+                        } else if (f != null) {
+                            executing = true;
+                            reading = false;
+                        }
+                        if (last || (f != null && moreLikely(f))) {
+                            turn.notifyAll();
+                        }
+                    }
+                    if (f == null) {
+                        read = !last;
+                        continue;
+                    }
+                    read = false;
+                } else {
+                    f = null;
+                    synchronized (turn) {
+                        while (true) {
+                            if (!executing && !queue.isEmpty()) {
+                                executing = true;
+                                f = queue.poll();
+                                break;
+                            }
+                            if (ended) {
+                                if (!executing) {
+                                    return;
+                                }
+                            } else if (!reading) {
+                                reading = true;
+                                break;
+                            }
+                            turn.wait(FOLLOWER_POLL_MS);
+                        }
+                    }
+                    if (f == null) {
+                        read = true;
+                        continue;
+                    }
+                }
+                while (f != null) {
+                    queueBytes.release(cost(f));
+                    boolean go = run(f);
+                    synchronized (turn) {
+                        if (!go) {
+                            ended = true;
+                            drop();
+                        }
+                        f = queue.poll();
+                        if (f == null) {
+                            executing = false;
+                            if (ended) {
+                                turn.notifyAll();
+                            }
+                        }
+                    }
+                    if (!go) {
+                        closeRaw();
+                        return;
+                    }
+                }
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            synchronized (turn) {
+                ended = true;
+                drop();
+                turn.notifyAll();
+            }
+            closeRaw();
+        } finally {
+            finish(closeReason == null ? "the guest disconnected" : closeReason);
+        }
+    }
+
+    /**
+     * Whether more requests probably follow the one about to run: an ASYNC one (the guest did not
+     * wait for it) or one with input already behind it. Then the other thread is woken to read
+     * them meanwhile; otherwise (a synchronous call) the reply is not delayed by waking it, and it
+     * takes over reading within {@link #FOLLOWER_POLL_MS} should the request run long.
+     */
+    private boolean moreLikely(Frames.In f) {
+        try {
+            return f.async() || in.available() > 0;
+        } catch (IOException e) {
+            return true;
+        }
+    }
+
+    private int cost(Frames.In f) {
+        return Math.min(f.payload.capacity() + Wire.HEADER, queueLimit);
+    }
+
+    /** Under turn: forgets what is queued (the peer is going). */
+    private void drop() {
+        for (Frames.In q; (q = queue.poll()) != null;) {
+            queueBytes.release(cost(q));
+        }
+    }
+
+    /**
+     * Reads the next request, answering heartbeats on the way, and takes its share of the queue
+     * budget (waiting for it is the backpressure); null when reading ends, with closeReason set.
+     */
+    private Frames.In readRequest() throws InterruptedException {
+        String why = "the guest disconnected";
+        try {
             while (!closed) {
                 Frames.In f = Frames.read(in, header, Frame.MAX_PAYLOAD, null);
                 if (f == null) {
@@ -181,13 +339,12 @@ public final class PeerConnection {
                     heartbeat(f);
                     continue;
                 }
-                int cost = f.payload.capacity() + Wire.HEADER;
-                queueBytes.acquire(Math.min(cost, queueLimit));
-                queue.put(f);
+                queueBytes.acquire(cost(f));
                 if (f.op == Wire.GOODBYE) {
                     why = "the guest said goodbye";
-                    break;
+                    setCloseReason(why);
                 }
+                return f;
             }
         } catch (Frames.Violation e) {
             why = "protocol violation: " + e.getMessage();
@@ -199,18 +356,36 @@ public final class PeerConnection {
             if (!closed) {
                 why = "connection lost: " + Tls.rootMessage(e);
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        } finally {
-            if (closeReason == null) {
-                closeReason = why;
-            }
-            queue.offer(END);
-            if (backend == null) {
-                // No executor: nothing to release.
-                finish(why);
-            }
         }
+        setCloseReason(why);
+        return null;
+    }
+
+    private synchronized void setCloseReason(String why) {
+        if (closeReason == null) {
+            closeReason = why;
+        }
+    }
+
+    /** Executes one request; false when the peer must go (goodbye answered, or a failure). */
+    private boolean run(Frames.In f) {
+        try {
+            if (f.op == Wire.GOODBYE) {
+                send(reply(0), f, CuResult.SUCCESS, true);
+                return false;
+            }
+            execute(f);
+            return true;
+        } catch (Frames.Violation e) {
+            closeReason = "protocol violation: " + e.getMessage();
+            LOG.warn("remote listener: disconnecting {}: {}", name, closeReason);
+        } catch (IOException e) {
+            closeReason = "connection lost: " + Tls.rootMessage(e);
+        } catch (RuntimeException e) {
+            closeReason = "internal error: " + e;
+            LOG.error("remote listener: disconnecting {} after an internal error", name, e);
+        }
+        return false;
     }
 
     private volatile String closeReason;
@@ -285,35 +460,6 @@ public final class PeerConnection {
         r.putLong(Wire.HEADER + Wire.RemoteHeartbeat.REP_NANOS, f.payload.getLong(Wire.RemoteHeartbeat.REQ_NANOS))
                 .putInt(Wire.HEADER + Wire.RemoteHeartbeat.REP_AVAILABLE, info.available ? 1 : 0);
         send(r, f, CuResult.SUCCESS, true);
-    }
-
-    private void execLoop() {
-        try {
-            while (true) {
-                Frames.In f = queue.take();
-                if (f == END) {
-                    break;
-                }
-                queueBytes.release(Math.min(f.payload.capacity() + Wire.HEADER, queueLimit));
-                if (f.op == Wire.GOODBYE) {
-                    send(reply(0), f, CuResult.SUCCESS, true);
-                    break;
-                }
-                execute(f);
-            }
-        } catch (Frames.Violation e) {
-            closeReason = "protocol violation: " + e.getMessage();
-            LOG.warn("remote listener: disconnecting {}: {}", name, closeReason);
-        } catch (IOException e) {
-            closeReason = "connection lost: " + Tls.rootMessage(e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        } catch (RuntimeException e) {
-            closeReason = "internal error: " + e;
-            LOG.error("remote listener: disconnecting {} after an internal error", name, e);
-        } finally {
-            finish(closeReason == null ? "the guest disconnected" : closeReason);
-        }
     }
 
     /** Runs one request; replies unless it was sent ASYNC; an ASYNC failure becomes its owner's pending error. */
@@ -806,7 +952,11 @@ public final class PeerConnection {
         closeReason = why;
         closed = true;
         closeRaw();
-        queue.offer(END);
+        synchronized (turn) {
+            ended = true;
+            drop();
+            turn.notifyAll();
+        }
     }
 
     static String text(byte[] b) {
