@@ -171,9 +171,11 @@ public final class RemoteBench {
         return new long[] {System.nanoTime() - t, enqueued};
     }
 
+    static volatile RemoteBackend guest;
+
     static void check(int rc) {
         if (rc != CuResult.SUCCESS) {
-            throw new AssertionError("CUresult " + rc);
+            throw new AssertionError("CUresult " + rc + (guest != null ? " (" + guest.info().reason + ")" : ""));
         }
     }
 
@@ -204,7 +206,6 @@ public final class RemoteBench {
         lc.put("identity", dir.resolve("host.p12").toString());
         lc.put("identity.password.file", dir.resolve("host.pass").toString());
         lc.put("trust", peers.toString());
-        lc.put("peer.queue.mib", "512");
         RemoteListener listener = new RemoteListener(Configs.of(RemoteListener.Config.class, lc), Map.of("mock", mock));
         Map<String, Object> gc = new HashMap<>();
         gc.put("backend.id", "bench");
@@ -214,6 +215,7 @@ public final class RemoteBench {
         gc.put("identity.password.file", dir.resolve("guest.pass").toString());
         gc.put("trust", hostCrt.toString());
         RemoteBackend g = new RemoteBackend(Configs.of(RemoteBackend.Config.class, gc));
+        guest = g;
 
         long base = 0x2000_0000_0000L;
         long[] ctx = new long[1];

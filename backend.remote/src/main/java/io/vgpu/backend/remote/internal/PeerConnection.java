@@ -192,7 +192,15 @@ public final class PeerConnection {
     static final int FOLLOWER_POLL_MS = 25;
     private final Object turn = new Object();
     /** Guarded by turn: read, not yet executed, in order; non-empty only while one executes. */
-    private final ArrayDeque<Frames.In> queue = new ArrayDeque<>();
+    private ArrayDeque<Frames.In> queue = new ArrayDeque<>();
+    /** The executing thread's empty deque, swapped with the queue (executing thread only). */
+    private ArrayDeque<Frames.In> spare = new ArrayDeque<>();
+    /** The reading thread's requests read behind the first (reading thread only). */
+    private final java.util.ArrayList<Frames.In> batch = new java.util.ArrayList<>();
+    private static final int BATCH = 256;
+    private static final int BATCH_BYTES = 256 << 10;
+    /** Read, but its share of the budget not yet taken (reading thread only). */
+    private Frames.In carried;
     private boolean reading;
     private boolean executing;
     /** Guarded by turn: nothing more will be read or executed after the queue. */
@@ -207,20 +215,52 @@ public final class PeerConnection {
             while (true) {
                 Frames.In f;
                 if (read) {
-                    f = readRequest();
+                    f = carried != null ? carried : readRequest();
+                    carried = null;
+                    if (f != null) {
+                        // Waiting for the budget is the backpressure; this thread holds nothing
+                        // else, so the executing one drains the queue meanwhile.
+                        queueBytes.acquire(cost(f));
+                    }
                     boolean last = f == null || f.op == Wire.GOODBYE;
+                    // What is already buffered behind it is read too, so that a burst of small
+                    // requests costs one hand-over to the executing thread, not one per request.
+                    // Never waiting for the budget while holding them: one that does not fit
+                    // is carried over to the next turn.
+                    batch.clear();
+                    int held = f == null ? 0 : cost(f);
+                    while (!last && batch.size() < BATCH && held < BATCH_BYTES && available()) {
+                        Frames.In g = readRequest();
+                        if (g == null) {
+                            last = true;
+                            break;
+                        }
+                        if (!queueBytes.tryAcquire(cost(g))) {
+                            carried = g;
+                            break;
+                        }
+                        batch.add(g);
+                        held += cost(g);
+                        last = g.op == Wire.GOODBYE;
+                    }
                     synchronized (turn) {
                         if (ended) {
-                            // Closed from outside or after a failed execution while this one was read.
+                            // Closed from outside or after a failed execution while these were read.
                             if (f != null) {
                                 queueBytes.release(cost(f));
                             }
+                            for (Frames.In g : batch) {
+                                queueBytes.release(cost(g));
+                            }
+                            batch.clear();
+                            carried = null;
                             f = null;
                         }
                         if (last) {
                             ended = true;
                             reading = false;
                         }
+                        boolean more = !batch.isEmpty() || carried != null || (f != null && moreLikely(f));
                         if (f != null && executing) {
                             queue.add(f);
                             f = null;
@@ -228,7 +268,8 @@ public final class PeerConnection {
                             executing = true;
                             reading = false;
                         }
-                        if (last || (f != null && moreLikely(f))) {
+                        queue.addAll(batch);
+                        if (last || (f != null && more)) {
                             turn.notifyAll();
                         }
                     }
@@ -262,27 +303,42 @@ public final class PeerConnection {
                         continue;
                     }
                 }
-                while (f != null) {
-                    queueBytes.release(cost(f));
-                    boolean go = run(f);
-                    synchronized (turn) {
-                        if (!go) {
+                // Runs f, then what queued behind it, taking the queue whole each time.
+                ArrayDeque<Frames.In> mine = spare;
+                mine.add(f);
+                while (true) {
+                    Frames.In x = mine.poll();
+                    if (x == null) {
+                        synchronized (turn) {
+                            if (queue.isEmpty()) {
+                                executing = false;
+                                if (ended) {
+                                    turn.notifyAll();
+                                }
+                                break;
+                            }
+                            ArrayDeque<Frames.In> t = queue;
+                            queue = mine;
+                            mine = t;
+                        }
+                        continue;
+                    }
+                    queueBytes.release(cost(x));
+                    if (!run(x)) {
+                        for (Frames.In y; (y = mine.poll()) != null;) {
+                            queueBytes.release(cost(y));
+                        }
+                        synchronized (turn) {
                             ended = true;
                             drop();
-                        }
-                        f = queue.poll();
-                        if (f == null) {
                             executing = false;
-                            if (ended) {
-                                turn.notifyAll();
-                            }
+                            turn.notifyAll();
                         }
-                    }
-                    if (!go) {
                         closeRaw();
                         return;
                     }
                 }
+                spare = mine;
             }
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
@@ -304,10 +360,15 @@ public final class PeerConnection {
      * takes over reading within {@link #FOLLOWER_POLL_MS} should the request run long.
      */
     private boolean moreLikely(Frames.In f) {
+        return f.async() || available();
+    }
+
+    /** Whether input is already buffered (reading it will not block). */
+    private boolean available() {
         try {
-            return f.async() || in.available() > 0;
+            return in.available() > 0;
         } catch (IOException e) {
-            return true;
+            return false;
         }
     }
 
@@ -323,10 +384,10 @@ public final class PeerConnection {
     }
 
     /**
-     * Reads the next request, answering heartbeats on the way, and takes its share of the queue
-     * budget (waiting for it is the backpressure); null when reading ends, with closeReason set.
+     * Reads the next request, answering heartbeats on the way; null when reading ends, with
+     * closeReason set.
      */
-    private Frames.In readRequest() throws InterruptedException {
+    private Frames.In readRequest() {
         String why = "the guest disconnected";
         try {
             while (!closed) {
@@ -339,7 +400,6 @@ public final class PeerConnection {
                     heartbeat(f);
                     continue;
                 }
-                queueBytes.acquire(cost(f));
                 if (f.op == Wire.GOODBYE) {
                     why = "the guest said goodbye";
                     setCloseReason(why);
