@@ -500,6 +500,21 @@ public final class PeerConnection {
         return true;
     }
 
+    /**
+     * DtoH replies (8 MiB chunks) reuse one buffer instead of allocating each: send() has written
+     * a reply before the next request runs, and one thread executes at a time. Only a successful
+     * read, which fills the payload whole, is sent from it.
+     */
+    private byte[] dtohBuffer = new byte[0];
+
+    private ByteBuffer dtohReply(int size) {
+        int n = Wire.HEADER + size;
+        if (dtohBuffer.length < n) {
+            dtohBuffer = new byte[n];
+        }
+        return ByteBuffer.wrap(dtohBuffer, 0, n).slice().order(ByteOrder.LITTLE_ENDIAN);
+    }
+
     private static ByteBuffer reply(int payload) {
         return ByteBuffer.allocate(Wire.HEADER + payload).order(ByteOrder.LITTLE_ENDIAN);
     }
@@ -690,7 +705,7 @@ public final class PeerConnection {
                 if (size < 0 || size > Frame.MAX_PAYLOAD) {
                     return CuResult.INVALID_VALUE;
                 }
-                ByteBuffer r = reply((int) size);
+                ByteBuffer r = dtohReply((int) size);
                 ByteBuffer dst = r.duplicate().position(R).limit(R + (int) size);
                 int rc = b.memcpyDtoH(c, dst, q.getLong(Wire.MemcpyDtoh.REQ_SRC), s);
                 rr[0] = rc == CuResult.SUCCESS ? r : reply(0);
