@@ -607,6 +607,7 @@ public class RemoteBackend implements CudaService {
                     rc = r.result;
                 }
                 if (r.result == CuResult.DEVICE_UNAVAILABLE) {
+                    sink.abandon();
                     return rc;
                 }
             } else if (rc == CuResult.SUCCESS && !r.direct) {

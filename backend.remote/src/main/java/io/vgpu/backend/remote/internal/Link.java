@@ -23,7 +23,8 @@ import java.util.function.Consumer;
 /**
  * The guest's end of one connection to a host: requests are written in order under one lock
  * (async ones stay in the buffer until a synchronous request, a heartbeat or a full buffer sends
- * them), replies are matched to their waiters by sequence number on a reader thread. The link is
+ * them), replies are matched to their waiters by sequence number by whichever thread holds the
+ * reader role (usually the caller waiting for one, see {@link #await}). The link is
  * declared dead when nothing came back and nothing could be written for {@code timeoutMs}; then
  * every waiter gets {@link CuResult#DEVICE_UNAVAILABLE} at once.
  */
@@ -49,6 +50,11 @@ public final class Link {
      */
     public static final class Sink {
         volatile boolean failed;
+
+        /** The copy gave up: replies still to come are read aside. */
+        public void abandon() {
+            failed = true;
+        }
     }
 
     private static final class Target {
