@@ -183,10 +183,11 @@ public final class PeerConnection {
 
     /*
      * Leader/followers: the peer's two threads take turns. One holds the reader role; when it
-     * reads a request and nothing is executing, it hands the role to the other thread and runs
-     * the request itself, so a request costs no thread handoff on its way to the backend. While
-     * one thread executes (a long kernel, a big copy), the other reads: heartbeats are answered
-     * at once and later requests queue behind the running one, in order.
+     * reads a request and nothing is executing, it gives up the role and runs the request itself,
+     * so a request costs no thread handoff on its way to the backend. The other thread is woken
+     * to read at once when more requests probably follow (moreLikely), else it takes the free
+     * role on its next poll. While one thread executes (a long kernel, a big copy), the other
+     * reads: heartbeats are answered and later requests queue behind the running one, in order.
      */
     /** How soon the idle thread takes over reading from one that executes (heartbeats wait at most this). */
     static final int FOLLOWER_POLL_MS = 25;
