@@ -194,9 +194,11 @@ public class RemoteBackend implements CudaService {
                 try {
                     connect();
                 } catch (IOException | java.security.GeneralSecurityException | RuntimeException e) {
-                    // After a loss, the loss stays the first thing the reason says until a connection succeeds.
+                    // After a loss, the loss stays the first thing the reason says until a connection
+                    // succeeds; it has named the host already, and the reason travels in 127 bytes
+                    // (BACKEND record), so the retry's failure follows without it.
                     String lost = lostBecause;
-                    fail((lost != null ? lost + "; " : "") + "cannot connect to " + where + ": " + Tls.rootMessage(e));
+                    fail((lost != null ? lost + "; cannot connect: " : "cannot connect to " + where + ": ") + Tls.rootMessage(e));
                 }
                 firstAttempt.countDown();
             }
