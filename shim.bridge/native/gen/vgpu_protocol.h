@@ -37,6 +37,7 @@ enum vgpu_op {
     VGPU_OP_BATCH = 8,
     VGPU_OP_SESSION_DEVICES = 9,
     VGPU_OP_QUOTA_LIST = 10,
+    VGPU_OP_SERVICE_ID = 11,
     VGPU_OP_SESSION_MIGRATE = 12,
     VGPU_OP_MIGRATION_LOG = 13,
     VGPU_OP_DEVICE_LIST = 16,
@@ -198,6 +199,19 @@ struct vgpu_quota_list_rep {
 _Static_assert(sizeof(struct vgpu_quota_list_rep) == 8, "vgpu_quota_list_rep");
 _Static_assert(offsetof(struct vgpu_quota_list_rep, quota_count) == 0, "vgpu_quota_list_rep.quota_count");
 _Static_assert(offsetof(struct vgpu_quota_list_rep, session_count) == 4, "vgpu_quota_list_rep.session_count");
+
+#define VGPU_SERVICE_ID_REQ_SIZE 0
+
+#define VGPU_SERVICE_ID_REP_SIZE 16
+struct vgpu_service_id_rep {
+    uint32_t pid;
+    uint32_t pad;
+    uint64_t started_ms;
+};
+_Static_assert(sizeof(struct vgpu_service_id_rep) == 16, "vgpu_service_id_rep");
+_Static_assert(offsetof(struct vgpu_service_id_rep, pid) == 0, "vgpu_service_id_rep.pid");
+_Static_assert(offsetof(struct vgpu_service_id_rep, pad) == 4, "vgpu_service_id_rep.pad");
+_Static_assert(offsetof(struct vgpu_service_id_rep, started_ms) == 8, "vgpu_service_id_rep.started_ms");
 
 #define VGPU_SESSION_MIGRATE_REQ_SIZE 48
 struct vgpu_session_migrate_req {
@@ -1168,6 +1182,7 @@ static inline const char *vgpu_op_name(unsigned op)
     case 8: return "BATCH";
     case 9: return "SESSION_DEVICES";
     case 10: return "QUOTA_LIST";
+    case 11: return "SERVICE_ID";
     case 12: return "SESSION_MIGRATE";
     case 13: return "MIGRATION_LOG";
     case 16: return "DEVICE_LIST";

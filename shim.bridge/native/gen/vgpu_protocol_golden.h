@@ -92,6 +92,15 @@ static void golden_quota_list_rep(void *msg)
     m->session_count = 0x6e5f69d4u;
 }
 
+
+static void golden_service_id_rep(void *msg)
+{
+    struct vgpu_service_id_rep *m = msg;
+    m->pid = 0x5ef849e2u;
+    m->pad = 0x31f24facu;
+    m->started_ms = 0xd691f8ccf38275d3ull;
+}
+
 static void golden_session_migrate_req(void *msg)
 {
     struct vgpu_session_migrate_req *m = msg;
@@ -995,6 +1004,8 @@ static const struct vgpu_golden vgpu_golden_messages[] = {
     {"SESSION_DEVICES.rep", 9, 1, 0, 0, 1, NULL, golden_session_devices_rep_tail, 9},
     {"QUOTA_LIST.req", 10, 0, 0, 0, 0, NULL, NULL, 0},
     {"QUOTA_LIST.rep", 10, 1, 0, 8, 1, golden_quota_list_rep, golden_quota_list_rep_tail, 10},
+    {"SERVICE_ID.req", 11, 0, 0, 0, 0, NULL, NULL, 0},
+    {"SERVICE_ID.rep", 11, 1, 0, 16, 0, golden_service_id_rep, NULL, 0},
     {"SESSION_MIGRATE.req", 12, 0, 0, 48, 0, golden_session_migrate_req, NULL, 0},
     {"SESSION_MIGRATE.rep", 12, 1, 0, 0, 1, NULL, golden_session_migrate_rep_tail, 6},
     {"MIGRATION_LOG.req", 13, 0, 0, 0, 0, NULL, NULL, 0},

@@ -191,7 +191,7 @@ cycle() {
     [ "$(readlink "$R/opt/vgpu/lib/libcuda.so")" = libcuda.so.1 ] || fail "/opt/vgpu/lib/libcuda.so does not link to libcuda.so.1"
     local conffiles
     conffiles=$(r dpkg-query -W -f='${Conffiles}' vgpu | awk '{print $1}' | sort | tr '\n' ' ')
-    [ "$conffiles" = "/etc/vgpu/README /etc/vgpu/io.vgpu.bridge.cfg /etc/vgpu/io.vgpu.bridge.cfg.example /etc/vgpu/io.vgpu.router.cfg " ] \
+    [ "$conffiles" = "/etc/vgpu/README /etc/vgpu/io.vgpu.backend.passthrough.cfg.example /etc/vgpu/io.vgpu.bridge.cfg /etc/vgpu/io.vgpu.bridge.cfg.example /etc/vgpu/io.vgpu.router.cfg " ] \
         || fail "conffiles: $conffiles"
     ok "files: /opt/vgpu (bin/, lib/, conf -> /etc/vgpu), the unit, conffiles $conffiles"
     [ "$(cat "$R/etc/ld.so.conf.d/vgpu.conf")" = /opt/vgpu/lib ] || fail "/etc/ld.so.conf.d/vgpu.conf does not name /opt/vgpu/lib"

@@ -145,7 +145,7 @@ public class DebPackageIT {
             Run e = run(30, "dpkg-deb", "-e", deb.toString(), ctrl.toString());
             assertEquals(e.toString(), 0, e.exit);
             List<String> conffiles = Files.readAllLines(ctrl.resolve("conffiles")).stream().sorted().collect(Collectors.toList());
-            assertEquals(List.of("/etc/vgpu/README", "/etc/vgpu/io.vgpu.bridge.cfg", "/etc/vgpu/io.vgpu.bridge.cfg.example",
+            assertEquals(List.of("/etc/vgpu/README", "/etc/vgpu/io.vgpu.backend.passthrough.cfg.example", "/etc/vgpu/io.vgpu.bridge.cfg", "/etc/vgpu/io.vgpu.bridge.cfg.example",
                     "/etc/vgpu/io.vgpu.router.cfg"), conffiles);
             String postinst = Files.readString(ctrl.resolve("postinst"));
             assertTrue(postinst, postinst.contains("/opt/vgpu/bin/vgpu install --lib-dir /opt/vgpu/lib --bin-dir /usr/bin"));

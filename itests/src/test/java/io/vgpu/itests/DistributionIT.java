@@ -141,7 +141,7 @@ public class DistributionIT {
                 assertTrue(cfg, cfg.startsWith("# Which backend serves new CUDA sessions") && cfg.contains("driverVersion = 13000"));
                 List<String> status = List.of(DIST.resolve("lib/vgpu-ctl").toString(), "status");
                 Await.until(10_000, () -> assertTrue(service.exec(status, env, 30).out.contains("backend: mock2 (available)")));
-                assertTrue(read(log), read(log).contains("no backend 'mokc2' is registered (registered: mock, mock2); nothing changed"));
+                assertTrue(read(log), read(log).contains("no backend 'mokc2' is registered (registered: mock, mock2, passthrough); nothing changed"));
             }
         } finally {
             shell.destroy();

@@ -88,10 +88,19 @@ public class RemoteE2EIT {
         assertTrue(ms + " ms", ms <= 5000);
         ServiceFixture.Result backends = guest.ctl("backends");
         System.out.println("vgpu backends after the host died:\n" + backends.out);
-        // "link ... lost: ..." until the backend's next reconnect attempt (every second) says "cannot connect".
-        assertTrue(backends.out, backends.out.contains("unavailable")
-                && (backends.out.contains("lost") || backends.out.contains("cannot connect to 127.0.0.1:" + keys.port)));
+        // The loss leads the reason; once the keeper's reconnect attempt (every second) has failed,
+        // that failure follows it.
+        String lost = "[* ] gpu1\\s+unavailable\\s+.*: link to 127\\.0\\.0\\.1:" + keys.port + " lost: ";
+        assertTrue(backends.out, hasLine(backends.out, lost + "\\S.*"));
+        Await.until(5_000, () -> {
+            String now = guest.ctl("backends").out;
+            assertTrue(now, hasLine(now, lost + "[^;]+; cannot connect: Connection refused.*"));
+        });
         ServiceFixture.Result demo = guest.exec(List.of(ServiceFixture.DIST.resolve("bin/vgpu-demo").toString()), Map.of(), 30);
         assertTrue(demo.toString(), demo.exit != 0);
+    }
+
+    private static boolean hasLine(String out, String regex) {
+        return out.lines().anyMatch(l -> l.matches(regex));
     }
 }

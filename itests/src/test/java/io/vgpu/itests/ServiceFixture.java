@@ -15,6 +15,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
@@ -50,12 +51,26 @@ public class ServiceFixture extends ExternalResource {
     }
 
     private final Map<String, String> confFiles = new LinkedHashMap<>();
+    private final Map<String, String> serviceEnv = new LinkedHashMap<>();
     private String readyWhenStatusContains;
     private String netns;
     private Path work;
     private Path socket;
+    private Path fixedSocket;
     private Path serviceLog;
     private Process service;
+
+    /** Sets {@code name} in the service's environment, after (and over) the fixture's own. */
+    public ServiceFixture withServiceEnv(String name, String value) {
+        serviceEnv.put(name, value);
+        return this;
+    }
+
+    /** Serves on {@code path} instead of a socket in the fixture's own directory. */
+    public ServiceFixture atSocket(Path path) {
+        fixedSocket = path;
+        return this;
+    }
 
     /** Writes {@code conf/<name>} with {@code content} before the service starts. */
     public ServiceFixture withConf(String name, String content) {
@@ -87,7 +102,7 @@ public class ServiceFixture extends ExternalResource {
     protected void before() throws Throwable {
         // Unix socket paths are limited to ~107 bytes: keep the directory short.
         work = Files.createTempDirectory(Path.of("/tmp"), "vgpu-it-");
-        socket = work.resolve("vgpu.sock");
+        socket = fixedSocket != null ? fixedSocket : work.resolve("vgpu.sock");
         Path conf = work.resolve("conf");
         Files.createDirectories(conf);
         try (var files = Files.list(DIST.resolve("conf"))) {
@@ -104,6 +119,7 @@ public class ServiceFixture extends ExternalResource {
         ProcessBuilder pb = new ProcessBuilder(netns == null ? command : NetnsPair.in(netns, command));
         pb.environment().put("VGPU_SOCKET", socket.toString());
         pb.environment().put("VGPU_CONF", conf.toString());
+        pb.environment().putAll(serviceEnv);
         pb.redirectErrorStream(true).redirectOutput(serviceLog.toFile());
         service = pb.start();
         Await.until(20_000, () -> {
@@ -269,5 +285,15 @@ public class ServiceFixture extends ExternalResource {
         cmd.add(DIST.resolve("lib/vgpu-ctl").toString());
         cmd.addAll(List.of(args));
         return exec(cmd, Map.of(), 30);
+    }
+
+    /**
+     * Backend {@code id}'s line of `vgpu backends` without the router's mark in front ("* " where new
+     * sessions go, else two blanks); empty when there is none.
+     */
+    Optional<String> backendLine(String id) {
+        Result r = ctl("backends");
+        assertEquals(r.toString(), 0, r.exit);
+        return r.out.lines().map(l -> l.replaceFirst("^[* ] ", "")).filter(l -> l.startsWith(id + " ")).findFirst();
     }
 }

@@ -124,6 +124,7 @@ public class RemoteBackend implements CudaService {
     private volatile int generation;
     private volatile String reason = "not connected yet";
     private volatile String lastLoggedFailure;
+    private volatile String lostBecause;
     private volatile String description = "remote GPU";
     private volatile DeviceInfo[] devices = new DeviceInfo[0];
     private volatile boolean running;
@@ -193,7 +194,11 @@ public class RemoteBackend implements CudaService {
                 try {
                     connect();
                 } catch (IOException | java.security.GeneralSecurityException | RuntimeException e) {
-                    fail("cannot connect to " + where + ": " + Tls.rootMessage(e));
+                    // After a loss, the loss stays the first thing the reason says until a connection
+                    // succeeds; it has named the host already, and the reason travels in 127 bytes
+                    // (BACKEND record), so the retry's failure follows without it.
+                    String lost = lostBecause;
+                    fail((lost != null ? lost + "; cannot connect: " : "cannot connect to " + where + ": ") + Tls.rootMessage(e));
                 }
                 firstAttempt.countDown();
             }
@@ -243,6 +248,7 @@ public class RemoteBackend implements CudaService {
             l.startReader(id);
             ok = true;
             lastLoggedFailure = null;
+            lostBecause = null;
             reason = null;
             LOG.info("remote backend {} connected to {}: {}", id, where, devs.length > 0 ? devs[0] : hostDescription);
         } finally {
@@ -257,7 +263,8 @@ public class RemoteBackend implements CudaService {
             reason = "stopped";
             return;
         }
-        fail("link to " + where + " lost: " + why);
+        lostBecause = "link to " + where + " lost: " + why;
+        fail(lostBecause);
     }
 
     // ---------------------------------------------------------------- helpers
@@ -534,8 +541,10 @@ public class RemoteBackend implements CudaService {
         if (n == 0) {
             return CuResult.SUCCESS;
         }
-        // Pipelined: up to WINDOW chunk requests in flight, replies consumed in order.
+        // Pipelined: up to WINDOW chunk requests in flight, replies consumed in order, each read
+        // straight into its part of dst.
         ArrayDeque<CompletableFuture<Link.Reply>> inFlight = new ArrayDeque<>();
+        Link.Sink sink = new Link.Sink();
         int sent = 0;
         int received = 0;
         int rc = CuResult.SUCCESS;
@@ -546,7 +555,9 @@ public class RemoteBackend implements CudaService {
                 ByteBuffer q = req(Wire.MEMCPY_DTOH, Wire.MemcpyDtoh.REQ_FIXED, 0, false);
                 q.putLong(P + Wire.MemcpyDtoh.REQ_CTX, c.host).putLong(P + Wire.MemcpyDtoh.REQ_SRC, src + sent)
                         .putLong(P + Wire.MemcpyDtoh.REQ_STREAM, s).putLong(P + Wire.MemcpyDtoh.REQ_SIZE, len);
-                inFlight.add(l.send(q, null, true));
+                ByteBuffer into = dst.duplicate();
+                into.limit(base + sent + len).position(base + sent);
+                inFlight.add(l.send(q, into, sink));
                 sent += len;
             }
             Link.Reply r = l.await(inFlight.poll());
@@ -556,9 +567,10 @@ public class RemoteBackend implements CudaService {
                     rc = r.result;
                 }
                 if (r.result == CuResult.DEVICE_UNAVAILABLE) {
+                    sink.abandon();
                     return rc;
                 }
-            } else if (rc == CuResult.SUCCESS) {
+            } else if (rc == CuResult.SUCCESS && !r.direct) {
                 dst.put(base + received, r.payload.array(), 0, Math.min(len, r.payload.capacity()));
             }
             received += len;

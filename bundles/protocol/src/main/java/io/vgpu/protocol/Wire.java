@@ -22,6 +22,7 @@ public final class Wire {
     public static final int BATCH = 8;
     public static final int SESSION_DEVICES = 9;
     public static final int QUOTA_LIST = 10;
+    public static final int SERVICE_ID = 11;
     public static final int SESSION_MIGRATE = 12;
     public static final int MIGRATION_LOG = 13;
     public static final int DEVICE_LIST = 16;
@@ -220,6 +221,20 @@ public final class Wire {
         public static final int REP_RECORDS = 8;
         public static final int REP_FIXED = 8;
         public static final boolean REP_TAIL = true;
+    }
+
+    public static final class ServiceId {
+        private ServiceId() {}
+
+        public static final int OP = 11;
+        public static final boolean ASYNC = false;
+        public static final int REQ_FIXED = 0;
+        public static final boolean REQ_TAIL = false;
+        public static final int REP_PID = 0;
+        public static final int REP_PAD = 4;
+        public static final int REP_STARTED_MS = 8;
+        public static final int REP_FIXED = 16;
+        public static final boolean REP_TAIL = false;
     }
 
     public static final class SessionMigrate {
@@ -1152,6 +1167,11 @@ public final class Wire {
                 new Field("u32", "quota_count", 1, 0, 4),
                 new Field("u32", "session_count", 1, 4, 4),
                 new Field("bytes", "records", 0, 8, 0)),
+        new Message("SERVICE_ID.req", 11, false, false, 0, false),
+        new Message("SERVICE_ID.rep", 11, true, false, 16, false,
+                new Field("u32", "pid", 1, 0, 4),
+                new Field("u32", "pad", 1, 4, 4),
+                new Field("u64", "started_ms", 1, 8, 8)),
         new Message("SESSION_MIGRATE.req", 12, false, false, 48, false,
                 new Field("u64", "session", 1, 0, 8),
                 new Field("u32", "flags", 1, 8, 4),
@@ -1533,6 +1553,7 @@ public final class Wire {
             case 8: return "BATCH";
             case 9: return "SESSION_DEVICES";
             case 10: return "QUOTA_LIST";
+            case 11: return "SERVICE_ID";
             case 12: return "SESSION_MIGRATE";
             case 13: return "MIGRATION_LOG";
             case 16: return "DEVICE_LIST";

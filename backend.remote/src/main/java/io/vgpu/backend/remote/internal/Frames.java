@@ -21,6 +21,8 @@ public final class Frames {
         public int flags;
         public int seq;
         public int result;
+        /** Payload bytes, as the header gives them. */
+        public int length;
         public ByteBuffer payload;
 
         public boolean async() {
@@ -42,6 +44,17 @@ public final class Frames {
      * each piece of payload.
      */
     public static In read(DataInputStream in, byte[] header, int maxPayload, Runnable progress) throws IOException {
+        In f = readHeader(in, header, maxPayload);
+        if (f != null) {
+            byte[] p = new byte[f.length];
+            readPayload(in, f, p, 0, f.length, progress);
+            f.payload = ByteBuffer.wrap(p).order(ByteOrder.LITTLE_ENDIAN);
+        }
+        return f;
+    }
+
+    /** Reads a frame's header; its payload ({@link In#length} bytes) is next on the stream. */
+    public static In readHeader(DataInputStream in, byte[] header, int maxPayload) throws IOException {
         int n = 0;
         while (n < Wire.HEADER) {
             int r = in.read(header, n, Wire.HEADER - n);
@@ -63,22 +76,28 @@ public final class Frames {
         f.flags = Frame.flags(h);
         f.seq = Frame.seq(h);
         f.result = Frame.result(h);
-        byte[] p = new byte[length];
-        for (int at = 0; at < length;) {
-            int piece = Math.min(READ_PIECE, length - at);
+        f.length = length;
+        return f;
+    }
+
+    /**
+     * Reads {@code length} bytes of {@code f}'s payload into {@code p} at {@code at}, running
+     * {@code progress} after each piece.
+     */
+    public static void readPayload(DataInputStream in, In f, byte[] p, int at, int length, Runnable progress) throws IOException {
+        for (int end = at + length; at < end;) {
+            int piece = Math.min(READ_PIECE, end - at);
             try {
                 in.readFully(p, at, piece);
             } catch (EOFException e) {
                 // A truncated frame is the peer's fault: say so in the one line that reports it.
-                throw new EOFException("connection closed inside a frame of " + length + " bytes (op " + f.op + ")");
+                throw new EOFException("connection closed inside a frame of " + f.length + " bytes (op " + f.op + ")");
             }
             at += piece;
             if (progress != null) {
                 progress.run();
             }
         }
-        f.payload = ByteBuffer.wrap(p).order(ByteOrder.LITTLE_ENDIAN);
-        return f;
     }
 
     /** A request frame with room for {@code payload} bytes: header filled, payload at {@link Wire#HEADER}. */

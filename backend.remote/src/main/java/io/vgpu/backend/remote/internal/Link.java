@@ -10,12 +10,12 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.net.Socket;
 import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ExecutionException;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
@@ -23,7 +23,8 @@ import java.util.function.Consumer;
 /**
  * The guest's end of one connection to a host: requests are written in order under one lock
  * (async ones stay in the buffer until a synchronous request, a heartbeat or a full buffer sends
- * them), replies are matched to their waiters by sequence number on a reader thread. The link is
+ * them), replies are matched to their waiters by sequence number by whichever thread holds the
+ * reader role (usually the caller waiting for one, see {@link #await}). The link is
  * declared dead when nothing came back and nothing could be written for {@code timeoutMs}; then
  * every waiter gets {@link CuResult#DEVICE_UNAVAILABLE} at once.
  */
@@ -32,14 +33,41 @@ public final class Link {
     public static final class Reply {
         public final int result;
         public final ByteBuffer payload;
+        /** The payload went straight into the buffer given to {@link #send(ByteBuffer, ByteBuffer, Sink)}; {@link #payload} is empty. */
+        public final boolean direct;
 
-        Reply(int result, ByteBuffer payload) {
+        Reply(int result, ByteBuffer payload, boolean direct) {
             this.result = result;
             this.payload = payload;
+            this.direct = direct;
         }
     }
 
-    static final Reply UNAVAILABLE = new Reply(CuResult.DEVICE_UNAVAILABLE, ByteBuffer.allocate(0));
+    /**
+     * The replies of one multi-request copy: each is read straight into the buffer its request
+     * named, saving a copy and an allocation, until one fails; from then on they arrive as
+     * payloads, so the destination holds nothing past the first failure (as when copied by hand).
+     */
+    public static final class Sink {
+        volatile boolean failed;
+
+        /** The copy gave up: replies still to come are read aside. */
+        public void abandon() {
+            failed = true;
+        }
+    }
+
+    private static final class Target {
+        final ByteBuffer into;
+        final Sink sink;
+
+        Target(ByteBuffer into, Sink sink) {
+            this.into = into;
+            this.sink = sink;
+        }
+    }
+
+    static final Reply UNAVAILABLE = new Reply(CuResult.DEVICE_UNAVAILABLE, ByteBuffer.allocate(0), false);
     /** Bytes written at once for large payloads, so that progress is seen during a long upload. */
     private static final int WRITE_PIECE = 1 << 20;
 
@@ -49,6 +77,7 @@ public final class Link {
     private final ReentrantLock writeLock = new ReentrantLock();
     private final AtomicInteger seq = new AtomicInteger();
     private final Map<Integer, CompletableFuture<Reply>> waiting = new ConcurrentHashMap<>();
+    private final Map<Integer, Target> targets = new ConcurrentHashMap<>();
     private final long timeoutNanos;
     private final Consumer<String> onDeath;
     private volatile long lastProgress = System.nanoTime();
@@ -80,28 +109,98 @@ public final class Link {
         t.start();
     }
 
+    /*
+     * Replies are read by whichever thread waits for one: a caller that finds the reader role free
+     * reads until its own reply is in (handing out the others' on the way), so a synchronous call
+     * costs no thread handoff. The reader thread below takes the role only when replies are due
+     * and no caller reads them: a heartbeat's, or those left when the reading caller is done.
+     */
+    private final ReentrantLock readRole = new ReentrantLock();
+    private final Semaphore readerWanted = new Semaphore(0);
+    /** Used by the holder of readRole only. */
+    private final byte[] header = new byte[Wire.HEADER];
+    private final Runnable progress = () -> lastProgress = System.nanoTime();
+
+    private void wantReader() {
+        if (readerWanted.availablePermits() == 0) {
+            readerWanted.release();
+        }
+    }
+
     private void readLoop() {
-        byte[] header = new byte[Wire.HEADER];
-        Runnable progress = () -> lastProgress = System.nanoTime();
         try {
             while (death == null) {
-                Frames.In f = Frames.read(in, header, Frame.MAX_PAYLOAD, progress);
-                if (f == null) {
-                    kill("the host closed the connection");
-                    return;
-                }
-                lastProgress = System.nanoTime();
-                if (f.op == Wire.REMOTE_HEARTBEAT) {
-                    hostAvailable = f.payload.getInt(Wire.RemoteHeartbeat.REP_AVAILABLE) != 0;
-                    lastRoundTripNanos = System.nanoTime() - f.payload.getLong(Wire.RemoteHeartbeat.REP_NANOS);
-                }
-                CompletableFuture<Reply> w = waiting.remove(f.seq);
-                if (w != null) {
-                    w.complete(new Reply(f.result, f.payload));
+                readerWanted.tryAcquire(1, TimeUnit.SECONDS);
+                readRole.lock();
+                try {
+                    // A caller queued for the role reads its own reply: let it.
+                    while (!waiting.isEmpty() && death == null && !readRole.hasQueuedThreads()) {
+                        readOne();
+                    }
+                } finally {
+                    readRole.unlock();
                 }
             }
         } catch (IOException e) {
             kill("connection lost: " + Tls.rootMessage(e));
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /** Reads one frame and completes its waiter; under readRole. */
+    private void readOne() throws IOException {
+        Frames.In f = Frames.readHeader(in, header, Frame.MAX_PAYLOAD);
+        if (f == null) {
+            kill("the host closed the connection");
+            return;
+        }
+        Target t = targets.remove(f.seq);
+        boolean direct = false;
+        if (t != null) {
+            if (f.result != CuResult.SUCCESS) {
+                t.sink.failed = true;
+            } else {
+                direct = !t.sink.failed && f.length == t.into.remaining();
+            }
+        }
+        if (direct) {
+            readInto(f, t.into);
+            f.payload = EMPTY;
+        } else {
+            byte[] p = new byte[f.length];
+            Frames.readPayload(in, f, p, 0, f.length, progress);
+            f.payload = ByteBuffer.wrap(p).order(ByteOrder.LITTLE_ENDIAN);
+        }
+        lastProgress = System.nanoTime();
+        if (f.op == Wire.REMOTE_HEARTBEAT) {
+            hostAvailable = f.payload.getInt(Wire.RemoteHeartbeat.REP_AVAILABLE) != 0;
+            lastRoundTripNanos = System.nanoTime() - f.payload.getLong(Wire.RemoteHeartbeat.REP_NANOS);
+        }
+        CompletableFuture<Reply> w = waiting.remove(f.seq);
+        if (w != null) {
+            w.complete(new Reply(f.result, f.payload, direct));
+        }
+    }
+
+    private static final ByteBuffer EMPTY = ByteBuffer.allocate(0).order(ByteOrder.LITTLE_ENDIAN);
+    /** For destinations without an array; used by the holder of readRole only. */
+    private byte[] scratch;
+
+    private void readInto(Frames.In f, ByteBuffer into) throws IOException {
+        int length = f.length;
+        if (into.hasArray()) {
+            Frames.readPayload(in, f, into.array(), into.arrayOffset() + into.position(), length, progress);
+            return;
+        }
+        if (scratch == null) {
+            scratch = new byte[Frames.READ_PIECE];
+        }
+        for (int at = 0; at < length;) {
+            int n = Math.min(scratch.length, length - at);
+            Frames.readPayload(in, f, scratch, 0, n, progress);
+            into.put(into.position() + at, scratch, 0, n);
+            at += n;
         }
     }
 
@@ -134,6 +233,7 @@ public final class Link {
             w.complete(UNAVAILABLE);
         }
         waiting.clear();
+        targets.clear();
         onDeath.accept(why);
     }
 
@@ -150,9 +250,12 @@ public final class Link {
             try {
                 ByteBuffer hb = Frames.request(Wire.REMOTE_HEARTBEAT, Wire.RemoteHeartbeat.REQ_FIXED, false);
                 hb.putLong(Wire.HEADER + Wire.RemoteHeartbeat.REQ_NANOS, System.nanoTime());
-                Frames.setSeq(hb, seq.incrementAndGet());
+                int s = seq.incrementAndGet();
+                Frames.setSeq(hb, s);
+                waiting.put(s, new CompletableFuture<>());
                 out.write(hb.array(), 0, hb.capacity());
                 out.flush();
+                wantReader();
             } catch (IOException e) {
                 kill("connection lost: " + Tls.rootMessage(e));
             } finally {
@@ -196,6 +299,15 @@ public final class Link {
      * part (its length field counts {@code tail} too); {@code tail}'s remaining bytes follow.
      */
     public CompletableFuture<Reply> send(ByteBuffer frame, ByteBuffer tail, boolean flush) {
+        return send(frame, tail, flush, null);
+    }
+
+    /** Sends a request whose reply payload, if it succeeds and fills {@code into} exactly, is read into it. */
+    public CompletableFuture<Reply> send(ByteBuffer frame, ByteBuffer into, Sink sink) {
+        return send(frame, null, true, new Target(into, sink));
+    }
+
+    private CompletableFuture<Reply> send(ByteBuffer frame, ByteBuffer tail, boolean flush, Target target) {
         CompletableFuture<Reply> w = new CompletableFuture<>();
         if (death != null) {
             w.complete(UNAVAILABLE);
@@ -205,6 +317,9 @@ public final class Link {
         try {
             int s = seq.incrementAndGet();
             Frames.setSeq(frame, s);
+            if (target != null) {
+                targets.put(s, target);
+            }
             waiting.put(s, w);
             write(frame, tail, flush);
         } catch (IOException e) {
@@ -225,20 +340,29 @@ public final class Link {
 
     /** Waits for a reply; the link's watchdog guarantees an answer (possibly UNAVAILABLE) in bounded time. */
     public Reply await(CompletableFuture<Reply> w) {
-        while (true) {
+        while (!w.isDone() && death == null) {
             try {
-                return w.get(250, TimeUnit.MILLISECONDS);
-            } catch (TimeoutException e) {
-                if (death != null) {
-                    return UNAVAILABLE;
-                }
+                // Whoever holds the role reads until its own reply is in (its reads end when the
+                // watchdog closes a silent link), then hands the role on.
+                readRole.lockInterruptibly();
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 return UNAVAILABLE;
-            } catch (ExecutionException e) {
-                return UNAVAILABLE;
+            }
+            try {
+                while (!w.isDone() && death == null) {
+                    readOne();
+                }
+            } catch (IOException e) {
+                kill("connection lost: " + Tls.rootMessage(e));
+            } finally {
+                readRole.unlock();
+            }
+            if (!waiting.isEmpty() && !readRole.hasQueuedThreads()) {
+                wantReader();
             }
         }
+        return w.getNow(UNAVAILABLE);
     }
 
     /** Posts an async request (FLAG_ASYNC already in the header): no reply, not flushed. */

@@ -20,12 +20,11 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.charset.StandardCharsets;
 import java.security.cert.X509Certificate;
+import java.util.ArrayDeque;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -35,9 +34,9 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One guest on the listener: a reader thread (TLS handshake, framing, heartbeats answered at
- * once, everything else queued within the peer's queue budget) and an executor thread that runs
- * the requests in order on the backend. The peer only ever reaches handles it created; its
+ * One guest on the listener: after the TLS handshake and REMOTE_HELLO, two threads take turns
+ * (see {@link #work}) reading frames (heartbeats answered at once, everything else queued within
+ * the peer's queue budget) and running the requests in order on the backend. The peer only ever reaches handles it created; its
  * contexts are created for owners of its own, so the backend keeps its memory apart from every
  * other peer's; everything it holds is released when it goes.
  */
@@ -95,9 +94,7 @@ public final class PeerConnection {
     private OutputStream out;
     private CudaService backend;
     private final Object writeLock = new Object();
-    private final BlockingQueue<Frames.In> queue = new LinkedBlockingQueue<>();
     private final Semaphore queueBytes;
-    private static final Frames.In END = new Frames.In();
     private volatile boolean closed;
 
     // Executor-thread state: what this peer created on the backend.
@@ -138,6 +135,7 @@ public final class PeerConnection {
 
     private void readLoop() {
         String why = "the guest disconnected";
+        boolean working = false;
         try {
             raw.setTcpNoDelay(true);
             raw.setSoTimeout(HANDSHAKE_MS);
@@ -167,8 +165,7 @@ public final class PeerConnection {
                 return;
             }
             out = new BufferedOutputStream(socket.getOutputStream(), 1 << 16);
-            DataInputStream in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));
-            byte[] header = new byte[Wire.HEADER];
+            in = new DataInputStream(new BufferedInputStream(socket.getInputStream(), 1 << 16));
             Frames.In hello = Frames.read(in, header, 4096, null);
             if (hello == null) {
                 why = "the guest closed before REMOTE_HELLO";
@@ -178,9 +175,235 @@ public final class PeerConnection {
                 return;
             }
             raw.setSoTimeout(idleTimeoutMs);
-            Thread exec = new Thread(this::execLoop, "vgpu-remote-exec-" + name);
-            exec.setDaemon(true);
-            exec.start();
+            synchronized (turn) {
+                reading = true;
+            }
+            Thread other = new Thread(() -> work(false), "vgpu-remote-exec-" + name);
+            other.setDaemon(true);
+            other.start();
+            working = true;
+            work(true);
+        } catch (IOException e) {
+            why = "connection lost: " + Tls.rootMessage(e);
+        } finally {
+            if (!working) {
+                // The work threads did not start, so they will not finish: leave the peers and
+                // release the latch a replacing link may wait on.
+                finish(why);
+            }
+        }
+    }
+
+    /*
+     * Leader/followers: the peer's two threads take turns. One holds the reader role; when it
+     * reads a request and nothing is executing, it gives up the role and runs the request itself,
+     * so a request costs no thread handoff on its way to the backend. The other thread is woken
+     * to read at once when more requests probably follow (moreLikely), else it takes the free
+     * role on its next poll. While one thread executes (a long kernel, a big copy), the other
+     * reads: heartbeats are answered and later requests queue behind the running one, in order.
+     */
+    /** How soon the idle thread takes over reading from one that executes (heartbeats wait at most this). */
+    static final int FOLLOWER_POLL_MS = 25;
+    private final Object turn = new Object();
+    /** Guarded by turn: read, not yet executed, in order; non-empty only while one executes. */
+    private ArrayDeque<Frames.In> queue = new ArrayDeque<>();
+    /** The executing thread's empty deque, swapped with the queue (executing thread only). */
+    private ArrayDeque<Frames.In> spare = new ArrayDeque<>();
+    /** The reading thread's requests read behind the first (reading thread only). */
+    private final java.util.ArrayList<Frames.In> batch = new java.util.ArrayList<>();
+    private static final int BATCH = 256;
+    private static final int BATCH_BYTES = 256 << 10;
+    /** Read, but its share of the budget not yet taken (reading thread only). */
+    private Frames.In carried;
+    private boolean reading;
+    private boolean executing;
+    /** Guarded by turn: nothing more will be read or executed after the queue. */
+    private boolean ended;
+    /** Used by the thread that holds the reader role only. */
+    private DataInputStream in;
+    private final byte[] header = new byte[Wire.HEADER];
+
+    private void work(boolean startReading) {
+        boolean read = startReading;
+        try {
+            while (true) {
+                Frames.In f;
+                if (read) {
+                    f = carried != null ? carried : readRequest();
+                    carried = null;
+                    if (f != null) {
+                        // Waiting for the budget is the backpressure; this thread holds nothing
+                        // else, so the executing one drains the queue meanwhile.
+                        queueBytes.acquire(cost(f));
+                    }
+                    boolean last = f == null || f.op == Wire.GOODBYE;
+                    // What is already buffered behind it is read too, so that a burst of small
+                    // requests costs one hand-over to the executing thread, not one per request.
+                    // Never waiting for the budget while holding them: one that does not fit
+                    // is carried over to the next turn.
+                    batch.clear();
+                    int held = f == null ? 0 : cost(f);
+                    while (!last && batch.size() < BATCH && held < BATCH_BYTES && available()) {
+                        Frames.In g = readRequest();
+                        if (g == null) {
+                            last = true;
+                            break;
+                        }
+                        if (!queueBytes.tryAcquire(cost(g))) {
+                            carried = g;
+                            break;
+                        }
+                        batch.add(g);
+                        held += cost(g);
+                        last = g.op == Wire.GOODBYE;
+                    }
+                    synchronized (turn) {
+                        if (ended) {
+                            // Closed from outside or after a failed execution while these were read.
+                            if (f != null) {
+                                queueBytes.release(cost(f));
+                            }
+                            for (Frames.In g : batch) {
+                                queueBytes.release(cost(g));
+                            }
+                            batch.clear();
+                            carried = null;
+                            f = null;
+                        }
+                        if (last) {
+                            ended = true;
+                            reading = false;
+                        }
+                        boolean more = !batch.isEmpty() || carried != null || (f != null && moreLikely(f));
+                        if (f != null && executing) {
+                            queue.add(f);
+                            f = null;
+                        } else if (f != null) {
+                            executing = true;
+                            reading = false;
+                        }
+                        queue.addAll(batch);
+                        if (last || (f != null && more)) {
+                            turn.notifyAll();
+                        }
+                    }
+                    if (f == null) {
+                        read = !last;
+                        continue;
+                    }
+                    read = false;
+                } else {
+                    f = null;
+                    synchronized (turn) {
+                        while (true) {
+                            if (!executing && !queue.isEmpty()) {
+                                executing = true;
+                                f = queue.poll();
+                                break;
+                            }
+                            if (ended) {
+                                if (!executing) {
+                                    return;
+                                }
+                            } else if (!reading) {
+                                reading = true;
+                                break;
+                            }
+                            turn.wait(FOLLOWER_POLL_MS);
+                        }
+                    }
+                    if (f == null) {
+                        read = true;
+                        continue;
+                    }
+                }
+                // Runs f, then what queued behind it, taking the queue whole each time.
+                ArrayDeque<Frames.In> mine = spare;
+                mine.add(f);
+                while (true) {
+                    Frames.In x = mine.poll();
+                    if (x == null) {
+                        synchronized (turn) {
+                            if (queue.isEmpty()) {
+                                executing = false;
+                                if (ended) {
+                                    turn.notifyAll();
+                                }
+                                break;
+                            }
+                            ArrayDeque<Frames.In> t = queue;
+                            queue = mine;
+                            mine = t;
+                        }
+                        continue;
+                    }
+                    queueBytes.release(cost(x));
+                    if (!run(x)) {
+                        for (Frames.In y; (y = mine.poll()) != null;) {
+                            queueBytes.release(cost(y));
+                        }
+                        synchronized (turn) {
+                            ended = true;
+                            drop();
+                            executing = false;
+                            turn.notifyAll();
+                        }
+                        closeRaw();
+                        return;
+                    }
+                }
+                spare = mine;
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            synchronized (turn) {
+                ended = true;
+                drop();
+                turn.notifyAll();
+            }
+            closeRaw();
+        } finally {
+            finish(closeReason == null ? "the guest disconnected" : closeReason);
+        }
+    }
+
+    /**
+     * Whether more requests probably follow the one about to run: an ASYNC one (the guest did not
+     * wait for it) or one with input already behind it. Then the other thread is woken to read
+     * them meanwhile; otherwise (a synchronous call) the reply is not delayed by waking it, and it
+     * takes over reading within {@link #FOLLOWER_POLL_MS} should the request run long.
+     */
+    private boolean moreLikely(Frames.In f) {
+        return f.async() || available();
+    }
+
+    /** Whether input is already buffered (reading it will not block). */
+    private boolean available() {
+        try {
+            return in.available() > 0;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
+    private int cost(Frames.In f) {
+        return Math.min(f.payload.capacity() + Wire.HEADER, queueLimit);
+    }
+
+    /** Under turn: forgets what is queued (the peer is going). */
+    private void drop() {
+        for (Frames.In q; (q = queue.poll()) != null;) {
+            queueBytes.release(cost(q));
+        }
+    }
+
+    /**
+     * Reads the next request, answering heartbeats on the way; null when reading ends, with
+     * closeReason set.
+     */
+    private Frames.In readRequest() {
+        String why = "the guest disconnected";
+        try {
             while (!closed) {
                 Frames.In f = Frames.read(in, header, Frame.MAX_PAYLOAD, null);
                 if (f == null) {
@@ -192,13 +415,11 @@ public final class PeerConnection {
                     heartbeat(f);
                     continue;
                 }
-                int cost = f.payload.capacity() + Wire.HEADER;
-                queueBytes.acquire(Math.min(cost, queueLimit));
-                queue.put(f);
                 if (f.op == Wire.GOODBYE) {
                     why = "the guest said goodbye";
-                    break;
+                    setCloseReason(why);
                 }
+                return f;
             }
         } catch (Frames.Violation e) {
             why = "protocol violation: " + e.getMessage();
@@ -210,18 +431,36 @@ public final class PeerConnection {
             if (!closed) {
                 why = "connection lost: " + Tls.rootMessage(e);
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        } finally {
-            if (closeReason == null) {
-                closeReason = why;
-            }
-            queue.offer(END);
-            if (backend == null) {
-                // No executor: nothing to release.
-                finish(why);
-            }
         }
+        setCloseReason(why);
+        return null;
+    }
+
+    private synchronized void setCloseReason(String why) {
+        if (closeReason == null) {
+            closeReason = why;
+        }
+    }
+
+    /** Executes one request; false when the peer must go (goodbye answered, or a failure). */
+    private boolean run(Frames.In f) {
+        try {
+            if (f.op == Wire.GOODBYE) {
+                send(reply(0), f, CuResult.SUCCESS, true);
+                return false;
+            }
+            execute(f);
+            return true;
+        } catch (Frames.Violation e) {
+            closeReason = "protocol violation: " + e.getMessage();
+            LOG.warn("remote listener: disconnecting {}: {}", name, closeReason);
+        } catch (IOException e) {
+            closeReason = "connection lost: " + Tls.rootMessage(e);
+        } catch (RuntimeException e) {
+            closeReason = "internal error: " + e;
+            LOG.error("remote listener: disconnecting {} after an internal error", name, e);
+        }
+        return false;
     }
 
     private volatile String closeReason;
@@ -308,6 +547,21 @@ public final class PeerConnection {
         }
     }
 
+    /**
+     * DtoH replies (8 MiB chunks) reuse one buffer instead of allocating each: send() has written
+     * a reply before the next request runs, and one thread executes at a time. Only a successful
+     * read, which fills the payload whole, is sent from it.
+     */
+    private byte[] dtohBuffer = new byte[0];
+
+    private ByteBuffer dtohReply(int size) {
+        int n = Wire.HEADER + size;
+        if (dtohBuffer.length < n) {
+            dtohBuffer = new byte[n];
+        }
+        return ByteBuffer.wrap(dtohBuffer, 0, n).slice().order(ByteOrder.LITTLE_ENDIAN);
+    }
+
     private static ByteBuffer reply(int payload) {
         return ByteBuffer.allocate(Wire.HEADER + payload).order(ByteOrder.LITTLE_ENDIAN);
     }
@@ -328,35 +582,6 @@ public final class PeerConnection {
         r.putLong(Wire.HEADER + Wire.RemoteHeartbeat.REP_NANOS, f.payload.getLong(Wire.RemoteHeartbeat.REQ_NANOS))
                 .putInt(Wire.HEADER + Wire.RemoteHeartbeat.REP_AVAILABLE, info.available ? 1 : 0);
         send(r, f, CuResult.SUCCESS, true);
-    }
-
-    private void execLoop() {
-        try {
-            while (true) {
-                Frames.In f = queue.take();
-                if (f == END) {
-                    break;
-                }
-                queueBytes.release(Math.min(f.payload.capacity() + Wire.HEADER, queueLimit));
-                if (f.op == Wire.GOODBYE) {
-                    send(reply(0), f, CuResult.SUCCESS, true);
-                    break;
-                }
-                execute(f);
-            }
-        } catch (Frames.Violation e) {
-            closeReason = "protocol violation: " + e.getMessage();
-            LOG.warn("remote listener: disconnecting {}: {}", name, closeReason);
-        } catch (IOException e) {
-            closeReason = "connection lost: " + Tls.rootMessage(e);
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        } catch (RuntimeException e) {
-            closeReason = "internal error: " + e;
-            LOG.error("remote listener: disconnecting {} after an internal error", name, e);
-        } finally {
-            finish(closeReason == null ? "the guest disconnected" : closeReason);
-        }
     }
 
     /** Runs one request; replies unless it was sent ASYNC; an ASYNC failure becomes its owner's pending error. */
@@ -527,7 +752,7 @@ public final class PeerConnection {
                 if (size < 0 || size > Frame.MAX_PAYLOAD) {
                     return CuResult.INVALID_VALUE;
                 }
-                ByteBuffer r = reply((int) size);
+                ByteBuffer r = dtohReply((int) size);
                 ByteBuffer dst = r.duplicate().position(R).limit(R + (int) size);
                 int rc = b.memcpyDtoH(c, dst, q.getLong(Wire.MemcpyDtoh.REQ_SRC), s);
                 rr[0] = rc == CuResult.SUCCESS ? r : reply(0);
@@ -857,7 +1082,11 @@ public final class PeerConnection {
         closeReason = why;
         closed = true;
         closeRaw();
-        queue.offer(END);
+        synchronized (turn) {
+            ended = true;
+            drop();
+            turn.notifyAll();
+        }
     }
 
     static String text(byte[] b) {

@@ -32,6 +32,9 @@ final class Dispatcher {
     private static final int R = Wire.HEADER;
     /** Launch records are bounded by the payload limit anyway; this keeps a huge {@code max} cheap. */
     static final int MAX_LAUNCH_RECORDS = 65536;
+    /** SERVICE_ID: this process, which a backend loading vgpu's own shim compares with itself. */
+    private static final ProcessHandle SELF = ProcessHandle.current();
+    private static final long STARTED_MS = SELF.info().startInstant().map(java.time.Instant::toEpochMilli).orElse(0L);
 
     private final SessionManager manager;
     private final Session session;
@@ -83,6 +86,9 @@ final class Dispatcher {
                 return CuResult.SUCCESS;
             case Wire.SERVICE_STATUS:
                 return serviceStatus();
+            case Wire.SERVICE_ID:
+                r.putInt(R + Wire.ServiceId.REP_PID, (int) SELF.pid()).putLong(R + Wire.ServiceId.REP_STARTED_MS, STARTED_MS);
+                return CuResult.SUCCESS;
             case Wire.SESSION_LIST:
                 return sessionList();
             case Wire.SESSION_DEVICES:

@@ -46,6 +46,7 @@ final class Ops {
         switch (op) {
             case Wire.PING:
             case Wire.SERVICE_STATUS:
+            case Wire.SERVICE_ID:
             case Wire.SESSION_LIST:
             case Wire.SESSION_DEVICES:
             case Wire.QUOTA_LIST:
