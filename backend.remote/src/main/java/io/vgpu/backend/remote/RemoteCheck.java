@@ -220,6 +220,8 @@ public final class RemoteCheck {
                         hostCert, "the host needs a new identity (`vgpu remote init --force` there), paired again");
             }
             verdict("OK", tag + "serves backend " + served.backend + " (" + served.description + "): " + devices(served.devices));
+            verdict("OK", tag + "this guest's device address window " + Configs.routerWindow(conf) + " accepted by the host ("
+                    + conf.resolve("io.vgpu.router.cfg") + ")");
         } catch (IOException e) {
             verdict("FAIL", tag + Tls.rootMessage(e));
         }
