@@ -211,7 +211,10 @@ public class RemoteBackend implements CudaService {
     private void keep() {
         while (running) {
             Link l = link;
-            if (l != null && l.alive()) {
+            if (l != null && l.alive() && !window.equals(announced)) {
+                // The core announced its window while this link was being made with the one before.
+                reannounce(l);
+            } else if (l != null && l.alive()) {
                 l.tick();
             } else {
                 try {
@@ -301,12 +304,19 @@ public class RemoteBackend implements CudaService {
         window = w;
         Link l = link;
         if (l != null && l.alive() && !w.equals(announced)) {
-            LOG.info("remote backend {}: device address window {}: connecting to {} again to announce it", id, w, where);
-            reconnecting = true;
-            l.kill("the device address window changed");
-            synchronized (wake) {
-                wake.notifyAll();
-            }
+            reannounce(l);
+        }
+    }
+
+    private synchronized void reannounce(Link l) {
+        if (!l.alive()) {
+            return;
+        }
+        LOG.info("remote backend {}: device address window {}: connecting to {} again to announce it", id, window, where);
+        reconnecting = true;
+        l.kill("the device address window changed");
+        synchronized (wake) {
+            wake.notifyAll();
         }
     }
 
