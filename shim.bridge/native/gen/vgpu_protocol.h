@@ -787,7 +787,7 @@ _Static_assert(sizeof(struct vgpu_event_elapsed_time_rep) == 8, "vgpu_event_elap
 _Static_assert(offsetof(struct vgpu_event_elapsed_time_rep, millis) == 0, "vgpu_event_elapsed_time_rep.millis");
 _Static_assert(offsetof(struct vgpu_event_elapsed_time_rep, pad) == 4, "vgpu_event_elapsed_time_rep.pad");
 
-#define VGPU_REMOTE_HELLO_REQ_SIZE 48
+#define VGPU_REMOTE_HELLO_REQ_SIZE 64
 struct vgpu_remote_hello_req {
     uint32_t magic;
     uint16_t major;
@@ -795,14 +795,18 @@ struct vgpu_remote_hello_req {
     uint32_t caps;
     uint32_t pad;
     char backend[32];
+    uint64_t window_base;
+    uint64_t window_size;
 };
-_Static_assert(sizeof(struct vgpu_remote_hello_req) == 48, "vgpu_remote_hello_req");
+_Static_assert(sizeof(struct vgpu_remote_hello_req) == 64, "vgpu_remote_hello_req");
 _Static_assert(offsetof(struct vgpu_remote_hello_req, magic) == 0, "vgpu_remote_hello_req.magic");
 _Static_assert(offsetof(struct vgpu_remote_hello_req, major) == 4, "vgpu_remote_hello_req.major");
 _Static_assert(offsetof(struct vgpu_remote_hello_req, minor) == 6, "vgpu_remote_hello_req.minor");
 _Static_assert(offsetof(struct vgpu_remote_hello_req, caps) == 8, "vgpu_remote_hello_req.caps");
 _Static_assert(offsetof(struct vgpu_remote_hello_req, pad) == 12, "vgpu_remote_hello_req.pad");
 _Static_assert(offsetof(struct vgpu_remote_hello_req, backend) == 16, "vgpu_remote_hello_req.backend");
+_Static_assert(offsetof(struct vgpu_remote_hello_req, window_base) == 48, "vgpu_remote_hello_req.window_base");
+_Static_assert(offsetof(struct vgpu_remote_hello_req, window_size) == 56, "vgpu_remote_hello_req.window_size");
 
 #define VGPU_REMOTE_HELLO_REP_SIZE 176
 struct vgpu_remote_hello_rep {
@@ -813,6 +817,7 @@ struct vgpu_remote_hello_rep {
     uint32_t max_frame;
     char backend[32];
     char description[128];
+    /* followed by reason bytes */
 };
 _Static_assert(sizeof(struct vgpu_remote_hello_rep) == 176, "vgpu_remote_hello_rep");
 _Static_assert(offsetof(struct vgpu_remote_hello_rep, major) == 0, "vgpu_remote_hello_rep.major");

@@ -569,8 +569,11 @@ static void golden_remote_hello_req(void *msg)
     m->pad = 0x5d22a510u;
     memset(m->backend, 0, sizeof m->backend);
     memcpy(m->backend, "backend-9eba-5", 14);
+    m->window_base = 0xadb93ba551323562ull;
+    m->window_size = 0x7933a45393793294ull;
 }
 
+static const unsigned char golden_remote_hello_rep_tail[] = {0xb9, 0xbb, 0xa8, 0xf5, 0x2d, 0x27, 0x3c, 0x99, 0x91, 0xd3};
 static void golden_remote_hello_rep(void *msg)
 {
     struct vgpu_remote_hello_rep *m = msg;
@@ -1086,8 +1089,8 @@ static const struct vgpu_golden vgpu_golden_messages[] = {
     {"EVENT_SYNCHRONIZE.rep", 121, 1, 0, 0, 0, NULL, NULL, 0},
     {"EVENT_ELAPSED_TIME.req", 122, 0, 0, 16, 0, golden_event_elapsed_time_req, NULL, 0},
     {"EVENT_ELAPSED_TIME.rep", 122, 1, 0, 8, 0, golden_event_elapsed_time_rep, NULL, 0},
-    {"REMOTE_HELLO.req", 128, 0, 0, 48, 0, golden_remote_hello_req, NULL, 0},
-    {"REMOTE_HELLO.rep", 128, 1, 0, 176, 0, golden_remote_hello_rep, NULL, 0},
+    {"REMOTE_HELLO.req", 128, 0, 0, 64, 0, golden_remote_hello_req, NULL, 0},
+    {"REMOTE_HELLO.rep", 128, 1, 0, 176, 1, golden_remote_hello_rep, golden_remote_hello_rep_tail, 10},
     {"REMOTE_HEARTBEAT.req", 129, 0, 0, 8, 0, golden_remote_heartbeat_req, NULL, 0},
     {"REMOTE_HEARTBEAT.rep", 129, 1, 0, 16, 0, golden_remote_heartbeat_rep, NULL, 0},
     {"REMOTE_CTX_CREATE.req", 130, 0, 0, 16, 0, golden_remote_ctx_create_req, NULL, 0},

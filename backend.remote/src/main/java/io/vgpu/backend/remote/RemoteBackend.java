@@ -1,11 +1,13 @@
 package io.vgpu.backend.remote;
 
+import io.vgpu.api.AddressWindow;
 import io.vgpu.api.CuResult;
 import io.vgpu.api.CudaService;
 import io.vgpu.api.dto.BackendInfo;
 import io.vgpu.api.dto.DeviceInfo;
 import io.vgpu.api.dto.LaunchConfig;
 import io.vgpu.api.dto.ModuleImage;
+import io.vgpu.backend.remote.internal.Configs;
 import io.vgpu.backend.remote.internal.Frames;
 import io.vgpu.backend.remote.internal.Handshake;
 import io.vgpu.backend.remote.internal.Link;
@@ -123,6 +125,12 @@ public class RemoteBackend implements CudaService {
     private volatile Link link;
     private volatile int generation;
     private volatile String reason = "not connected yet";
+    /** The guest core's window (the core tells it when it binds this backend). */
+    private volatile AddressWindow window = AddressWindow.DEFAULT;
+    /** The window the live link announced in its REMOTE_HELLO. */
+    private volatile AddressWindow announced;
+    /** Wakes the keeper early: the link must be made again now. */
+    private final Object wake = new Object();
     private volatile String lastLoggedFailure;
     private volatile String lostBecause;
     private volatile String description = "remote GPU";
@@ -149,8 +157,23 @@ public class RemoteBackend implements CudaService {
         activate(config);
     }
 
+    /** For tests outside a framework: a guest whose core's window is {@code window}. */
+    public RemoteBackend(Config config, AddressWindow window) {
+        activateIn(config, window);
+    }
+
     @Activate
     void activate(Config config) {
+        activateIn(config, Configs.routerWindow(RemoteListener.confDir()));
+    }
+
+    /**
+     * The first link is made during activation, before the core binds this backend and tells it
+     * the window (addressWindow); the core's own configuration file says it already, so the host
+     * does not see (and refuse) a default window first.
+     */
+    private void activateIn(Config config, AddressWindow configured) {
+        window = configured;
         this.config = config;
         id = config.backend_id();
         where = config.address() + ":" + config.port();
@@ -188,7 +211,10 @@ public class RemoteBackend implements CudaService {
     private void keep() {
         while (running) {
             Link l = link;
-            if (l != null && l.alive()) {
+            if (l != null && l.alive() && !window.equals(announced)) {
+                // The core announced its window while this link was being made with the one before.
+                reannounce(l);
+            } else if (l != null && l.alive()) {
                 l.tick();
             } else {
                 try {
@@ -198,12 +224,19 @@ public class RemoteBackend implements CudaService {
                     // succeeds; it has named the host already, and the reason travels in 127 bytes
                     // (BACKEND record), so the retry's failure follows without it.
                     String lost = lostBecause;
-                    fail((lost != null ? lost + "; cannot connect: " : "cannot connect to " + where + ": ") + Tls.rootMessage(e));
+                    if (e instanceof Handshake.Refused) {
+                        // The host's reason says what to change; the description names the host.
+                        fail("refused: " + ((Handshake.Refused) e).reason);
+                    } else {
+                        fail((lost != null ? lost + "; cannot connect: " : "cannot connect to " + where + ": ") + Tls.rootMessage(e));
+                    }
                 }
                 firstAttempt.countDown();
             }
             try {
-                Thread.sleep(Math.max(50, config.heartbeat_ms()));
+                synchronized (wake) {
+                    wake.wait(Math.max(50, config.heartbeat_ms()));
+                }
             } catch (InterruptedException e) {
                 return;
             }
@@ -237,7 +270,9 @@ public class RemoteBackend implements CudaService {
                 s = Tls.client(ctx, raw, config.address(), config.port());
             }
             Link l = new Link(raw, s, config.timeout_ms(), this::linkDied);
-            Handshake.Served served = Handshake.hello(l, config.remote_backend());
+            AddressWindow w = window;
+            Handshake.Served served = Handshake.hello(l, config.remote_backend(), w);
+            announced = w;
             DeviceInfo[] devs = served.devices;
             String hostDescription = served.description;
             raw.setSoTimeout(0);
@@ -258,7 +293,41 @@ public class RemoteBackend implements CudaService {
         }
     }
 
+    /**
+     * The host keeps guests apart by the windows their links announced, so a link made with
+     * another window is made again with this one, at once. The core changes the window only while
+     * no session is open, so nothing on the link is lost.
+     */
+    @Override
+    public void addressWindow(long base, long size) {
+        AddressWindow w = new AddressWindow(base, size);
+        window = w;
+        Link l = link;
+        if (l != null && l.alive() && !w.equals(announced)) {
+            reannounce(l);
+        }
+    }
+
+    private synchronized void reannounce(Link l) {
+        if (!l.alive()) {
+            return;
+        }
+        LOG.info("remote backend {}: device address window {}: connecting to {} again to announce it", id, window, where);
+        reconnecting = true;
+        l.kill("the device address window changed");
+        synchronized (wake) {
+            wake.notifyAll();
+        }
+    }
+
+    private volatile boolean reconnecting;
+
     private void linkDied(String why) {
+        if (reconnecting) {
+            reconnecting = false;
+            reason = "connecting again to announce device address window " + window;
+            return;
+        }
         if (!running) {
             reason = "stopped";
             return;

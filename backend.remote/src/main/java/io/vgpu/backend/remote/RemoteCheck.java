@@ -200,14 +200,16 @@ public final class RemoteCheck {
             Link link = new Link(raw, s, timeoutMs, why -> { });
             Handshake.Served served;
             try {
-                served = Handshake.hello(link, c.remote_backend());
+                served = Handshake.hello(link, c.remote_backend(), Configs.routerWindow(conf));
                 link.post(Frames.request(Wire.GOODBYE, 0, false), null, true);
             } catch (IOException | RuntimeException e) {
                 // TLS 1.3 tells the client that the server refused its certificate only after the
                 // handshake: an alert at the first read, or, when the host has hung up before our
                 // first write went out, just a broken connection.
                 verdict("FAIL", tag + (hostCert != null && (isAlert(e) || isHangUp(e))
-                        ? "TLS 1.3 handshake failed: " + refusal(e) : Tls.rootMessage(e)));
+                        ? "TLS 1.3 handshake failed: " + refusal(e) : Tls.rootMessage(e))
+                        + (e instanceof Handshake.Refused && e.getMessage().contains("window.base")
+                                ? " (in " + conf.resolve("io.vgpu.router.cfg") + "; vgpu remote window BASE SIZE writes them)" : ""));
                 return;
             } finally {
                 link.kill("check done");
@@ -218,6 +220,8 @@ public final class RemoteCheck {
                         hostCert, "the host needs a new identity (`vgpu remote init --force` there), paired again");
             }
             verdict("OK", tag + "serves backend " + served.backend + " (" + served.description + "): " + devices(served.devices));
+            verdict("OK", tag + "this guest's device address window " + Configs.routerWindow(conf) + " accepted by the host ("
+                    + conf.resolve("io.vgpu.router.cfg") + ")");
         } catch (IOException e) {
             verdict("FAIL", tag + Tls.rootMessage(e));
         }

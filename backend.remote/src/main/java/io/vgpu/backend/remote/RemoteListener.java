@@ -87,6 +87,8 @@ public class RemoteListener {
     private volatile Config config;
     private volatile SSLContext tls;
     private volatile Set<String> allowed;
+    /** Certificate fingerprint -> the name it is pinned under (its file in the trust directory). */
+    private volatile Map<String, String> pinnedNames = Map.of();
 
     public RemoteListener() {}
 
@@ -137,6 +139,7 @@ public class RemoteListener {
         } else {
             try {
                 tls = Tls.context(resolve(config.identity()), resolve(config.identity_password_file()), resolve(config.trust()));
+                pinnedNames = Tls.pinnedNames(resolve(config.trust()));
             } catch (IOException | java.security.GeneralSecurityException e) {
                 LOG.error("remote listener NOT started: cannot set up TLS from identity {} and trust {}: {} "
                         + "(vgpu remote init creates the identity; vgpu remote trust pairs a guest)", resolve(config.identity()),
@@ -204,7 +207,7 @@ public class RemoteListener {
             }
             Config c = config;
             PeerConnection p = new PeerConnection(s, tls, c.max_peers(), c.peer_memory_mib() << 20, c.peer_queue_mib() << 20,
-                    c.idle_timeout_ms(), this::backendFor, peers);
+                    c.idle_timeout_ms(), this::backendFor, peers, pinnedNames::get);
             p.start();
         }
     }

@@ -34,6 +34,7 @@ public class RemoteCheckTest {
         conf = dir.resolve("conf");
         Files.createDirectories(dir.resolve("peers"));
         Files.copy(Pki.identity(dir, "guest", null, 400), dir.resolve("peers/guest.crt"));
+        Files.copy(Pki.identity(dir, "neighbour", null, 400), dir.resolve("peers/neighbour.crt"));
         Pki.identity(dir, "host", null, 400);
         Pki.identity(dir, "soon", null, 10);
         Pki.identity(dir, "old", "-10d", 1);
@@ -114,6 +115,37 @@ public class RemoteCheckTest {
         assertTrue(o.out, hasLine(o.out, tag + "host certificate CN=host \\(SHA-256 [0-9a-f]{64}\\) valid until .*"));
         assertTrue(o.out, hasLine(o.out, tag + "serves backend mock \\(simulated 1 x NVIDIA H100 80GB HBM3\\): "
                 + "1 device: NVIDIA H100 80GB HBM3, 81920 MiB"));
+        assertTrue(o.out, hasLine(o.out, tag + "this guest's device address window 0x200000000000\\+16T accepted by the host \\(.*io\\.vgpu\\.router\\.cfg\\)"));
+    }
+
+    @Test
+    public void aWindowOverlappingAnotherGuestsFailsWithTheHostsReasonAndWhereToWriteTheFreeOne() throws Exception {
+        Map<String, Object> n = new HashMap<>();
+        n.put("backend.id", "gpu-neighbour");
+        n.put("address", "127.0.0.1");
+        n.put("port", Integer.toString(PORTS.get("host")));
+        n.put("identity", dir.resolve("neighbour.p12").toString());
+        n.put("identity.password.file", dir.resolve("neighbour.pass").toString());
+        n.put("trust", dir.resolve("host.crt").toString());
+        RemoteBackend neighbour = new RemoteBackend(Configs.of(RemoteBackend.Config.class, n),
+                new io.vgpu.api.AddressWindow(0x2000_0000_0000L, 1L << 40));
+        try {
+            assertTrue(neighbour.info().toString(), neighbour.info().available);
+            configure("gpu1", PORTS.get("host"), "guest", "host");
+            Files.writeString(conf.resolve("io.vgpu.router.cfg"), "backend = gpu1\nwindow.base = 0x200000000000\nwindow.size = 2T\n");
+            Outcome o = check();
+            assertEquals(o.out, 1, o.fails);
+            String tag = "FAIL remote gpu1 (127.0.0.1:" + PORTS.get("host") + "): ";
+            assertTrue(o.out, o.out.lines().anyMatch(l -> l.equals(tag + "the host refused: window 0x200000000000+2T overlaps "
+                    + "neighbour's 0x200000000000+1T; free: window.base = 0x210000000000, window.size = 2T (in "
+                    + conf.resolve("io.vgpu.router.cfg") + "; vgpu remote window BASE SIZE writes them)")));
+            Files.writeString(conf.resolve("io.vgpu.router.cfg"), "backend = gpu1\nwindow.base = 0x210000000000\nwindow.size = 2T\n");
+            o = check();
+            assertEquals(o.out, 0, o.fails);
+            assertTrue(o.out, o.out.contains("this guest's device address window 0x210000000000+2T accepted by the host"));
+        } finally {
+            neighbour.deactivate();
+        }
     }
 
     @Test

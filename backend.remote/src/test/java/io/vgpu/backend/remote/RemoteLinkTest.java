@@ -6,6 +6,7 @@ import static org.junit.Assert.assertFalse;
 import static org.junit.Assert.assertNotNull;
 import static org.junit.Assert.assertTrue;
 
+import io.vgpu.api.AddressWindow;
 import io.vgpu.api.CuResult;
 import io.vgpu.api.CudaService;
 import io.vgpu.api.dto.DeviceInfo;
@@ -317,7 +318,9 @@ public class RemoteLinkTest {
         ByteBuffer hello = Frames.request(Wire.REMOTE_HELLO, Wire.RemoteHello.REQ_FIXED, false);
         hello.putInt(Wire.HEADER + Wire.RemoteHello.REQ_MAGIC, Wire.MAGIC)
                 .putShort(Wire.HEADER + Wire.RemoteHello.REQ_MAJOR, (short) Wire.MAJOR)
-                .putShort(Wire.HEADER + Wire.RemoteHello.REQ_MINOR, (short) Wire.MINOR);
+                .putShort(Wire.HEADER + Wire.RemoteHello.REQ_MINOR, (short) Wire.MINOR)
+                .putLong(Wire.HEADER + Wire.RemoteHello.REQ_WINDOW_BASE, AddressWindow.DEFAULT_BASE)
+                .putLong(Wire.HEADER + Wire.RemoteHello.REQ_WINDOW_SIZE, AddressWindow.DEFAULT_SIZE);
         s.getOutputStream().write(hello.array());
         s.getOutputStream().flush();
         Frames.In r = Frames.read(new DataInputStream(s.getInputStream()), new byte[Wire.HEADER], 4096, null);

@@ -155,6 +155,17 @@ public interface CudaService {
         return null;
     }
 
+    /**
+     * The device address window the core chooses this service's addresses from: every address
+     * passed to {@link #memAlloc}, {@link #memMap} and {@link #moduleLoad} lies in
+     * {@code [base, base+size)}. Called when the core binds the backend, before any session uses
+     * it, and again when the window changes (only while no session is open). A backend that shares
+     * an address space with other cores (a remote host serving several guests) announces it; by
+     * default nothing needs it.
+     */
+    default void addressWindow(long base, long size) {
+    }
+
     /** The most recent launches, oldest first, for backends that record them. */
     default java.util.List<io.vgpu.api.dto.LaunchRecord> launchLog(int max) {
         return java.util.List.of();

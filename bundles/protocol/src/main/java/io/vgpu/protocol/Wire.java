@@ -822,7 +822,9 @@ public final class Wire {
         public static final int REQ_CAPS = 8;
         public static final int REQ_PAD = 12;
         public static final int REQ_BACKEND = 16;
-        public static final int REQ_FIXED = 48;
+        public static final int REQ_WINDOW_BASE = 48;
+        public static final int REQ_WINDOW_SIZE = 56;
+        public static final int REQ_FIXED = 64;
         public static final boolean REQ_TAIL = false;
         public static final int REP_MAJOR = 0;
         public static final int REP_MINOR = 2;
@@ -831,8 +833,9 @@ public final class Wire {
         public static final int REP_MAX_FRAME = 12;
         public static final int REP_BACKEND = 16;
         public static final int REP_DESCRIPTION = 48;
+        public static final int REP_REASON = 176;
         public static final int REP_FIXED = 176;
-        public static final boolean REP_TAIL = false;
+        public static final boolean REP_TAIL = true;
     }
 
     public static final class RemoteHeartbeat {
@@ -1386,21 +1389,24 @@ public final class Wire {
         new Message("EVENT_ELAPSED_TIME.rep", 122, true, false, 8, false,
                 new Field("f32", "millis", 1, 0, 4),
                 new Field("u32", "pad", 1, 4, 4)),
-        new Message("REMOTE_HELLO.req", 128, false, false, 48, false,
+        new Message("REMOTE_HELLO.req", 128, false, false, 64, false,
                 new Field("u32", "magic", 1, 0, 4),
                 new Field("u16", "major", 1, 4, 2),
                 new Field("u16", "minor", 1, 6, 2),
                 new Field("u32", "caps", 1, 8, 4),
                 new Field("u32", "pad", 1, 12, 4),
-                new Field("char", "backend", 32, 16, 32)),
-        new Message("REMOTE_HELLO.rep", 128, true, false, 176, false,
+                new Field("char", "backend", 32, 16, 32),
+                new Field("u64", "window_base", 1, 48, 8),
+                new Field("u64", "window_size", 1, 56, 8)),
+        new Message("REMOTE_HELLO.rep", 128, true, false, 176, true,
                 new Field("u16", "major", 1, 0, 2),
                 new Field("u16", "minor", 1, 2, 2),
                 new Field("u32", "heartbeat_ms", 1, 4, 4),
                 new Field("i32", "status", 1, 8, 4),
                 new Field("u32", "max_frame", 1, 12, 4),
                 new Field("char", "backend", 32, 16, 32),
-                new Field("char", "description", 128, 48, 128)),
+                new Field("char", "description", 128, 48, 128),
+                new Field("bytes", "reason", 0, 176, 0)),
         new Message("REMOTE_HEARTBEAT.req", 129, false, false, 8, false,
                 new Field("u64", "nanos", 1, 0, 8)),
         new Message("REMOTE_HEARTBEAT.rep", 129, true, false, 16, false,

@@ -1,8 +1,14 @@
 package io.vgpu.backend.remote.internal;
 
+import io.vgpu.api.AddressWindow;
+import java.io.IOException;
+import java.io.InputStream;
 import java.lang.reflect.Method;
 import java.lang.reflect.Proxy;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.Map;
+import java.util.Properties;
 
 /** A component configuration annotation backed by a map, for running components outside a framework. */
 public final class Configs {
@@ -18,6 +24,28 @@ public final class Configs {
             Object v = values.get(m.getName().replace('_', '.'));
             return v == null ? m.getDefaultValue() : convert(m, v);
         });
+    }
+
+    /**
+     * This guest's device address window as its core reads it from {@code io.vgpu.router.cfg} in
+     * {@code confDir}: the default when the file or the keys are missing or not usable (the core
+     * then keeps the default too, and logs why).
+     */
+    public static AddressWindow routerWindow(Path confDir) {
+        Path f = confDir.resolve("io.vgpu.router.cfg");
+        Properties p = new Properties();
+        try {
+            if (Files.isRegularFile(f)) {
+                try (InputStream in = Files.newInputStream(f)) {
+                    p.load(in);
+                }
+            }
+            AddressWindow w = new AddressWindow(AddressWindow.parse(p.getProperty("window.base", AddressWindow.hex(AddressWindow.DEFAULT_BASE))),
+                    AddressWindow.parse(p.getProperty("window.size", AddressWindow.hex(AddressWindow.DEFAULT_SIZE))));
+            return w.invalid() == null ? w : AddressWindow.DEFAULT;
+        } catch (IOException | IllegalArgumentException e) {
+            return AddressWindow.DEFAULT;
+        }
     }
 
     private static Object convert(Method m, Object v) {

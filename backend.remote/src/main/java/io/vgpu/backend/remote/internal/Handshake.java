@@ -1,5 +1,6 @@
 package io.vgpu.backend.remote.internal;
 
+import io.vgpu.api.AddressWindow;
 import io.vgpu.api.CuDeviceAttribute;
 import io.vgpu.api.CuResult;
 import io.vgpu.api.dto.DeviceInfo;
@@ -15,6 +16,17 @@ import java.nio.ByteBuffer;
  */
 public final class Handshake {
     private Handshake() {}
+
+    /** The host refused this guest for the reason it gave (its REMOTE_HELLO reply's reason). */
+    public static final class Refused extends IOException {
+        private static final long serialVersionUID = 1L;
+        public final String reason;
+
+        Refused(String reason) {
+            super("the host refused: " + reason);
+            this.reason = reason;
+        }
+    }
 
     /** What the host serves this guest. */
     public static final class Served {
@@ -32,14 +44,16 @@ public final class Handshake {
 
     /**
      * Says {@code REMOTE_HELLO} asking for {@code remoteBackend} (empty: the host's default) and
-     * reads the device list, both before the link's reader runs. A refusal is an IOException that
-     * says why.
+     * announcing the guest core's device address {@code window}, and reads the device list, both
+     * before the link's reader runs. A refusal is an IOException that says why.
      */
-    public static Served hello(Link l, String remoteBackend) throws IOException {
+    public static Served hello(Link l, String remoteBackend, AddressWindow window) throws IOException {
         ByteBuffer hello = Frames.request(Wire.REMOTE_HELLO, Wire.RemoteHello.REQ_FIXED, false);
         hello.putInt(Wire.HEADER + Wire.RemoteHello.REQ_MAGIC, Wire.MAGIC)
                 .putShort(Wire.HEADER + Wire.RemoteHello.REQ_MAJOR, (short) Wire.MAJOR)
-                .putShort(Wire.HEADER + Wire.RemoteHello.REQ_MINOR, (short) Wire.MINOR);
+                .putShort(Wire.HEADER + Wire.RemoteHello.REQ_MINOR, (short) Wire.MINOR)
+                .putLong(Wire.HEADER + Wire.RemoteHello.REQ_WINDOW_BASE, window.base)
+                .putLong(Wire.HEADER + Wire.RemoteHello.REQ_WINDOW_SIZE, window.size);
         Frame.putString(hello, Wire.HEADER + Wire.RemoteHello.REQ_BACKEND, 32, remoteBackend);
         l.post(hello, null, true);
         Frames.In r = l.readDirect(4096);
@@ -47,6 +61,11 @@ public final class Handshake {
             throw new IOException("the host answered REMOTE_HELLO with op " + r.op);
         }
         if (r.result != CuResult.SUCCESS) {
+            int tail = r.payload.capacity() - Wire.RemoteHello.REP_REASON;
+            String reason = tail <= 0 ? "" : Frame.string(r.payload, Wire.RemoteHello.REP_REASON, tail);
+            if (!reason.isEmpty()) {
+                throw new Refused(reason);
+            }
             throw new IOException("the host refused: " + (r.result == CuResult.NO_DEVICE
                     ? "backend '" + remoteBackend + "' is not served there"
                     : r.result == CuResult.SYSTEM_DRIVER_MISMATCH ? "it speaks another protocol version (this guest speaks "

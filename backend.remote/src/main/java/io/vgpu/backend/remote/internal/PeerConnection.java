@@ -1,5 +1,6 @@
 package io.vgpu.backend.remote.internal;
 
+import io.vgpu.api.AddressWindow;
 import io.vgpu.api.CuResult;
 import io.vgpu.api.CudaService;
 import io.vgpu.api.CuDeviceAttribute;
@@ -88,6 +89,11 @@ public final class PeerConnection {
     /** The guest's certificate fingerprint (null on a plaintext link) and the backend it is served by. */
     private volatile String guestKey;
     private volatile String backendId;
+    /** The pinned name of the guest's certificate (its file in the trust directory), else its CN. */
+    private volatile String guestName;
+    /** The guest core's device address window; set (under peers' lock) once REMOTE_HELLO is accepted. */
+    private volatile AddressWindow window;
+    private final java.util.function.Function<String, String> pinnedName;
     private final CountDownLatch released = new CountDownLatch(1);
     private volatile long lastHeardNanos = System.nanoTime();
     private Socket socket;
@@ -110,7 +116,8 @@ public final class PeerConnection {
     private long memoryHeld;
 
     public PeerConnection(Socket raw, SSLContext tls, int maxPeers, long memoryLimit, int queueLimit, int idleTimeoutMs,
-            Backends backends, Set<PeerConnection> peers) {
+            Backends backends, Set<PeerConnection> peers, java.util.function.Function<String, String> pinnedName) {
+        this.pinnedName = pinnedName;
         this.raw = raw;
         this.tls = tls;
         this.maxPeers = maxPeers;
@@ -154,6 +161,8 @@ public final class PeerConnection {
                 X509Certificate cert = (X509Certificate) s.getSession().getPeerCertificates()[0];
                 name = Tls.commonName(cert) + "@" + name;
                 guestKey = Tls.fingerprint(cert);
+                String pinned = pinnedName.apply(guestKey);
+                guestName = pinned != null ? pinned : Tls.commonName(cert);
                 socket = s;
             } else {
                 socket = raw;
@@ -480,13 +489,13 @@ public final class PeerConnection {
     }
 
     private boolean hello(Frames.In f) throws IOException {
-        if (f.op != Wire.REMOTE_HELLO || f.payload.capacity() < Wire.RemoteHello.REQ_FIXED) {
+        if (f.op != Wire.REMOTE_HELLO || f.payload.capacity() < Wire.RemoteHello.REQ_WINDOW_BASE) {
             LOG.warn("remote listener: disconnecting {}: protocol violation: the first request is not REMOTE_HELLO", name);
             return false;
         }
         ByteBuffer q = f.payload;
-        ByteBuffer r = reply(Wire.RemoteHello.REP_FIXED);
         int rc = CuResult.SUCCESS;
+        String reason = "";
         String[] id = new String[1];
         if (q.getInt(Wire.RemoteHello.REQ_MAGIC) != Wire.MAGIC) {
             LOG.warn("remote listener: disconnecting {}: protocol violation: bad magic", name);
@@ -494,29 +503,92 @@ public final class PeerConnection {
         }
         int major = q.getShort(Wire.RemoteHello.REQ_MAJOR) & 0xffff;
         CudaService b = backends.find(Frame.string(q, Wire.RemoteHello.REQ_BACKEND, 32), id);
+        // A guest from before windows were announced allocates from the default window.
+        AddressWindow w = q.capacity() < Wire.RemoteHello.REQ_FIXED ? AddressWindow.DEFAULT
+                : new AddressWindow(q.getLong(Wire.RemoteHello.REQ_WINDOW_BASE), q.getLong(Wire.RemoteHello.REQ_WINDOW_SIZE));
         if (major != Wire.MAJOR) {
             rc = CuResult.SYSTEM_DRIVER_MISMATCH;
             LOG.warn("remote listener refused {}: protocol {} (this host speaks {})", name, major, Wire.MAJOR);
         } else if (b == null) {
             rc = CuResult.NO_DEVICE;
             LOG.warn("remote listener refused {}: backend '{}' is not served here", name, id[0]);
+        } else if (w.invalid() != null) {
+            rc = CuResult.INVALID_VALUE;
+            reason = "window " + w + " is not usable: " + w.invalid();
+            LOG.warn("remote listener refused {}: {}", name, reason);
+        } else {
+            reason = claimWindow(w);
+            if (!reason.isEmpty()) {
+                rc = CuResult.ALREADY_MAPPED;
+                LOG.warn("remote listener refused {}: {}", name, reason);
+            }
         }
         if (rc == CuResult.SUCCESS) {
             backendId = id[0];
             replaceEarlierLinks();
         }
+        byte[] why = reason.getBytes(StandardCharsets.UTF_8);
+        ByteBuffer r = reply(Wire.RemoteHello.REP_FIXED + why.length);
         int R = Wire.HEADER;
         r.putShort(R + Wire.RemoteHello.REP_MAJOR, (short) Wire.MAJOR).putShort(R + Wire.RemoteHello.REP_MINOR, (short) Wire.MINOR)
                 .putInt(R + Wire.RemoteHello.REP_HEARTBEAT_MS, HEARTBEAT_MS).putInt(R + Wire.RemoteHello.REP_MAX_FRAME, Frame.MAX_PAYLOAD);
         Frame.putString(r, R + Wire.RemoteHello.REP_BACKEND, 32, id[0]);
         Frame.putString(r, R + Wire.RemoteHello.REP_DESCRIPTION, 128, b == null ? "" : b.info().description);
+        r.put(R + Wire.RemoteHello.REP_REASON, why);
         send(r, f, rc, true);
         if (rc != CuResult.SUCCESS) {
             return false;
         }
         backend = b;
-        LOG.info("remote listener: guest {} connected, served by backend {}", name, id[0]);
+        LOG.info("remote listener: guest {} connected, served by backend {}, device address window {}", name, id[0], w);
         return true;
+    }
+
+    /** Where the host's device address space is reserved (a real GPU host's VMM window). */
+    static final AddressWindow HOST_WINDOW = AddressWindow.DEFAULT;
+    /** Suggested windows start on this alignment. */
+    static final long SUGGESTION_ALIGNMENT = 1L << 40;
+
+    /**
+     * Takes {@code w} for this link unless it overlaps the window of a live link of another guest:
+     * the guests' cores choose device addresses independently and the host honours them, so two
+     * guests in one range would meet each other's allocations. Returns why not, empty when taken.
+     * Links of the same certificate are one guest core (a reconnect, or its second backend) and
+     * share its window; plaintext links (loopback tests) have no identity and are not checked.
+     */
+    private String claimWindow(AddressWindow w) {
+        synchronized (peers) {
+            if (guestKey != null) {
+                for (PeerConnection o : peers) {
+                    AddressWindow ow = o.window;
+                    if (o != this && ow != null && o.guestKey != null && !guestKey.equals(o.guestKey) && ow.overlaps(w)) {
+                        return "window " + w + " overlaps " + o.guestName + "'s " + ow + "; " + suggestion(w.size);
+                    }
+                }
+            }
+            window = w;
+            return "";
+        }
+    }
+
+    /** A free window inside the host's for this guest, as the guest writes it (caller holds peers' lock). */
+    private String suggestion(long wanted) {
+        java.util.List<AddressWindow> taken = new java.util.ArrayList<>();
+        for (PeerConnection o : peers) {
+            AddressWindow ow = o.window;
+            if (ow != null && o.guestKey != null && !guestKey.equals(o.guestKey)) {
+                taken.add(ow);
+            }
+        }
+        for (long size : new long[] {(wanted + SUGGESTION_ALIGNMENT - 1) & -SUGGESTION_ALIGNMENT, SUGGESTION_ALIGNMENT}) {
+            for (long base = HOST_WINDOW.base; size > 0 && size <= HOST_WINDOW.end() - base; base += SUGGESTION_ALIGNMENT) {
+                AddressWindow c = new AddressWindow(base, size);
+                if (taken.stream().noneMatch(c::overlaps)) {
+                    return "free: window.base = " + AddressWindow.hex(base) + ", window.size = " + AddressWindow.size(size);
+                }
+            }
+        }
+        return "the host's window " + HOST_WINDOW + " has no free 1T range";
     }
 
     /**

@@ -70,6 +70,18 @@ public final class Tls {
 
     /** The certificates in a PEM/DER file, or in every {@code *.crt}/{@code *.pem} file of a directory. */
     public static List<X509Certificate> load(Path trust) throws IOException, CertificateException {
+        List<Path> files = trustFiles(trust);
+        CertificateFactory cf = CertificateFactory.getInstance("X.509");
+        List<X509Certificate> out = new ArrayList<>();
+        for (Path f : files) {
+            try (InputStream in = Files.newInputStream(f)) {
+                cf.generateCertificates(in).forEach(c -> out.add((X509Certificate) c));
+            }
+        }
+        return out;
+    }
+
+    private static List<Path> trustFiles(Path trust) throws IOException {
         List<Path> files = new ArrayList<>();
         if (Files.isDirectory(trust)) {
             try (Stream<Path> s = Files.list(trust)) {
@@ -80,11 +92,19 @@ public final class Tls {
         } else {
             throw new IOException("trust " + trust + " is neither a certificate file nor a directory of them");
         }
-        CertificateFactory cf = CertificateFactory.getInstance("X.509");
-        List<X509Certificate> out = new ArrayList<>();
-        for (Path f : files) {
-            try (InputStream in = Files.newInputStream(f)) {
-                cf.generateCertificates(in).forEach(c -> out.add((X509Certificate) c));
+        return files;
+    }
+
+    /**
+     * Fingerprint -> the name each certificate of {@code trust} is pinned under: its file's name
+     * without the extension ({@code vgpu remote trust} writes {@code peers/NAME.crt}).
+     */
+    public static Map<String, String> pinnedNames(Path trust) throws IOException, CertificateException {
+        Map<String, String> out = new java.util.HashMap<>();
+        for (Path f : trustFiles(trust)) {
+            String name = f.getFileName().toString().replaceFirst("\\.(crt|pem)$", "");
+            for (X509Certificate c : load(f)) {
+                out.putIfAbsent(fingerprint(c), name);
             }
         }
         return out;

@@ -9,9 +9,8 @@ import java.util.TreeMap;
  * can later be re-created at the same addresses elsewhere.
  */
 final class AddressSpace {
-    /** Far from where Linux places heaps, libraries and stacks, so shims can reserve it in clients. */
-    static final long DEFAULT_BASE = 0x2000_0000_0000L;
-    static final long DEFAULT_SIZE = 1L << 44;
+    static final long DEFAULT_BASE = io.vgpu.api.AddressWindow.DEFAULT_BASE;
+    static final long DEFAULT_SIZE = io.vgpu.api.AddressWindow.DEFAULT_SIZE;
     static final long SMALL_ALIGNMENT = 512;
     static final long LARGE_ALIGNMENT = 2L << 20;
 

@@ -440,7 +440,7 @@ final class Migration {
             physical.put(p, out[0]);
             if (!p.released) {
                 // The application may have written parts that are mapped nowhere now: map it all.
-                long at = s.router.addressSpace().reserve(p.size, AddressSpace.LARGE_ALIGNMENT, 0);
+                long at = s.space().reserve(p.size, AddressSpace.LARGE_ALIGNMENT, 0);
                 if (at == 0) {
                     throw new Refusal("no room in the device address window to copy " + p.size + " bytes of physical memory");
                 }
@@ -687,7 +687,7 @@ final class Migration {
                     LOG.warn("session {}: {} failed to unmap a migration window: {}", s.id(), source.id, CuResult.name(rc));
                 }
             }
-            s.router.addressSpace().release(w.address, w.memory.size);
+            s.space().release(w.address, w.memory.size);
         }
         scratch.clear();
     }

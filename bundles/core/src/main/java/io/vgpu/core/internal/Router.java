@@ -1,5 +1,6 @@
 package io.vgpu.core.internal;
 
+import io.vgpu.api.AddressWindow;
 import io.vgpu.api.CudaService;
 import io.vgpu.api.dto.BackendInfo;
 import io.vgpu.api.dto.DeviceInfo;
@@ -69,6 +70,13 @@ public class Router implements SessionManager {
 
         @AttributeDefinition(description = "Driver version reported by cuDriverGetVersion, e.g. 13000 or 12080")
         int driverVersion() default 13000;
+
+        @AttributeDefinition(description = "Start of the device address window (0x hex or decimal, 2 MiB aligned): "
+                + "guests of one GPU host each need a window of their own")
+        String window_base() default "0x200000000000";
+
+        @AttributeDefinition(description = "Size of the device address window (0x hex, decimal, or with K, M, G, T)")
+        String window_size() default "16T";
     }
 
     /** A registered backend; {@code lost} once its service went away. */
@@ -92,7 +100,15 @@ public class Router implements SessionManager {
     private final Map<String, List<Backend>> backends = new ConcurrentHashMap<>();
     private final Map<Long, SessionImpl> sessions = new ConcurrentHashMap<>();
     private final AtomicLong sessionIds = new AtomicLong();
-    private final AddressSpace addressSpace = new AddressSpace(AddressSpace.DEFAULT_BASE, AddressSpace.DEFAULT_SIZE);
+    /**
+     * Replaced only while no session is open (under windowLock, which open() holds too), so every
+     * session allocates from one window for its whole life and backends hear of each window before
+     * any session uses it.
+     */
+    private volatile AddressSpace addressSpace = new AddressSpace(AddressSpace.DEFAULT_BASE, AddressSpace.DEFAULT_SIZE);
+    private final Object windowLock = new Object();
+    /** Guarded by windowLock: a configured window waiting for the open sessions to close. */
+    private AddressWindow pendingWindow;
     private final ImageCache images = new ImageCache(1L << 30);
     /** Never empty unless the configuration names no backend at all. */
     private volatile List<String> preference = List.of("mock");
@@ -108,11 +124,74 @@ public class Router implements SessionManager {
         List<String> previous = preference;
         preference = parsePreference(config.backend());
         driverVersion = config.driverVersion();
+        applyWindow(window(config));
         boolean first = !activated;
         activated = true;
         if (first || !preference.equals(previous)) {
             logActive(first ? "started" : "switched from " + String.join(", ", previous));
         }
+    }
+
+    /** The configured window, or the default with a log line saying why when it is not usable. */
+    static AddressWindow window(Config config) {
+        try {
+            return parseWindow(config.window_base(), config.window_size());
+        } catch (IllegalArgumentException e) {
+            LOG.error("window.base = {}, window.size = {} in {}.cfg not used: {}; keeping the default window {}", config.window_base(),
+                    config.window_size(), PID, e.getMessage(), AddressWindow.DEFAULT);
+            return AddressWindow.DEFAULT;
+        }
+    }
+
+    /** {@code window.base} and {@code window.size} as a window; IllegalArgumentException says why not. */
+    static AddressWindow parseWindow(String base, String size) {
+        AddressWindow w = new AddressWindow(AddressWindow.parse(base), AddressWindow.parse(size));
+        String why = w.invalid();
+        if (why != null) {
+            throw new IllegalArgumentException(why);
+        }
+        return w;
+    }
+
+    /**
+     * Makes {@code w} the window now when no session is open, else when the last one closes: a
+     * running session's pointers (held by the client, in kernel parameters and in device memory)
+     * cannot move, and one core's sessions must share one window.
+     */
+    private void applyWindow(AddressWindow w) {
+        synchronized (windowLock) {
+            AddressSpace current = addressSpace;
+            if (current.base() == w.base && current.size() == w.size) {
+                pendingWindow = null;
+                return;
+            }
+            if (!sessions.isEmpty()) {
+                if (!w.equals(pendingWindow)) {
+                    LOG.warn("device address window {} configured; {} open session(s) keep {} and it applies when they have all closed",
+                            w, sessions.size(), new AddressWindow(current.base(), current.size()));
+                }
+                pendingWindow = w;
+                return;
+            }
+            pendingWindow = null;
+            addressSpace = new AddressSpace(w.base, w.size);
+            if (activated) {
+                LOG.info("device address window {}", w);
+            } else if (!w.equals(AddressWindow.DEFAULT)) {
+                LOG.info("device address window {} (configured)", w);
+            }
+            for (List<Backend> list : backends.values()) {
+                for (Backend b : list) {
+                    b.service.addressWindow(w.base, w.size);
+                }
+            }
+        }
+    }
+
+    /** The device address window sessions get now. */
+    AddressWindow window() {
+        AddressSpace a = addressSpace;
+        return new AddressWindow(a.base(), a.size());
     }
 
     /** {@code "gpu1, gpu2 mock"}: ids separated by commas or blanks, in order, each once. */
@@ -169,8 +248,14 @@ public class Router implements SessionManager {
         Object ranking = props.get(Constants.SERVICE_RANKING);
         Backend b = new Backend(id.toString(), service, ranking instanceof Integer ? (Integer) ranking : 0);
         List<Backend> same = backends.computeIfAbsent(b.id, k -> new java.util.concurrent.CopyOnWriteArrayList<>());
-        boolean wasMissing = same.isEmpty();
-        same.add(b);
+        boolean wasMissing;
+        synchronized (windowLock) {
+            // Before the backend can be chosen: it knows the window before any session uses it.
+            AddressSpace a = addressSpace;
+            service.addressWindow(a.base(), a.size());
+            wasMissing = same.isEmpty();
+            same.add(b);
+        }
         if (wasMissing) {
             LOG.info("backend {} registered: {}", b.id, service.info().description);
         } else {
@@ -394,8 +479,11 @@ public class Router implements SessionManager {
     @Override
     public Session open(ClientInfo client) {
         Choice c = choose(Set.of(), true);
-        SessionImpl s = new SessionImpl(this, sessionIds.incrementAndGet(), client, c.backend);
-        sessions.put(s.id(), s);
+        SessionImpl s;
+        synchronized (windowLock) {
+            s = new SessionImpl(this, sessionIds.incrementAndGet(), client, c.backend);
+            sessions.put(s.id(), s);
+        }
         LOG.info("session {} opened: pid {} uid {} ({}) on {}{}", s.id(), client.pid, client.uid, client.processName,
                 s.backendId() == null ? "no backend" : "backend " + s.backendId(),
                 c.skipped.isEmpty() ? "" : " (skipped " + String.join("; ", c.skipped) + ")");
@@ -406,6 +494,13 @@ public class Router implements SessionManager {
         if (sessions.remove(s.id()) != null) {
             // The transport already logged why the client went away.
             LOG.debug("session {} closed: pid {} ({})", s.id(), s.client().pid, s.client().processName);
+        }
+        AddressWindow pending;
+        synchronized (windowLock) {
+            pending = pendingWindow;
+        }
+        if (pending != null) {
+            applyWindow(pending);
         }
     }
 

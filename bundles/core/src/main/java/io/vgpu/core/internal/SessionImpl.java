@@ -204,12 +204,16 @@ final class SessionImpl implements Session {
         }
     }
 
+    /** The window at the session's start: the router changes it only while no session is open. */
+    private final AddressSpace space;
+
     SessionImpl(Router router, long id, ClientInfo client, Router.Backend backend) {
         this.router = router;
         this.id = id;
         this.client = client;
         this.backend = backend;
         this.handles = new HandleTable(id);
+        this.space = router.addressSpace();
     }
 
     @Override
@@ -344,7 +348,12 @@ final class SessionImpl implements Session {
 
     @Override
     public long[] addressWindow() {
-        return new long[] {router.addressSpace().base(), router.addressSpace().size()};
+        return new long[] {space.base(), space.size()};
+    }
+
+    /** The window this session's addresses come from (the core's when the session started). */
+    AddressSpace space() {
+        return space;
     }
 
     @Override
@@ -427,7 +436,7 @@ final class SessionImpl implements Session {
                 handles.remove(f);
             }
             if (m.image.globalsSize > 0) {
-                router.addressSpace().release(m.globalsBase, m.image.globalsSize);
+                space.release(m.globalsBase, m.image.globalsSize);
                 freed[0] += m.image.globalsSize;
             }
         }
@@ -439,7 +448,7 @@ final class SessionImpl implements Session {
         }
         ranges.values().removeIf(r -> {
             if (r.ctx == c && r.mapping == null) {
-                router.addressSpace().release(r.address, r.size);
+                space.release(r.address, r.size);
                 freed[0] += r.size;
                 return true;
             }
@@ -484,13 +493,13 @@ final class SessionImpl implements Session {
         if (size <= 0) {
             return CuResult.INVALID_VALUE;
         }
-        long address = router.addressSpace().reserve(size, AddressSpace.defaultAlignment(size), 0);
+        long address = space.reserve(size, AddressSpace.defaultAlignment(size), 0);
         if (address == 0) {
             return CuResult.OUT_OF_MEMORY;
         }
         rc = svc().memAlloc(c.backendCtx, address, size);
         if (rc != 0) {
-            router.addressSpace().release(address, size);
+            space.release(address, size);
             return rc;
         }
         ranges.put(address, new Range(address, size, c, null, 0));
@@ -514,7 +523,7 @@ final class SessionImpl implements Session {
         if (rc == 0) {
             ranges.remove(address);
             layoutVersion++;
-            router.addressSpace().release(address, r.size);
+            space.release(address, r.size);
             account(r.ctx.device, -r.size, 0);
         }
         return rc;
@@ -547,7 +556,7 @@ final class SessionImpl implements Session {
      * that follow each other without a gap (VMM chunks mapped side by side form one buffer).
      */
     private Range contiguous(long address, long length) {
-        if (!representable(address, length) || !router.addressSpace().contains(address, length)) {
+        if (!representable(address, length) || !space.contains(address, length)) {
             return null;
         }
         Map.Entry<Long, Range> e = ranges.floorEntry(address);
@@ -573,7 +582,7 @@ final class SessionImpl implements Session {
      * memory, and for any range that is not representable or leaves the address window.
      */
     private Ctx owner(long address, long length) {
-        if (!representable(address, length) || !router.addressSpace().contains(address, length)) {
+        if (!representable(address, length) || !space.contains(address, length)) {
             return null;
         }
         Range r = contiguous(address, length);
@@ -729,7 +738,7 @@ final class SessionImpl implements Session {
             return CuResult.INVALID_VALUE;
         }
         // A hint outside the window (or taken) is ignored, as the driver treats hints.
-        long address = router.addressSpace().reserve(size, align, hint);
+        long address = space.reserve(size, align, hint);
         if (address == 0) {
             return CuResult.OUT_OF_MEMORY;
         }
@@ -754,7 +763,7 @@ final class SessionImpl implements Session {
             return CuResult.INVALID_VALUE;
         }
         reservations.remove(address);
-        router.addressSpace().release(address, size);
+        space.release(address, size);
         return CuResult.SUCCESS;
     }
 
@@ -944,7 +953,7 @@ final class SessionImpl implements Session {
     private int load(Ctx c, ModuleImage parsed, long[] out) {
         long globalsBase = 0;
         if (parsed.globalsSize > 0) {
-            globalsBase = router.addressSpace().reserve(parsed.globalsSize, AddressSpace.SMALL_ALIGNMENT, 0);
+            globalsBase = space.reserve(parsed.globalsSize, AddressSpace.SMALL_ALIGNMENT, 0);
             if (globalsBase == 0) {
                 return CuResult.OUT_OF_MEMORY;
             }
@@ -953,7 +962,7 @@ final class SessionImpl implements Session {
         int rc = svc().moduleLoad(c.backendCtx, parsed, globalsBase, m);
         if (rc != 0) {
             if (globalsBase != 0) {
-                router.addressSpace().release(globalsBase, parsed.globalsSize);
+                space.release(globalsBase, parsed.globalsSize);
             }
             return rc;
         }
@@ -982,7 +991,7 @@ final class SessionImpl implements Session {
         }
         m.ctx.modules.remove(m);
         if (m.image.globalsSize > 0) {
-            router.addressSpace().release(m.globalsBase, m.image.globalsSize);
+            space.release(m.globalsBase, m.image.globalsSize);
             account(m.ctx.device, -m.image.globalsSize, 0);
         }
         return CuResult.SUCCESS;
@@ -1285,7 +1294,7 @@ final class SessionImpl implements Session {
                 destroy(c);
             }
             for (Map.Entry<Long, Long> r : reservations.entrySet()) {
-                router.addressSpace().release(r.getKey(), r.getValue());
+                space.release(r.getKey(), r.getValue());
             }
             reservations.clear();
             closed = true;
