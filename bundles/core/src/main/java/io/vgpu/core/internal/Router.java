@@ -171,6 +171,12 @@ public class Router implements SessionManager {
         List<Backend> same = backends.computeIfAbsent(b.id, k -> new java.util.concurrent.CopyOnWriteArrayList<>());
         boolean wasMissing = same.isEmpty();
         same.add(b);
+        // A draining backend's sessions move as for one that unregisters, while it still serves them.
+        service.onDraining(() -> {
+            if (!b.lost) {
+                evacuate(b);
+            }
+        });
         if (wasMissing) {
             LOG.info("backend {} registered: {}", b.id, service.info().description);
         } else {
