@@ -839,12 +839,12 @@ _Static_assert(offsetof(struct vgpu_remote_heartbeat_req, nanos) == 0, "vgpu_rem
 struct vgpu_remote_heartbeat_rep {
     uint64_t nanos;
     uint32_t available;
-    uint32_t pad;
+    uint32_t flags;
 };
 _Static_assert(sizeof(struct vgpu_remote_heartbeat_rep) == 16, "vgpu_remote_heartbeat_rep");
 _Static_assert(offsetof(struct vgpu_remote_heartbeat_rep, nanos) == 0, "vgpu_remote_heartbeat_rep.nanos");
 _Static_assert(offsetof(struct vgpu_remote_heartbeat_rep, available) == 8, "vgpu_remote_heartbeat_rep.available");
-_Static_assert(offsetof(struct vgpu_remote_heartbeat_rep, pad) == 12, "vgpu_remote_heartbeat_rep.pad");
+_Static_assert(offsetof(struct vgpu_remote_heartbeat_rep, flags) == 12, "vgpu_remote_heartbeat_rep.flags");
 
 #define VGPU_REMOTE_CTX_CREATE_REQ_SIZE 16
 struct vgpu_remote_ctx_create_req {

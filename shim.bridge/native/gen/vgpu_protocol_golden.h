@@ -599,7 +599,7 @@ static void golden_remote_heartbeat_rep(void *msg)
     struct vgpu_remote_heartbeat_rep *m = msg;
     m->nanos = 0x78a03e1ecf78f426ull;
     m->available = 0xf5bd020fu;
-    m->pad = 0xd489e468u;
+    m->flags = 0xd489e468u;
 }
 
 static void golden_remote_ctx_create_req(void *msg)

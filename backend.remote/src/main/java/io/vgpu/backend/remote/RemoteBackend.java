@@ -280,6 +280,7 @@ public class RemoteBackend implements CudaService {
             devices = devs;
             description = hostDescription + " on " + where + " (" + served.backend + ")";
             link = l;
+            l.onDraining = this::hostDraining;
             l.startReader(id);
             ok = true;
             lastLoggedFailure = null;
@@ -334,6 +335,24 @@ public class RemoteBackend implements CudaService {
         }
         lostBecause = "link to " + where + " lost: " + why;
         fail(lostBecause);
+    }
+
+    private final java.util.List<Runnable> drainListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+
+    /**
+     * The host goes away in order and waits a while for this guest's work to leave: tell the core
+     * (off the link's reading thread, which the sessions' moves need) so it moves them elsewhere.
+     */
+    private void hostDraining() {
+        LOG.info("remote backend {}: host {} is draining; its sessions move elsewhere", id, where);
+        Thread t = new Thread(() -> drainListeners.forEach(Runnable::run), "vgpu-remote-drain-" + id);
+        t.setDaemon(true);
+        t.start();
+    }
+
+    @Override
+    public void onDraining(Runnable listener) {
+        drainListeners.add(listener);
     }
 
     // ---------------------------------------------------------------- helpers
@@ -424,8 +443,10 @@ public class RemoteBackend implements CudaService {
         b.id = id;
         b.description = description;
         Link l = live();
-        b.available = l != null && l.hostAvailable();
-        b.reason = b.available ? null : (l != null ? "the host reports its backend unavailable" : reason);
+        b.draining = l != null && l.hostDraining();
+        b.available = l != null && l.hostAvailable() && !b.draining;
+        b.reason = b.available ? null : l == null ? reason : l.hostDraining() ? "host draining"
+                : "the host reports its backend unavailable";
         return b;
     }
 

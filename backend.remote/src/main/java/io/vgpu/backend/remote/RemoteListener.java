@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import javax.net.ssl.SSLContext;
 import org.osgi.service.component.annotations.Activate;
@@ -78,6 +79,10 @@ public class RemoteListener {
 
         @AttributeDefinition(description = "A guest silent for this long (it sends heartbeats every second) is dropped")
         int idle_timeout_ms() default 10000;
+
+        @AttributeDefinition(description = "When the listener stops in order, how long guests get to move their work "
+                + "elsewhere before the links close; 0: close at once")
+        int drain_seconds() default 10;
     }
 
     private final Map<String, CudaService> backendsById = new ConcurrentHashMap<>();
@@ -89,6 +94,8 @@ public class RemoteListener {
     private volatile Set<String> allowed;
     /** Certificate fingerprint -> the name it is pinned under (its file in the trust directory). */
     private volatile Map<String, String> pinnedNames = Map.of();
+    private volatile boolean draining;
+    private volatile String lastDrain;
 
     public RemoteListener() {}
 
@@ -178,6 +185,7 @@ public class RemoteListener {
 
     @Deactivate
     public void deactivate() {
+        drain();
         ServerSocket s = server;
         server = null;
         if (s != null) {
@@ -191,6 +199,37 @@ public class RemoteListener {
             p.close("the listener stops");
         }
         LOG.info("remote listener stopped");
+    }
+
+    /**
+     * Tells every guest this host is going away (their heartbeats carry it, about once a second)
+     * and waits, at most drain.seconds, until each has moved its contexts and allocations away or
+     * disconnected; new guests are refused meanwhile. The accepting socket stays open so that a
+     * guest that reconnects hears why ("host draining") instead of a refused connection.
+     */
+    private void drain() {
+        Config c = config;
+        int seconds = c == null ? 0 : c.drain_seconds();
+        if (seconds <= 0 || server == null) {
+            return;
+        }
+        draining = true;
+        long start = System.nanoTime();
+        long deadline = start + TimeUnit.SECONDS.toNanos(seconds);
+        int guests = peers.size();
+        peers.forEach(PeerConnection::drain);
+        while (!peers.stream().allMatch(PeerConnection::holdsNothing) && System.nanoTime() < deadline) {
+            try {
+                Thread.sleep(20); // polling a few peers; a drain happens once per stop
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        long left = peers.stream().filter(p -> !p.holdsNothing()).count();
+        lastDrain = "drained " + guests + " guest(s) in " + TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start) + " ms"
+                + (left == 0 ? "" : " (" + left + " still held work after " + seconds + " s)");
+        LOG.info("remote listener {}", lastDrain);
     }
 
     private void accept() {
@@ -208,6 +247,9 @@ public class RemoteListener {
             Config c = config;
             PeerConnection p = new PeerConnection(s, tls, c.max_peers(), c.peer_memory_mib() << 20, c.peer_queue_mib() << 20,
                     c.idle_timeout_ms(), this::backendFor, peers, pinnedNames::get);
+            if (draining) {
+                p.drain();
+            }
             p.start();
         }
     }
@@ -216,6 +258,11 @@ public class RemoteListener {
     private CudaService backendFor(String requested, String[] id) {
         id[0] = requested == null || requested.isBlank() ? config.backend() : requested;
         return allowed.contains(id[0]) ? backendsById.get(id[0]) : null;
+    }
+
+    /** What the last drain did, as logged ("drained N guest(s) in M ms ..."); null before one. */
+    public String lastDrain() {
+        return lastDrain;
     }
 
     /** The connected peers, for tests and status. */

@@ -170,4 +170,12 @@ public interface CudaService {
     default java.util.List<io.vgpu.api.dto.LaunchRecord> launchLog(int max) {
         return java.util.List.of();
     }
+
+    /**
+     * Registers {@code listener}, called (on a thread of the backend's, at most once per drain)
+     * when the backend is about to go away in order and still serves its contexts for a while:
+     * the core then moves its sessions elsewhere. By default a backend never drains.
+     */
+    default void onDraining(Runnable listener) {
+    }
 }

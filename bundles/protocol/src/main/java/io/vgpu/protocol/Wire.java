@@ -848,7 +848,7 @@ public final class Wire {
         public static final boolean REQ_TAIL = false;
         public static final int REP_NANOS = 0;
         public static final int REP_AVAILABLE = 8;
-        public static final int REP_PAD = 12;
+        public static final int REP_FLAGS = 12;
         public static final int REP_FIXED = 16;
         public static final boolean REP_TAIL = false;
     }
@@ -1412,7 +1412,7 @@ public final class Wire {
         new Message("REMOTE_HEARTBEAT.rep", 129, true, false, 16, false,
                 new Field("u64", "nanos", 1, 0, 8),
                 new Field("u32", "available", 1, 8, 4),
-                new Field("u32", "pad", 1, 12, 4)),
+                new Field("u32", "flags", 1, 12, 4)),
         new Message("REMOTE_CTX_CREATE.req", 130, false, false, 16, false,
                 new Field("u32", "device", 1, 0, 4),
                 new Field("u32", "flags", 1, 4, 4),

@@ -14,6 +14,8 @@ public final class Frames {
 
     /** Bytes of a payload read at once, so that progress is seen while a large frame arrives. */
     static final int READ_PIECE = 1 << 20;
+    /** REMOTE_HEARTBEAT reply flags bit: the host is going away; move sessions elsewhere now. */
+    static final int HEARTBEAT_DRAINING = 1;
 
     /** A frame as read: header fields and its payload (little-endian, position 0). */
     public static final class In {

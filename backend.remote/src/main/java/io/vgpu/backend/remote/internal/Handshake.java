@@ -68,6 +68,7 @@ public final class Handshake {
             }
             throw new IOException("the host refused: " + (r.result == CuResult.NO_DEVICE
                     ? "backend '" + remoteBackend + "' is not served there"
+                    : r.result == CuResult.DEVICE_UNAVAILABLE ? "host draining"
                     : r.result == CuResult.SYSTEM_DRIVER_MISMATCH ? "it speaks another protocol version (this guest speaks "
                             + Wire.MAJOR + "." + Wire.MINOR + ")" : "CUresult " + r.result));
         }

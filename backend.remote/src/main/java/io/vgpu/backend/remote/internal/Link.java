@@ -83,6 +83,9 @@ public final class Link {
     private volatile long lastProgress = System.nanoTime();
     private volatile String death;
     private volatile boolean hostAvailable = true;
+    private volatile boolean hostDraining;
+    /** Called once, on the reading thread (so it must not block), when the host says it drains. */
+    public volatile Runnable onDraining;
     private volatile long lastRoundTripNanos;
 
     /** Takes over a connected, handshaken socket ({@code raw} is the TCP socket beneath it). */
@@ -175,6 +178,13 @@ public final class Link {
         lastProgress = System.nanoTime();
         if (f.op == Wire.REMOTE_HEARTBEAT) {
             hostAvailable = f.payload.getInt(Wire.RemoteHeartbeat.REP_AVAILABLE) != 0;
+            if ((f.payload.getInt(Wire.RemoteHeartbeat.REP_FLAGS) & Frames.HEARTBEAT_DRAINING) != 0 && !hostDraining) {
+                hostDraining = true;
+                Runnable d = onDraining;
+                if (d != null) {
+                    d.run();
+                }
+            }
             lastRoundTripNanos = System.nanoTime() - f.payload.getLong(Wire.RemoteHeartbeat.REP_NANOS);
         }
         CompletableFuture<Reply> w = waiting.remove(f.seq);
@@ -210,6 +220,11 @@ public final class Link {
 
     public String death() {
         return death;
+    }
+
+    /** Whether the host said it is going away (REMOTE_HEARTBEAT flags). */
+    public boolean hostDraining() {
+        return hostDraining;
     }
 
     public boolean hostAvailable() {

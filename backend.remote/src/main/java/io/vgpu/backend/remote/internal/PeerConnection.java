@@ -102,9 +102,12 @@ public final class PeerConnection {
     private final Object writeLock = new Object();
     private final Semaphore queueBytes;
     private volatile boolean closed;
+    /** Set when the listener goes away in order: heartbeats tell the guest, a new HELLO is refused. */
+    private volatile boolean draining;
 
     // Executor-thread state: what this peer created on the backend.
-    private final Map<Long, Ctx> contexts = new HashMap<>();
+    // contexts is also read by a draining listener (holdsNothing), hence concurrent.
+    private final Map<Long, Ctx> contexts = new java.util.concurrent.ConcurrentHashMap<>();
     private final Map<Long, Long> ownerMap = new HashMap<>();
     private final Map<Long, Long> streams = new HashMap<>();
     private final Map<Long, Long> events = new HashMap<>();
@@ -509,6 +512,9 @@ public final class PeerConnection {
         if (major != Wire.MAJOR) {
             rc = CuResult.SYSTEM_DRIVER_MISMATCH;
             LOG.warn("remote listener refused {}: protocol {} (this host speaks {})", name, major, Wire.MAJOR);
+        } else if (draining) {
+            rc = CuResult.DEVICE_UNAVAILABLE;
+            LOG.info("remote listener refused {}: host draining", name);
         } else if (b == null) {
             rc = CuResult.NO_DEVICE;
             LOG.warn("remote listener refused {}: backend '{}' is not served here", name, id[0]);
@@ -533,7 +539,7 @@ public final class PeerConnection {
         r.putShort(R + Wire.RemoteHello.REP_MAJOR, (short) Wire.MAJOR).putShort(R + Wire.RemoteHello.REP_MINOR, (short) Wire.MINOR)
                 .putInt(R + Wire.RemoteHello.REP_HEARTBEAT_MS, HEARTBEAT_MS).putInt(R + Wire.RemoteHello.REP_MAX_FRAME, Frame.MAX_PAYLOAD);
         Frame.putString(r, R + Wire.RemoteHello.REP_BACKEND, 32, id[0]);
-        Frame.putString(r, R + Wire.RemoteHello.REP_DESCRIPTION, 128, b == null ? "" : b.info().description);
+        Frame.putString(r, R + Wire.RemoteHello.REP_DESCRIPTION, 128, draining ? "host draining" : b == null ? "" : b.info().description);
         r.put(R + Wire.RemoteHello.REP_REASON, why);
         send(r, f, rc, true);
         if (rc != CuResult.SUCCESS) {
@@ -652,7 +658,8 @@ public final class PeerConnection {
         ByteBuffer r = reply(Wire.RemoteHeartbeat.REP_FIXED);
         BackendInfo info = backend.info();
         r.putLong(Wire.HEADER + Wire.RemoteHeartbeat.REP_NANOS, f.payload.getLong(Wire.RemoteHeartbeat.REQ_NANOS))
-                .putInt(Wire.HEADER + Wire.RemoteHeartbeat.REP_AVAILABLE, info.available ? 1 : 0);
+                .putInt(Wire.HEADER + Wire.RemoteHeartbeat.REP_AVAILABLE, info.available ? 1 : 0)
+                .putInt(Wire.HEADER + Wire.RemoteHeartbeat.REP_FLAGS, draining ? Frames.HEARTBEAT_DRAINING : 0);
         send(r, f, CuResult.SUCCESS, true);
     }
 
@@ -1147,6 +1154,20 @@ public final class PeerConnection {
         } catch (IOException e) {
             // already closed
         }
+    }
+
+    /** Tells the guest (with its next heartbeat) that this host is going away; refuses a HELLO still to come. */
+    public void drain() {
+        draining = true;
+    }
+
+    /**
+     * Whether the peer is gone or holds no context on the backend any more: a guest that moved its
+     * sessions away destroyed their contexts (and the allocations in them); physical handles left
+     * without a context are released when the link closes.
+     */
+    public boolean holdsNothing() {
+        return closed || contexts.isEmpty();
     }
 
     /** Disconnects the peer; its executor releases what it holds. */

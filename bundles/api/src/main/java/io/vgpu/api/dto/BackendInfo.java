@@ -10,6 +10,11 @@ public class BackendInfo {
     /** Why the backend is unavailable; null when it is available. */
     public String reason;
     /**
+     * Unavailable for new sessions because it is about to go away, while it still serves (and can
+     * be read by a migration of) the sessions it has; the core moves them elsewhere.
+     */
+    public boolean draining;
+    /**
      * Its place in the router's preference list, from 1; 0 when the list does not name it. Set by
      * the router; a listed id that no backend registers under is shown with {@code available} false.
      */

@@ -305,7 +305,7 @@ final class Migration {
                     + "the session cannot be migrated");
         }
         var from = source.service.info();
-        if (!from.available) {
+        if (!from.available && !from.draining) {
             throw new Refusal("its backend " + source.id + " is unavailable (" + from.reason
                     + "): its device memory cannot be read, the session cannot be migrated");
         }

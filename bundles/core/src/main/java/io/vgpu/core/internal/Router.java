@@ -256,6 +256,12 @@ public class Router implements SessionManager {
             wasMissing = same.isEmpty();
             same.add(b);
         }
+        // A draining backend's sessions move as for one that unregisters, while it still serves them.
+        service.onDraining(() -> {
+            if (!b.lost) {
+                evacuate(b);
+            }
+        });
         if (wasMissing) {
             LOG.info("backend {} registered: {}", b.id, service.info().description);
         } else {
