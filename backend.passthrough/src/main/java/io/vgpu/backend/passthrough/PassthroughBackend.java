@@ -181,6 +181,8 @@ public class PassthroughBackend implements CudaService {
     private long windowBase;
     private long windowSize;
     private boolean windowReserved;
+    /** The core's window (base, size) as it last announced it; null until it does. */
+    private volatile long[] coreWindow;
     private long granularity;
 
     private final AtomicLong nextHandle = new AtomicLong(1);
@@ -283,6 +285,7 @@ public class PassthroughBackend implements CudaService {
         info = b;
         LOG.info("passthrough backend {} up: {} ({} device(s)); window 0x{} (+{} GiB) reserved on the GPU", id, b.description, devices.length,
                 Long.toHexString(windowBase), windowSize >> 30);
+        checkCoreWindow();
         return null;
     }
 
@@ -565,6 +568,26 @@ public class PassthroughBackend implements CudaService {
     }
 
     // --- memory
+
+    @Override
+    public void addressWindow(long base, long size) {
+        coreWindow = new long[] {base, size};
+        checkCoreWindow();
+    }
+
+    /**
+     * The core's addresses must lie in the window reserved on the GPU: say so at once when the
+     * router's window.base/window.size and this backend's differ, not at the first allocation.
+     */
+    private void checkCoreWindow() {
+        long[] w = coreWindow;
+        if (w != null && windowReserved && !inWindow(w[0], w[1])) {
+            LOG.warn("passthrough backend {}: the core's address window 0x{} (+{} GiB) is not inside the window reserved on the GPU,"
+                    + " 0x{} (+{} GiB): allocations outside it answer CUDA_ERROR_INVALID_VALUE; set window.base and window.size"
+                    + " in io.vgpu.backend.passthrough.cfg to the router's", id, Long.toHexString(w[0]), w[1] >> 30,
+                    Long.toHexString(windowBase), windowSize >> 30);
+        }
+    }
 
     private boolean inWindow(long address, long size) {
         return size > 0 && address >= windowBase && address - windowBase <= windowSize
