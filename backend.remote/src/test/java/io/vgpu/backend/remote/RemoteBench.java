@@ -23,7 +23,9 @@ import javax.net.ssl.SSLServerSocket;
 import javax.net.ssl.SSLSocket;
 
 /**
- * Ratios on loopback, in one JVM, each against a baseline measured in the same run: the remote
+ * Ratios on loopback in one JVM, then over a veth into a namespace of its own with the host side in
+ * a second JVM ({@link NetnsLink}; one SKIP line without root), each against a baseline measured in
+ * the same run on the same link: the remote
  * backend (guest → TLS 1.3 → listener → mock) against a bare TLS 1.3 connection between the same
  * two certificates. Each figure is the median of {@link #ROUNDS} rounds, remote and baseline
  * interleaved, because the build machine is shared and a single run drifts.
