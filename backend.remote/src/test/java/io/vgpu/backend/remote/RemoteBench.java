@@ -23,7 +23,9 @@ import javax.net.ssl.SSLServerSocket;
 import javax.net.ssl.SSLSocket;
 
 /**
- * Ratios on loopback, in one JVM, each against a baseline measured in the same run: the remote
+ * Ratios on loopback in one JVM, then over a veth into a namespace of its own with the host side in
+ * a second JVM ({@link NetnsLink}; one SKIP line without root), each against a baseline measured in
+ * the same run on the same link: the remote
  * backend (guest → TLS 1.3 → listener → mock) against a bare TLS 1.3 connection between the same
  * two certificates. Each figure is the median of {@link #ROUNDS} rounds, remote and baseline
  * interleaved, because the build machine is shared and a single run drifts.
@@ -189,54 +191,118 @@ public final class RemoteBench {
         }
     }
 
+    /** Where the host side listens: the listener's port and the bare TLS peer's. */
+    record Host(String address, int listenerPort, int barePort) {}
+
+    /** The host side in this JVM: the listener on a mock and the bare TLS peer, both on {@code address}. */
+    static final class HostSide implements AutoCloseable {
+        final RemoteListener listener;
+        final SSLServerSocket bare;
+        final Host host;
+
+        HostSide(Path dir, String address) throws Exception {
+            Path peers = dir.resolve("peers");
+            SSLContext hostTls = Tls.context(dir.resolve("host.p12"), dir.resolve("host.pass"), peers);
+            bare = (SSLServerSocket) hostTls.getServerSocketFactory().createServerSocket(0, 4, InetAddress.getByName(address));
+            bare.setNeedClientAuth(true);
+            bare.setEnabledProtocols(new String[] {Tls.PROTOCOL});
+            byte[] source = new byte[BULK];
+            Thread echo = new Thread(() -> serveBare(bare, source), "bare-tls-peer");
+            echo.setDaemon(true);
+            echo.start();
+            MockBackend mock = new MockBackend(Configs.of(MockBackend.Config.class, Map.of()));
+            Map<String, Object> lc = new HashMap<>();
+            lc.put("address", address);
+            lc.put("port", "0");
+            lc.put("identity", dir.resolve("host.p12").toString());
+            lc.put("identity.password.file", dir.resolve("host.pass").toString());
+            lc.put("trust", peers.toString());
+            listener = new RemoteListener(Configs.of(RemoteListener.Config.class, lc), Map.of("mock", mock));
+            host = new Host(address, listener.port(), bare.getLocalPort());
+        }
+
+        @Override
+        public void close() throws Exception {
+            bare.close();
+            listener.deactivate();
+        }
+    }
+
+    /**
+     * {@code serve DIR ADDRESS}: the host side for the namespace run, started by {@link NetnsLink} inside
+     * the namespace; prints {@code ready <listener port> <bare port>} and lives until its stdin closes,
+     * so that it cannot outlive the bench that started it.
+     */
+    static void serve(Path dir, String address) throws Exception {
+        try (HostSide h = new HostSide(dir, address)) {
+            System.out.println("ready " + h.host.listenerPort() + " " + h.host.barePort());
+            System.out.flush();
+            while (System.in.read() >= 0) {
+                // stdin is only a lifeline
+            }
+        }
+        System.exit(0);
+    }
+
     public static void main(String[] args) throws Exception {
+        if (args.length == 3 && args[0].equals("serve")) {
+            serve(Path.of(args[1]), args[2]);
+            return;
+        }
         Path dir = Files.createTempDirectory("vgpu-remote-bench");
         Path hostCrt = Pki.identity(dir, "host", null, 30);
         Path peers = dir.resolve("peers");
         Files.createDirectories(peers);
         Files.copy(Pki.identity(dir, "guest", null, 30), peers.resolve("guest.crt"));
-        SSLContext hostTls = Tls.context(dir.resolve("host.p12"), dir.resolve("host.pass"), peers);
-        SSLContext guestTls = Tls.context(dir.resolve("guest.p12"), dir.resolve("guest.pass"), hostCrt);
-
-        SSLServerSocket ss = (SSLServerSocket) hostTls.getServerSocketFactory().createServerSocket(0, 4, InetAddress.getLoopbackAddress());
-        ss.setNeedClientAuth(true);
-        ss.setEnabledProtocols(new String[] {Tls.PROTOCOL});
         // The big arrays exist before any link does: allocating, filling and comparing 256 MiB
         // holds the JVM's safepoints for seconds on a loaded machine, which a link's watchdog
         // would see as a silent host.
-        byte[] source = new byte[BULK];
-        byte[] data = new byte[BULK];
-        for (int i = 0; i < BULK; i += 4096) {
-            data[i] = (byte) (i >>> 12);
+        Buffers bufs = new Buffers();
+        try (HostSide loop = new HostSide(dir, "127.0.0.1")) {
+            measure(dir, loop.host, "loopback", bufs);
         }
-        byte[] sink = new byte[BULK];
-        ByteBuffer back = ByteBuffer.allocate(BULK);
-        Thread echo = new Thread(() -> serveBare(ss, source), "bare-tls-peer");
-        echo.setDaemon(true);
-        echo.start();
-        SSLSocket c = (SSLSocket) guestTls.getSocketFactory().createSocket(InetAddress.getLoopbackAddress(), ss.getLocalPort());
+        try (NetnsLink link = NetnsLink.open()) {
+            if (link.skip != null) {
+                System.out.println("SKIP namespace link: " + link.skip);
+            } else {
+                measure(dir, link.serve(dir), "veth between the root namespace and " + link.ns, bufs);
+            }
+        }
+        System.exit(0);
+    }
+
+    static final class Buffers {
+        final byte[] data = new byte[BULK];
+        final byte[] sink = new byte[BULK];
+        final ByteBuffer back = ByteBuffer.allocate(BULK);
+
+        Buffers() {
+            for (int i = 0; i < BULK; i += 4096) {
+                data[i] = (byte) (i >>> 12);
+            }
+        }
+    }
+
+    static void measure(Path dir, Host host, String where, Buffers bufs) throws Exception {
+        byte[] data = bufs.data;
+        byte[] sink = bufs.sink;
+        ByteBuffer back = bufs.back;
+        Path hostCrt = dir.resolve("host.crt");
+        SSLContext guestTls = Tls.context(dir.resolve("guest.p12"), dir.resolve("guest.pass"), hostCrt);
+        SSLSocket c = (SSLSocket) guestTls.getSocketFactory().createSocket(InetAddress.getByName(host.address()), host.barePort());
         c.setTcpNoDelay(true);
         c.setEnabledProtocols(new String[] {Tls.PROTOCOL});
         Bare bare = new Bare(c);
 
-        MockBackend mock = new MockBackend(Configs.of(MockBackend.Config.class, Map.of()));
-        Map<String, Object> lc = new HashMap<>();
-        lc.put("address", "127.0.0.1");
-        lc.put("port", "0");
-        lc.put("identity", dir.resolve("host.p12").toString());
-        lc.put("identity.password.file", dir.resolve("host.pass").toString());
-        lc.put("trust", peers.toString());
-        RemoteListener listener = new RemoteListener(Configs.of(RemoteListener.Config.class, lc), Map.of("mock", mock));
         Map<String, Object> gc = new HashMap<>();
         gc.put("backend.id", "bench");
-        gc.put("address", "127.0.0.1");
-        gc.put("port", Integer.toString(listener.port()));
+        gc.put("address", host.address());
+        gc.put("port", Integer.toString(host.listenerPort()));
         gc.put("identity", dir.resolve("guest.p12").toString());
         gc.put("identity.password.file", dir.resolve("guest.pass").toString());
         gc.put("trust", hostCrt.toString());
         RemoteBackend g = new RemoteBackend(Configs.of(RemoteBackend.Config.class, gc));
         guest = g;
-
         long base = 0x2000_0000_0000L;
         long[] ctx = new long[1];
         check(g.ctxCreate(0, 0, 1, ctx));
@@ -340,7 +406,7 @@ public final class RemoteBench {
 
         double rtt = median(remoteRtt);
         double bareR = median(bareRtt);
-        System.out.printf("medians of %d rounds, loopback, %d cores%n", ROUNDS, Runtime.getRuntime().availableProcessors());
+        System.out.printf("medians of %d rounds, %s, %d cores%n", ROUNDS, where, Runtime.getRuntime().availableProcessors());
         System.out.printf("sync no-op round trip: remote PING %.1f us, bare TLS 1.3 16-byte ping-pong %.1f us: ratio %.2f "
                 + "(median of paired ratios %.2f, per round %s; goal <= 1.5)%n", rtt / 1e3, bareR / 1e3, rtt / bareR,
                 median(pairRatio), Arrays.toString(Arrays.stream(pairRatio).map(x -> Math.round(x * 100) / 100.0).toArray()));
@@ -362,7 +428,6 @@ public final class RemoteBench {
                 median(dtoh) / down);
         c.close();
         g.deactivate();
-        listener.deactivate();
-        System.exit(0);
+        guest = null;
     }
 }
