@@ -4,7 +4,9 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.TimeUnit;
 
 /** Keys and self-signed certificates made with the JDK's keytool, as {@code vgpu remote init} makes them. */
@@ -43,5 +45,19 @@ public final class Pki {
         keytool(args.toArray(new String[0]));
         keytool("-exportcert", "-rfc", "-alias", "vgpu", "-keystore", p12.toString(), "-storepass", pw, "-file", crt.toString());
         return crt;
+    }
+
+    /**
+     * A listener configuration on {@code address}, any free port, serving with identity
+     * {@code dir/<name>.p12} and trusting the certificates in {@code trust}; mutable, for tests to add to.
+     */
+    public static Map<String, Object> listenerConfig(Path dir, String name, String address, Path trust) {
+        Map<String, Object> c = new HashMap<>();
+        c.put("address", address);
+        c.put("port", "0");
+        c.put("identity", dir.resolve(name + ".p12").toString());
+        c.put("identity.password.file", dir.resolve(name + ".pass").toString());
+        c.put("trust", trust.toString());
+        return c;
     }
 }

@@ -2,7 +2,6 @@ package io.vgpu.backend.remote;
 
 import io.vgpu.api.CuResult;
 import io.vgpu.api.CudaService;
-import io.vgpu.api.dto.KernelInfo;
 import io.vgpu.api.dto.LaunchConfig;
 import io.vgpu.api.dto.ModuleImage;
 import io.vgpu.backend.mock.MockBackend;
@@ -12,7 +11,6 @@ import java.io.DataInputStream;
 import java.io.OutputStream;
 import java.net.InetAddress;
 import java.nio.ByteBuffer;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
@@ -141,21 +139,7 @@ public final class RemoteBench {
     }
 
     static ModuleImage noop() {
-        ModuleImage m = new ModuleImage();
-        m.format = ModuleImage.Format.PTX;
-        m.data = NOOP_PTX.getBytes(StandardCharsets.US_ASCII);
-        m.ptxSource = m.data;
-        m.arch = 70;
-        m.ptx = true;
-        m.virtualArch = 70;
-        m.ptxArch = 70;
-        KernelInfo k = new KernelInfo();
-        k.name = "noop";
-        k.paramOffsets = new int[0];
-        k.paramSizes = new int[0];
-        k.paramBufferSize = 0;
-        m.kernels.add(k);
-        return m;
+        return RemoteLinkTest.ptxImage("noop", NOOP_PTX, new int[0], new int[0], 0);
     }
 
     /** A context with the no-op kernel on {@code b}: {ctx, function}. */
@@ -211,12 +195,7 @@ public final class RemoteBench {
             echo.setDaemon(true);
             echo.start();
             MockBackend mock = new MockBackend(Configs.of(MockBackend.Config.class, Map.of()));
-            Map<String, Object> lc = new HashMap<>();
-            lc.put("address", address);
-            lc.put("port", "0");
-            lc.put("identity", dir.resolve("host.p12").toString());
-            lc.put("identity.password.file", dir.resolve("host.pass").toString());
-            lc.put("trust", peers.toString());
+            Map<String, Object> lc = Pki.listenerConfig(dir, "host", address, peers);
             listener = new RemoteListener(Configs.of(RemoteListener.Config.class, lc), Map.of("mock", mock));
             host = new Host(address, listener.port(), bare.getLocalPort());
         }

@@ -40,12 +40,7 @@ public class RemoteCheckTest {
         Pki.identity(dir, "old", "-10d", 1);
         mock = new MockBackend(Configs.of(MockBackend.Config.class, Map.of()));
         for (String host : List.of("host", "soon", "old")) {
-            Map<String, Object> c = new HashMap<>();
-            c.put("address", "127.0.0.1");
-            c.put("port", "0");
-            c.put("identity", dir.resolve(host + ".p12").toString());
-            c.put("identity.password.file", dir.resolve(host + ".pass").toString());
-            c.put("trust", dir.resolve("peers").toString());
+            Map<String, Object> c = Pki.listenerConfig(dir, host, "127.0.0.1", dir.resolve("peers"));
             RemoteListener l = new RemoteListener(Configs.of(RemoteListener.Config.class, c), Map.of("mock", mock));
             LISTENERS.add(l);
             PORTS.put(host, l.port());

@@ -61,12 +61,7 @@ public class RemoteLinkTest {
         Pki.identity(dir, "stranger", null, 30);
         Files.copy(Pki.identity(dir, "expired", "-10d", 1), peers.resolve("expired.crt"));
         mock = new MockBackend(Configs.of(MockBackend.Config.class, Map.of()));
-        Map<String, Object> c = new HashMap<>();
-        c.put("address", "127.0.0.1");
-        c.put("port", "0");
-        c.put("identity", dir.resolve("host.p12").toString());
-        c.put("identity.password.file", dir.resolve("host.pass").toString());
-        c.put("trust", peers.toString());
+        Map<String, Object> c = Pki.listenerConfig(dir, "host", "127.0.0.1", peers);
         listener = new RemoteListener(Configs.of(RemoteListener.Config.class, c), Map.of("mock", mock));
     }
 
@@ -103,19 +98,24 @@ public class RemoteLinkTest {
             + "  add.s32 %r1, %r1, %r3;\n  st.global.u32 [%rd4], %r1;\n  ret;\n}\n";
 
     static ModuleImage fill() {
+        return ptxImage("fill", FILL_PTX, new int[] {0, 8, 12}, new int[] {8, 4, 4}, 16);
+    }
+
+    /** An sm_70 PTX module of one kernel with the given parameter layout, as the core parses one. */
+    static ModuleImage ptxImage(String kernel, String ptx, int[] paramOffsets, int[] paramSizes, int paramBufferSize) {
         ModuleImage m = new ModuleImage();
         m.format = ModuleImage.Format.PTX;
-        m.data = FILL_PTX.getBytes(StandardCharsets.US_ASCII);
+        m.data = ptx.getBytes(StandardCharsets.US_ASCII);
         m.ptxSource = m.data;
         m.arch = 70;
         m.ptx = true;
         m.virtualArch = 70;
         m.ptxArch = 70;
         KernelInfo k = new KernelInfo();
-        k.name = "fill";
-        k.paramOffsets = new int[] {0, 8, 12};
-        k.paramSizes = new int[] {8, 4, 4};
-        k.paramBufferSize = 16;
+        k.name = kernel;
+        k.paramOffsets = paramOffsets;
+        k.paramSizes = paramSizes;
+        k.paramBufferSize = paramBufferSize;
         m.kernels.add(k);
         return m;
     }
@@ -185,13 +185,14 @@ public class RemoteLinkTest {
     }
 
     /** Polls {@code condition} until it holds or {@code millis} have passed; whether it held. */
-    static boolean within(long millis, BooleanSupplier condition) throws InterruptedException {
+    static boolean within(long millis, BooleanSupplier condition) {
         long deadline = System.nanoTime() + TimeUnit.MILLISECONDS.toNanos(millis);
         while (!condition.getAsBoolean()) {
             if (System.nanoTime() > deadline) {
                 return false;
             }
-            Thread.sleep(10);
+            Thread.onSpinWait();
+            Thread.yield();
         }
         return true;
     }

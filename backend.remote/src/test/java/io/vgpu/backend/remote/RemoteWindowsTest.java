@@ -52,12 +52,7 @@ public class RemoteWindowsTest {
             Files.copy(Pki.identity(dir, who, null, 30), peers.resolve("pinned-" + who + ".crt"));
         }
         MockBackend mock = new MockBackend(Configs.of(MockBackend.Config.class, Map.of()));
-        Map<String, Object> c = new HashMap<>();
-        c.put("address", "127.0.0.1");
-        c.put("port", "0");
-        c.put("identity", dir.resolve("host.p12").toString());
-        c.put("identity.password.file", dir.resolve("host.pass").toString());
-        c.put("trust", peers.toString());
+        Map<String, Object> c = Pki.listenerConfig(dir, "host", "127.0.0.1", peers);
         listener = new RemoteListener(Configs.of(RemoteListener.Config.class, c), Map.of("mock", mock));
     }
 

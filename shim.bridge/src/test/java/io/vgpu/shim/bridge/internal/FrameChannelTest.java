@@ -230,11 +230,7 @@ public class FrameChannelTest {
             assertEquals(5, io.in().getInt(io.next() + Frame.SEQ));
             write(frame(Wire.LAUNCH, 6, 3));
             client.close();
-            long deadline = System.nanoTime() + 5_000_000_000L;
-            while (!io.peerClosed()) {
-                assertTrue("the hang-up is seen", System.nanoTime() < deadline);
-                Thread.sleep(10);
-            }
+            BridgeTestBase.await("the hang-up is seen", io::peerClosed);
             io.consume();
             assertFrame(io, 6, 3);
             try {
