@@ -408,6 +408,11 @@ public class MockBackend implements CudaService {
         return memories[device].materialisedBytes();
     }
 
+    /** Host memory all mocks of this JVM hold for pages, in use or kept for reuse (outside the heap). */
+    public static long hostPageBytes() {
+        return PagePool.SHARED.slabBytes();
+    }
+
     /** Kernels executing from PTX right now, of every owner (a running kernel can be observed, not guessed). */
     public int runningKernels() {
         return running.get();
@@ -798,10 +803,12 @@ public class MockBackend implements CudaService {
             long t0 = System.nanoTime();
             long i0 = LOG.isDebugEnabled() ? e.threadInstructions() : 0;
             running.incrementAndGet();
+            mem.launchStarted();
             try {
                 e.launch(k, new LaunchDims(config.gridX, config.gridY, config.gridZ, config.blockX, config.blockY, config.blockZ,
                         config.sharedMemBytes), p, () -> mem.accessor(owner), stop(owner));
             } finally {
+                mem.launchEnded();
                 running.decrementAndGet();
             }
             if (LOG.isDebugEnabled()) {

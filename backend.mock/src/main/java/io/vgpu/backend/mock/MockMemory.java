@@ -12,22 +12,25 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
 /**
  * One simulated device's memory, built like the real VMM: physical allocations, mapped into the
  * device address space. Pages materialise on first write, so 80 GiB can be allocated on a machine
- * with far less RAM; untouched bytes read as zero.
+ * with far less RAM; untouched bytes read as zero. The pages are {@link PagePool}'s, outside the
+ * Java heap.
  *
  * <p>Every range is checked, overflow-safe, against the owner's mappings before any byte moves
  * ({@link #representable}); copies and fills run in bounded pieces and stop between them when
  * their {@code stop} condition holds (the owner's client is gone).
  */
 final class MockMemory {
-    static final int PAGE = 64 * 1024;
+    static final int PAGE = PagePool.PAGE;
 
     /** Physical memory; {@code owner} is the client group it belongs to. */
     static final class Physical {
         final long size;
         final long owner;
-        final AtomicReferenceArray<byte[]> pages;
+        final AtomicReferenceArray<PagePool.Page> pages;
         int mappings;
         boolean released;
+        /** Released and unmapped: its pages went back to the pool. Written under the memory's monitor. */
+        volatile boolean freed;
         /** A bit per page written since the last look, while a migration tracks writes; else null. */
         volatile long[] dirty;
 
@@ -37,13 +40,9 @@ final class MockMemory {
             this.pages = new AtomicReferenceArray<>((int) ((size + PAGE - 1) / PAGE));
         }
 
-        byte[] page(long index, boolean create) {
-            byte[] p = pages.get((int) index);
-            if (p == null && create) {
-                pages.compareAndSet((int) index, null, new byte[PAGE]);
-                p = pages.get((int) index);
-            }
-            return p;
+        /** The page, or null where nothing was written yet. */
+        PagePool.Page page(long index) {
+            return pages.get((int) index);
         }
 
         /** After the bytes are in the page, so that whoever clears the bit and then reads sees them. */
@@ -114,13 +113,47 @@ final class MockMemory {
     }
 
     private void maybeFree(Physical p) {
-        if (p.released && p.mappings == 0 && p.pages.length() > 0) {
+        if (p.released && p.mappings == 0 && !p.freed) {
+            p.freed = true;
             allocated -= p.size;
             for (int i = 0; i < p.pages.length(); i++) {
-                if (p.pages.getAndSet(i, null) != null) {
+                PagePool.Page page = p.pages.getAndSet(i, null);
+                if (page != null) {
                     materialisedPages--;
+                    recycle(page);
                 }
             }
+        }
+    }
+
+    /**
+     * Pages freed while a kernel runs on this device wait until none does: a kernel thread finds
+     * its page without the lock that unmapping takes, and must never find another client's bytes
+     * in it. Guarded by {@code this}.
+     */
+    private final java.util.ArrayList<PagePool.Page> limbo = new java.util.ArrayList<>();
+    private int launches;
+
+    private void recycle(PagePool.Page page) {
+        if (launches > 0) {
+            limbo.add(page);
+        } else {
+            PagePool.SHARED.give(page);
+        }
+    }
+
+    /** Brackets a kernel launch, so that pages freed meanwhile are reused only after it ends. */
+    synchronized void launchStarted() {
+        launches++;
+    }
+
+    synchronized void launchEnded() {
+        if (--launches == 0) {
+            for (PagePool.Page page : limbo) {
+                PagePool.SHARED.give(page);
+            }
+            limbo.clear();
+            limbo.trimToSize();
         }
     }
 
@@ -239,18 +272,27 @@ final class MockMemory {
             return CuResult.INVALID_VALUE;
         }
         int base = src.position();
-        walk(address, length, owner, (p, off, bufOff, n) -> {
-            long done = 0;
-            while (done < n) {
-                long o = off + done;
-                int inPage = (int) (o % PAGE);
-                int k = (int) Math.min(n - done, PAGE - inPage);
-                byte[] page = page(p, o / PAGE, true);
-                src.get(base + (int) (bufOff + done), page, inPage, k);
-                p.mark(o / PAGE);
-                done += k;
-            }
-        });
+        try {
+            walk(address, length, owner, (p, off, bufOff, n) -> {
+                long done = 0;
+                while (done < n) {
+                    long o = off + done;
+                    int inPage = (int) (o % PAGE);
+                    int k = (int) Math.min(n - done, PAGE - inPage);
+                    int from = base + (int) (bufOff + done);
+                    if (k == PAGE) {
+                        writeWhole(p, o / PAGE, src, from);
+                    } else {
+                        materialise(p, o / PAGE).bytes.put(inPage, src, from, k);
+                    }
+                    p.mark(o / PAGE);
+                    done += k;
+                }
+            });
+        } catch (PagePool.Exhausted e) {
+            // the bytes written so far stay; the caller learns the copy did not complete
+            return CuResult.OUT_OF_MEMORY;
+        }
         src.position(base + length);
         return CuResult.SUCCESS;
     }
@@ -267,14 +309,12 @@ final class MockMemory {
                 long o = off + done;
                 int inPage = (int) (o % PAGE);
                 int k = (int) Math.min(n - done, PAGE - inPage);
-                byte[] page = p.page(o / PAGE, false);
+                PagePool.Page page = p.page(o / PAGE);
                 int at = base + (int) (bufOff + done);
                 if (page == null) {
-                    for (int i = 0; i < k; i++) {
-                        dst.put(at + i, (byte) 0);
-                    }
+                    dst.put(at, PagePool.ZERO, 0, k);
                 } else {
-                    dst.put(at, page, inPage, k);
+                    dst.put(at, page.bytes, inPage, k);
                 }
                 done += k;
             }
@@ -283,16 +323,49 @@ final class MockMemory {
         return CuResult.SUCCESS;
     }
 
-    private byte[] page(Physical p, long index, boolean create) {
-        byte[] before = p.pages.get((int) index);
-        if (before != null || !create) {
-            return before;
+    /** The page, made (zeroed) if nothing was written to it yet; null if the memory is freed. */
+    private PagePool.Page materialise(Physical p, long index) {
+        PagePool.Page page = p.page(index);
+        if (page != null) {
+            return page;
         }
-        byte[] page = p.page(index, true);
+        PagePool.Page fresh = PagePool.SHARED.take(false);
+        return publish(p, index, fresh) ? fresh : p.page(index); // null only once freed
+    }
+
+    /**
+     * Writes a whole page from {@code src} at {@code from}. A page not made yet is filled before
+     * it is published, so it needs no zeroing first and nobody sees what it held before.
+     */
+    private void writeWhole(Physical p, long index, ByteBuffer src, int from) {
+        PagePool.Page page = p.page(index);
+        if (page == null) {
+            PagePool.Page fresh = PagePool.SHARED.take(true);
+            fresh.bytes.put(0, src, from, PAGE);
+            if (publish(p, index, fresh)) {
+                return;
+            }
+            page = p.page(index);
+            if (page == null) {
+                return; // freed meanwhile; only a kernel's late store can get here
+            }
+        }
+        page.bytes.put(0, src, from, PAGE);
+    }
+
+    /**
+     * Installs {@code fresh} as the page unless another thread was first or the memory was freed
+     * meanwhile (a kernel's late store); then {@code fresh}, never seen by anyone, goes back.
+     */
+    private boolean publish(Physical p, long index, PagePool.Page fresh) {
         synchronized (this) {
-            materialisedPages++;
+            if (!p.freed && p.pages.compareAndSet((int) index, null, fresh)) {
+                materialisedPages++;
+                return true;
+            }
         }
-        return page;
+        PagePool.SHARED.give(fresh);
+        return false;
     }
 
     /** A piece of a copy or fill: bounded work between two looks at the stop condition. */
@@ -363,10 +436,10 @@ final class MockMemory {
                 return CuResult.DEINITIALIZED;
             }
             int n = (int) Math.min(pattern.length, length - done);
-            boolean ok = zero ? clear(address + done, n, owner)
-                    : write(address + done, ByteBuffer.wrap(pattern, 0, n), owner) == CuResult.SUCCESS;
-            if (!ok) {
-                return CuResult.INVALID_VALUE;
+            int rc = zero ? (clear(address + done, n, owner) ? CuResult.SUCCESS : CuResult.INVALID_VALUE)
+                    : write(address + done, ByteBuffer.wrap(pattern, 0, n), owner);
+            if (rc != CuResult.SUCCESS) {
+                return rc;
             }
             done += n;
         }
@@ -385,9 +458,9 @@ final class MockMemory {
                 long o = off + done;
                 int inPage = (int) (o % PAGE);
                 int k = (int) Math.min(n - done, PAGE - inPage);
-                byte[] page = p.page(o / PAGE, false);
+                PagePool.Page page = p.page(o / PAGE);
                 if (page != null) {
-                    java.util.Arrays.fill(page, inPage, inPage + k, (byte) 0);
+                    page.bytes.put(inPage, PagePool.ZERO, 0, k);
                     p.mark(o / PAGE);
                 }
                 done += k;
@@ -420,7 +493,7 @@ final class MockMemory {
                 long k = Math.min(off + n, pageEnd) - o;
                 boolean take;
                 if (!dirty) {
-                    take = p.page(index, false) != null;
+                    take = p.page(index) != null;
                 } else if (bits == null) {
                     take = true;
                 } else if (o == index * PAGE && k == PAGE) {
@@ -478,11 +551,10 @@ final class MockMemory {
         return new Accessor(owner);
     }
 
-    private static final java.lang.invoke.VarHandle INT = java.lang.invoke.MethodHandles.byteArrayViewVarHandle(int[].class,
+    /** Atomics on pages; direct buffers allow them at aligned addresses, which the caller checked. */
+    private static final java.lang.invoke.VarHandle INT = java.lang.invoke.MethodHandles.byteBufferViewVarHandle(int[].class,
             java.nio.ByteOrder.LITTLE_ENDIAN);
-    private static final java.lang.invoke.VarHandle LONG = java.lang.invoke.MethodHandles.byteArrayViewVarHandle(long[].class,
-            java.nio.ByteOrder.LITTLE_ENDIAN);
-    private static final java.lang.invoke.VarHandle SHORT = java.lang.invoke.MethodHandles.byteArrayViewVarHandle(short[].class,
+    private static final java.lang.invoke.VarHandle LONG = java.lang.invoke.MethodHandles.byteBufferViewVarHandle(long[].class,
             java.nio.ByteOrder.LITTLE_ENDIAN);
 
     private final class Accessor implements io.vgpu.ptx.GlobalMemory {
@@ -506,7 +578,7 @@ final class MockMemory {
                 Map.Entry<Long, Mapping> e = mappings.floorEntry(address);
                 Mapping m = e == null ? null : e.getValue();
                 if (m == null || m.physical.owner != owner || address >= m.end() || size > m.end() - address
-                        || m.physical.released && m.physical.pages.length() == 0) {
+                        || m.physical.freed) {
                     throw new io.vgpu.ptx.KernelFault(io.vgpu.ptx.KernelFault.Kind.ILLEGAL_ADDRESS,
                             String.format("%d-byte access at 0x%x is outside every allocation of this context", size, address));
                 }
@@ -531,20 +603,32 @@ final class MockMemory {
                 }
                 return v;
             }
-            byte[] page = physical.page(off / PAGE, false);
+            PagePool.Page page = physical.page(off / PAGE);
             if (page == null) {
                 return 0;
             }
+            ByteBuffer b = page.bytes;
             switch (size) {
-                case 1: return page[in] & 0xffL;
-                case 2: return ((short) SHORT.get(page, in)) & 0xffffL;
-                case 4: return ((int) INT.get(page, in)) & 0xffffffffL;
-                default: return (long) LONG.get(page, in);
+                case 1: return b.get(in) & 0xffL;
+                case 2: return b.getShort(in) & 0xffffL;
+                case 4: return b.getInt(in) & 0xffffffffL;
+                default: return b.getLong(in);
             }
         }
 
-        private byte[] writable(long off) {
-            return page(physical, off / PAGE, true);
+        private ByteBuffer writable(long address, long off) {
+            PagePool.Page page;
+            try {
+                page = materialise(physical, off / PAGE);
+            } catch (PagePool.Exhausted e) {
+                throw new io.vgpu.ptx.KernelFault(io.vgpu.ptx.KernelFault.Kind.TRAP,
+                        String.format("store at 0x%x: %s", address, e.getMessage()));
+            }
+            if (page == null) {
+                throw new io.vgpu.ptx.KernelFault(io.vgpu.ptx.KernelFault.Kind.ILLEGAL_ADDRESS,
+                        String.format("store at 0x%x: the memory was freed while the kernel ran", address));
+            }
+            return page.bytes;
         }
 
         @Override
@@ -557,12 +641,12 @@ final class MockMemory {
                 }
                 return;
             }
-            byte[] page = writable(off);
+            ByteBuffer b = writable(address, off);
             switch (size) {
-                case 1: page[in] = (byte) value; break;
-                case 2: SHORT.set(page, in, (short) value); break;
-                case 4: INT.set(page, in, (int) value); break;
-                default: LONG.set(page, in, value);
+                case 1: b.put(in, (byte) value); break;
+                case 2: b.putShort(in, (short) value); break;
+                case 4: b.putInt(in, (int) value); break;
+                default: b.putLong(in, value);
             }
             physical.mark(off / PAGE);
         }
@@ -574,10 +658,10 @@ final class MockMemory {
                 throw new io.vgpu.ptx.KernelFault(io.vgpu.ptx.KernelFault.Kind.MISALIGNED_ADDRESS,
                         String.format("atomic at 0x%x is misaligned", address));
             }
-            byte[] page = writable(off);
+            ByteBuffer b = writable(address, off);
             int in = (int) (off % PAGE);
-            boolean done = size == 4 ? INT.compareAndSet(page, in, (int) expected, (int) value)
-                    : LONG.compareAndSet(page, in, expected, value);
+            boolean done = size == 4 ? INT.compareAndSet(b, in, (int) expected, (int) value)
+                    : LONG.compareAndSet(b, in, expected, value);
             physical.mark(off / PAGE);
             return done;
         }

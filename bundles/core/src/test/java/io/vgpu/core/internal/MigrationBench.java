@@ -16,6 +16,11 @@ import java.util.concurrent.atomic.AtomicBoolean;
  * takes in this run. Goals (issue 11): stop-and-copy pause at most 2 x memcpy + 50 ms; pre-copy
  * pause at most 100 ms at 1 GiB.
  *
+ * <p>The mock's pages come from a pool outside the heap that keeps freed pages. The first run of a
+ * size may need memory fresh from the kernel for the target's pages, a page fault per 4 KiB
+ * (seconds a GiB on a virtual machine); "first ms" and "fresh MiB" show that run. The goal is
+ * judged on the best of three, where the pool has the pages, as a GPU has its memory.
+ *
  * <pre>
  * mvn -B -q install -DskipTests
  * mvn -B -q -pl bundles/core exec:java -Dexec.mainClass=io.vgpu.core.internal.MigrationBench -Dexec.classpathScope=test
@@ -30,15 +35,21 @@ public final class MigrationBench {
 
     public static void main(String[] args) throws Exception {
         long[] sizes = Boolean.getBoolean("bench.small") ? new long[] {MIB, 64 * MIB} : new long[] {MIB, 256 * MIB, 1024 * MIB};
-        System.out.printf("%-10s %-22s %12s %12s %10s %12s %8s%n", "resident", "mode", "moved MiB", "pause ms",
-                "memcpy ms", "pause/memcpy", "goal");
+        System.out.printf("%-10s %-18s %10s %9s %9s %9s %10s %12s %7s%n", "resident", "mode", "moved MiB", "pause ms",
+                "first ms", "fresh MiB", "memcpy ms", "pause/memcpy", "goal");
         for (long size : sizes) {
             double memcpy = memcpyMillis(size);
             for (String mode : new String[] {"stop-and-copy", "pre-copy", "pre-copy + writer"}) {
                 double best = Double.MAX_VALUE;
+                double first = 0;
                 long moved = 0;
+                long fresh = 0;
                 for (int i = 0; i < REPEAT; i++) {
                     MigrationRecord r = once(size, !mode.equals("stop-and-copy"), mode.endsWith("writer"));
+                    if (i == 0) {
+                        first = r.pauseNanos / 1e6;
+                        fresh = freshDuringMove;
+                    }
                     if (r.pauseNanos / 1e6 < best) {
                         best = r.pauseNanos / 1e6;
                         moved = r.bytesMoved;
@@ -46,8 +57,8 @@ public final class MigrationBench {
                 }
                 String goal = mode.equals("stop-and-copy") ? (best <= 2 * memcpy + 50 ? "met" : "MISSED")
                         : size == 1024 * MIB ? (best <= 100 ? "met" : "MISSED") : "-";
-                System.out.printf("%-10s %-22s %12.1f %12.1f %10.1f %12.2f %8s%n", (size / MIB) + " MiB", mode,
-                        moved / (double) MIB, best, memcpy, best / memcpy, goal);
+                System.out.printf("%-10s %-18s %10.1f %9.1f %9.1f %9d %10.1f %12.2f %7s%n", (size / MIB) + " MiB", mode,
+                        moved / (double) MIB, best, first, fresh / MIB, memcpy, best / memcpy, goal);
             }
         }
     }
@@ -68,6 +79,9 @@ public final class MigrationBench {
         }
         return best;
     }
+
+    /** Host memory the pool had to get for pages during the last move (not from freed pages). */
+    private static long freshDuringMove;
 
     private static MigrationRecord once(long size, boolean precopy, boolean writer) throws Exception {
         Router router = new Router();
@@ -109,7 +123,9 @@ public final class MigrationBench {
         }
         MigrationRecord r;
         try {
+            long before = MockBackend.hostPageBytes();
             r = router.migrate(s.id(), "b", precopy);
+            freshDuringMove = Math.max(0, MockBackend.hostPageBytes() - before);
         } finally {
             stop.set(true);
             if (writer) {
