@@ -88,7 +88,9 @@ final class PagePool {
 
     private Slab newSlab() {
         try {
-            return new Slab();
+            Slab s = new Slab();
+            exhausted = false; // log the next shortage again
+            return s;
         } catch (OutOfMemoryError e) {
             String why = String.format("the host has no memory left for simulated device pages (%d MiB held in pages; %s)",
                     slabs * SLAB_PAGES * (long) PAGE >> 20, e.getMessage());
