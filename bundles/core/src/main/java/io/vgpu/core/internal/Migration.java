@@ -661,8 +661,14 @@ final class Migration {
             c.backendCtx = e.getValue();
             c.attributes = targetDevices[c.device].attributes;
         }
-        physical.forEach((p, h) -> p.backendHandle = h);
+        Map<PhysicalMemory, Long> oldPhysical = new IdentityHashMap<>();
+        physical.forEach((p, h) -> {
+            oldPhysical.put(p, p.backendHandle);
+            p.backendHandle = h;
+        });
+        Map<Module, Long> oldModules = new IdentityHashMap<>();
         modules.forEach((m, h) -> {
+            oldModules.put(m, m.backendModule);
             m.backendModule = h;
             m.image = images.getOrDefault(m, m.image);
         });
@@ -670,11 +676,41 @@ final class Migration {
         streams.forEach((st, h) -> st.backendStream = h);
         events.forEach((e, h) -> e.backendEvent = h);
         s.backend = target;
-        for (long c : old.values()) {
-            int rc = source.service.ctxDestroy(c);
-            if (rc != CuResult.SUCCESS) {
-                LOG.warn("session {}: {} failed to release a migrated context: {}", s.id(), source.id, CuResult.name(rc));
+        releaseSource(old, oldPhysical, oldModules);
+    }
+
+    /**
+     * Gives back everything the session held on the source, one object at a time, before its
+     * contexts go: a backend whose context destruction leaves something behind (a remote host
+     * keeps physical handles, and counts them against the guest, until its link closes) holds
+     * nothing of a session that moved away. The swap is done, so failures are only logged.
+     */
+    private void releaseSource(Map<Ctx, Long> ctx, Map<PhysicalMemory, Long> handles, Map<Module, Long> mods) {
+        CudaService src = source.service;
+        for (Range r : s.ranges.values()) {
+            if (r.mapping != null) {
+                released(src.memUnmap(ctx.get(r.mapping.ctx), r.address, r.size), "unmap 0x" + Long.toHexString(r.address));
             }
+        }
+        handles.forEach((p, h) -> {
+            if (!p.released) {
+                released(src.memRelease(h), "release " + p.size + " bytes of physical memory");
+            }
+        });
+        for (Range r : s.ranges.values()) {
+            if (r.mapping == null) {
+                released(src.memFree(ctx.get(r.ctx), r.address), "free 0x" + Long.toHexString(r.address));
+            }
+        }
+        mods.forEach((m, h) -> released(src.moduleUnload(h), "unload a module"));
+        for (long c : ctx.values()) {
+            released(src.ctxDestroy(c), "destroy a context");
+        }
+    }
+
+    private void released(int rc, String what) {
+        if (rc != CuResult.SUCCESS) {
+            LOG.warn("session {}: {} failed to {} after the move: {}", s.id(), source.id, what, CuResult.name(rc));
         }
     }
 

@@ -203,6 +203,7 @@ public class MigrationTest {
         ok(m.memGetInfo(0, mem));
         assertEquals("nothing left allocated on it", mem[1], mem[0]);
         assertEquals(0, m.materialisedBytes(0));
+        assertArrayEquals("contexts and physical handles left", new int[2], m.heldObjects());
     }
 
     @Test(timeout = 60_000)
@@ -240,6 +241,39 @@ public class MigrationTest {
         ok(app.s.eventDestroy(app.event));
         ok(app.s.ctxDestroy(app.ctx));
         assertEmpty(a);
+    }
+
+    @Test(timeout = 60_000)
+    public void theSourceIsReleasedObjectByObjectBeforeItsContextsGo() {
+        MockBackend c = mock("c", Map.of());
+        List<String> calls = new java.util.ArrayList<>();
+        AtomicBoolean moved = new AtomicBoolean();
+        CudaService src = wrap(c, (name, args) -> {
+            if (moved.get() && List.of("memUnmap", "memRelease", "memFree", "moduleUnload", "ctxDestroy").contains(name)) {
+                calls.add(name + (name.equals("memUnmap") || name.equals("memFree") ? " " + Long.toHexString((Long) args[1]) : ""));
+                if (name.equals("ctxDestroy")) {
+                    // Everything went one by one: the context has nothing left to release.
+                    long[] mem = new long[2];
+                    ok(c.memGetInfo(0, mem));
+                    calls.add("free " + (mem[1] - mem[0]) + ", handles " + c.heldObjects()[1]);
+                }
+            }
+            return null;
+        });
+        router.addBackend(src, Map.of(CudaService.BACKEND_ID, "src"));
+        App app = build(open());
+        assertTrue(router.migrate(app.s.id(), "src", false).ok);
+        moved.set(true);
+        // Pre-copy: the source's scratch window for the unreleased chunk is unmapped before the swap.
+        MigrationRecord r = router.migrate(app.s.id(), "b", true);
+        assertTrue(r.toString(), r.ok);
+        String scratch = calls.remove(0);
+        assertTrue(scratch, scratch.startsWith("memUnmap "));
+        assertEquals(List.of("memUnmap " + Long.toHexString(app.vmm), "memUnmap " + Long.toHexString(app.vmm + 2 * MIB),
+                "memRelease", "memFree " + Long.toHexString(app.aligned), "memFree " + Long.toHexString(app.odd),
+                "moduleUnload", "ctxDestroy", "free 0, handles 0"), calls);
+        assertEmpty(c);
+        verify(app);
     }
 
     @Test(timeout = 60_000)
