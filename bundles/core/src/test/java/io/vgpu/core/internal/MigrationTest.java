@@ -470,10 +470,68 @@ public class MigrationTest {
             return null;
         });
         router.addBackend(hooked, Map.of(CudaService.BACKEND_ID, "hooked"));
+        List<String> heard = guard(app.s, null);
         MigrationRecord r = router.migrate(app.s.id(), "hooked", true);
         assertTrue(r.toString(), r.ok);
         assertTrue(r.message, r.message.contains("stop-and-copy"));
+        // The stop-and-copy asks again, for what the session holds now.
+        assertEquals(List.of("admit a -> hooked", "abandoned", "admit a -> hooked", "moved"), heard);
         write(app, extra[0], random(12345, 4));
+        verify(app);
+    }
+
+    /** Sets a guard on {@code s} that refuses with {@code refusal} (null: admits) and records what it hears. */
+    private static List<String> guard(SessionImpl s, String refusal) {
+        List<String> heard = new java.util.concurrent.CopyOnWriteArrayList<>();
+        s.guardMigrations(new io.vgpu.api.session.MigrationGuard() {
+            @Override
+            public String admit(String from, String to, boolean evacuation) {
+                assertTrue(Thread.holdsLock(s));
+                heard.add("admit " + from + " -> " + to + (evacuation ? " (evacuation)" : ""));
+                return refusal;
+            }
+
+            @Override
+            public void moved(String from, String to) {
+                assertEquals(to, s.info().backend);
+                heard.add("moved");
+            }
+
+            @Override
+            public void abandoned(String from, String to) {
+                assertEquals(from, s.info().backend);
+                heard.add("abandoned");
+            }
+        });
+        return heard;
+    }
+
+    @Test(timeout = 60_000)
+    public void theGuardIsAskedBeforeAnythingMovesAndHearsHowTheMoveEnded() {
+        App app = build(open());
+        List<String> heard = guard(app.s, "quota q (1 MiB) is full");
+        for (boolean precopy : new boolean[] {true, false}) {
+            MigrationRecord r = router.migrate(app.s.id(), "b", precopy);
+            assertFalse(r.ok);
+            assertEquals("quota q (1 MiB) is full", r.message);
+            assertEquals(0, r.bytesMoved);
+        }
+        assertEquals(List.of("admit a -> b", "admit a -> b"), heard);
+        assertEmpty(b);
+        verify(app);
+        // Admitted, then the target fails halfway: the guard hears that it did not happen.
+        heard = guard(app.s, null);
+        AtomicInteger allocs = new AtomicInteger();
+        CudaService flaky = wrap(b, (name, args) -> name.equals("memAlloc") && allocs.incrementAndGet() == 2
+                ? (Object) CuResult.OUT_OF_MEMORY : null);
+        router.addBackend(flaky, Map.of(CudaService.BACKEND_ID, "flaky"));
+        assertFalse(router.migrate(app.s.id(), "flaky", false).ok);
+        assertEquals(List.of("admit a -> flaky", "abandoned"), heard);
+        // An evacuation says so.
+        router.configure(SessionTest.defaults(Router.Config.class, Map.of("backend", "a, b")));
+        router.removeBackend(a, Map.of(CudaService.BACKEND_ID, "a"));
+        assertEquals(List.of("admit a -> flaky", "abandoned", "admit a -> b (evacuation)", "moved"), heard);
+        assertEquals("b", app.s.info().backend);
         verify(app);
     }
 
