@@ -413,6 +413,11 @@ public class MockBackend implements CudaService {
         return PagePool.SHARED.slabBytes();
     }
 
+    /** Contexts and physical-memory handles held, of every owner: what leak checks count besides the bytes. */
+    public int[] heldObjects() {
+        return new int[] {contexts.size(), physicalHandles.size()};
+    }
+
     /** Kernels executing from PTX right now, of every owner (a running kernel can be observed, not guessed). */
     public int runningKernels() {
         return running.get();

@@ -29,6 +29,16 @@ public final class TestRouters {
         router.addBackend(backend, Map.of(CudaService.BACKEND_ID, id));
     }
 
+    /** Unregisters the backend as DS would when its service goes away: its sessions are evacuated. */
+    public static void removeBackend(Router router, CudaService backend, String id) {
+        router.removeBackend(backend, Map.of(CudaService.BACKEND_ID, id));
+    }
+
+    /** Changes the router's preference list, as an edit of its configuration file would. */
+    public static void prefer(Router router, String backends) {
+        router.configure(config(Router.Config.class, Map.of("backend", backends)));
+    }
+
     /** Bytes of the service-wide device address window that are reserved: what the fuzz tests check for leaks. */
     public static long addressSpaceUsed(Router router) {
         return router.addressSpace().used();

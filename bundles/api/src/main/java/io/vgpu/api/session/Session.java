@@ -121,6 +121,14 @@ public interface Session extends AutoCloseable {
     }
 
     /**
+     * Lets {@code guard} admit or refuse this session's migrations and hear how they end (memory
+     * quotas of the transport); null removes it. Called once, before the session's first request
+     * that holds device memory. The default ignores it, for sessions that never move.
+     */
+    default void guardMigrations(MigrationGuard guard) {
+    }
+
+    /**
      * Releases everything the session holds on its backend. Idempotent. From another thread it
      * first abandons the running request, then waits for it to return.
      */

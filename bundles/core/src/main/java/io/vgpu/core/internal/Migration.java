@@ -6,6 +6,7 @@ import io.vgpu.api.CudaService;
 import io.vgpu.api.dto.DeviceInfo;
 import io.vgpu.api.dto.MigrationRecord;
 import io.vgpu.api.dto.ModuleImage;
+import io.vgpu.api.session.MigrationGuard;
 import io.vgpu.core.image.ImageFormatException;
 import io.vgpu.core.internal.SessionImpl.Ctx;
 import io.vgpu.core.internal.SessionImpl.Event;
@@ -101,6 +102,10 @@ final class Migration {
     private final CudaService dst;
     private final boolean precopy;
     private final MigrationRecord rec = new MigrationRecord();
+    /** The guard that admitted this move, until it hears how it ended. */
+    private MigrationGuard admitted;
+    /** The reason of a move away from a backend that is going away. */
+    static final String EVACUATION = "evacuation";
 
     // What exists on the target, by the session object it stands for.
     private final Map<Ctx, Long> ctxs = new IdentityHashMap<>();
@@ -161,6 +166,12 @@ final class Migration {
             LOG.warn("session {}: migration to {} failed", s.id(), target.id, e);
         } finally {
             stopWriter();
+            if (admitted != null) {
+                // A backend threw past the rollback: the session stayed where it was.
+                synchronized (s) {
+                    settleGuard(false);
+                }
+            }
             s.migrating = false;
         }
         rec.totalNanos = System.nanoTime() - t0;
@@ -357,7 +368,37 @@ final class Migration {
             images.clear();
             throw new Refusal(target.id + " lacks " + String.join("; ", missing));
         }
+        // A pre-copy that turned into a stop-and-copy asks again, for what the session holds now.
+        settleGuard(false);
+        MigrationGuard g = s.guard;
+        if (g != null) {
+            String no = g.admit(source.id, target.id, EVACUATION.equals(rec.reason));
+            if (no != null) {
+                images.clear();
+                throw new Refusal(no);
+            }
+            admitted = g;
+        }
         return true;
+    }
+
+    /** Tells the guard that admitted this move how it ended; under the monitor. */
+    private void settleGuard(boolean moved) {
+        MigrationGuard g = admitted;
+        admitted = null;
+        if (g == null) {
+            return;
+        }
+        try {
+            if (moved) {
+                g.moved(source.id, target.id);
+            } else {
+                g.abandoned(source.id, target.id);
+            }
+        } catch (RuntimeException e) {
+            LOG.warn("session {}: the migration guard failed hearing the move {}: {}", s.id(), moved ? "ended" : "was dropped",
+                    e.toString());
+        }
     }
 
     /**
@@ -661,8 +702,14 @@ final class Migration {
             c.backendCtx = e.getValue();
             c.attributes = targetDevices[c.device].attributes;
         }
-        physical.forEach((p, h) -> p.backendHandle = h);
+        Map<PhysicalMemory, Long> oldPhysical = new IdentityHashMap<>();
+        physical.forEach((p, h) -> {
+            oldPhysical.put(p, p.backendHandle);
+            p.backendHandle = h;
+        });
+        Map<Module, Long> oldModules = new IdentityHashMap<>();
         modules.forEach((m, h) -> {
+            oldModules.put(m, m.backendModule);
             m.backendModule = h;
             m.image = images.getOrDefault(m, m.image);
         });
@@ -670,11 +717,47 @@ final class Migration {
         streams.forEach((st, h) -> st.backendStream = h);
         events.forEach((e, h) -> e.backendEvent = h);
         s.backend = target;
-        for (long c : old.values()) {
-            int rc = source.service.ctxDestroy(c);
-            if (rc != CuResult.SUCCESS) {
-                LOG.warn("session {}: {} failed to release a migrated context: {}", s.id(), source.id, CuResult.name(rc));
+        settleGuard(true);
+        try {
+            releaseSource(old, oldPhysical, oldModules);
+        } catch (RuntimeException e) {
+            // The session runs on the target already: a source that throws only leaves its own leftovers.
+            LOG.warn("session {}: {} failed releasing what the session left there", s.id(), source.id, e);
+        }
+    }
+
+    /**
+     * Gives back everything the session held on the source, one object at a time, before its
+     * contexts go: a backend whose context destruction leaves something behind (a remote host
+     * keeps physical handles, and counts them against the guest, until its link closes) holds
+     * nothing of a session that moved away. The swap is done, so failures are only logged.
+     */
+    private void releaseSource(Map<Ctx, Long> ctx, Map<PhysicalMemory, Long> handles, Map<Module, Long> mods) {
+        CudaService src = source.service;
+        for (Range r : s.ranges.values()) {
+            if (r.mapping != null) {
+                released(src.memUnmap(ctx.get(r.mapping.ctx), r.address, r.size), "unmap 0x" + Long.toHexString(r.address));
             }
+        }
+        handles.forEach((p, h) -> {
+            if (!p.released) {
+                released(src.memRelease(h), "release " + p.size + " bytes of physical memory");
+            }
+        });
+        for (Range r : s.ranges.values()) {
+            if (r.mapping == null) {
+                released(src.memFree(ctx.get(r.ctx), r.address), "free 0x" + Long.toHexString(r.address));
+            }
+        }
+        mods.forEach((m, h) -> released(src.moduleUnload(h), "unload a module"));
+        for (long c : ctx.values()) {
+            released(src.ctxDestroy(c), "destroy a context");
+        }
+    }
+
+    private void released(int rc, String what) {
+        if (rc != CuResult.SUCCESS) {
+            LOG.warn("session {}: {} failed to {} after the move: {}", s.id(), source.id, what, CuResult.name(rc));
         }
     }
 
@@ -694,6 +777,7 @@ final class Migration {
 
     /** Releases all that was made on the target; the session is as it was. Holds the monitor. */
     private void rollback() {
+        settleGuard(false);
         stopWriter();
         dropScratch();
         stopTracking();

@@ -358,7 +358,7 @@ public class Router implements SessionManager {
         }
         LOG.info("backend {} is going away: moving its {} sessions to {}", leaving.id, bound.size(), target.id);
         for (SessionImpl s : bound) {
-            s.migrate(target, true, "evacuation");
+            s.migrate(target, true, Migration.EVACUATION);
         }
     }
 

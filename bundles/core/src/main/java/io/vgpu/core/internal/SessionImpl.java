@@ -53,6 +53,8 @@ final class SessionImpl implements Session {
     final HandleTable handles;
 
     volatile Router.Backend backend;
+    /** The transport's say in migrations (memory quotas), or null. */
+    volatile io.vgpu.api.session.MigrationGuard guard;
     private volatile boolean closed;
     /** Set by {@link #abandon()} from any thread: running work stops, later requests are refused. */
     volatile boolean ending;
@@ -228,6 +230,11 @@ final class SessionImpl implements Session {
     String backendId() {
         Router.Backend b = backend;
         return b == null ? null : b.id;
+    }
+
+    @Override
+    public void guardMigrations(io.vgpu.api.session.MigrationGuard guard) {
+        this.guard = guard;
     }
 
     /** Never waits for a running request: everything it reads is volatile or a published snapshot. */

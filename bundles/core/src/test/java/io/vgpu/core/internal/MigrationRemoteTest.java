@@ -3,6 +3,7 @@ package io.vgpu.core.internal;
 import static org.junit.Assert.assertEquals;
 import static org.junit.Assert.assertTrue;
 
+import io.vgpu.api.CuResult;
 import io.vgpu.api.CudaService;
 import io.vgpu.api.dto.MigrationRecord;
 import io.vgpu.api.session.ClientInfo;
@@ -36,6 +37,7 @@ public class MigrationRemoteTest {
         l.put("address", "127.0.0.1");
         l.put("port", "0");
         l.put("plaintext", "true");
+        l.put("peer.memory.mib", "64");
         listener = new RemoteListener(Configs.of(RemoteListener.Config.class, l), Map.of("mock", (CudaService) host));
         Map<String, Object> g = new HashMap<>();
         g.put("backend.id", "gpu1");
@@ -81,5 +83,10 @@ public class MigrationRemoteTest {
         assertTrue(r.toString(), r.bytesMoved >= (1 << 20) + 1_000_003 + (4 << 20));
         MigrationTest.verify(app);
         MigrationTest.assertEmpty(host);
+        // The host counts what the guest holds until it is released one by one (physical handles
+        // outlive a context there): the session that left holds nothing on it any more.
+        long[] mem = new long[2];
+        assertEquals(CuResult.SUCCESS, remote.memGetInfo(0, mem));
+        assertEquals("free under the host's per-guest limit", 64L << 20, mem[0]);
     }
 }

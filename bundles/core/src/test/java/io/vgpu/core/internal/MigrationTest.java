@@ -203,6 +203,7 @@ public class MigrationTest {
         ok(m.memGetInfo(0, mem));
         assertEquals("nothing left allocated on it", mem[1], mem[0]);
         assertEquals(0, m.materialisedBytes(0));
+        assertArrayEquals("contexts and physical handles left", new int[2], m.heldObjects());
     }
 
     @Test(timeout = 60_000)
@@ -240,6 +241,39 @@ public class MigrationTest {
         ok(app.s.eventDestroy(app.event));
         ok(app.s.ctxDestroy(app.ctx));
         assertEmpty(a);
+    }
+
+    @Test(timeout = 60_000)
+    public void theSourceIsReleasedObjectByObjectBeforeItsContextsGo() {
+        MockBackend c = mock("c", Map.of());
+        List<String> calls = new java.util.ArrayList<>();
+        AtomicBoolean moved = new AtomicBoolean();
+        CudaService src = wrap(c, (name, args) -> {
+            if (moved.get() && List.of("memUnmap", "memRelease", "memFree", "moduleUnload", "ctxDestroy").contains(name)) {
+                calls.add(name + (name.equals("memUnmap") || name.equals("memFree") ? " " + Long.toHexString((Long) args[1]) : ""));
+                if (name.equals("ctxDestroy")) {
+                    // Everything went one by one: the context has nothing left to release.
+                    long[] mem = new long[2];
+                    ok(c.memGetInfo(0, mem));
+                    calls.add("free " + (mem[1] - mem[0]) + ", handles " + c.heldObjects()[1]);
+                }
+            }
+            return null;
+        });
+        router.addBackend(src, Map.of(CudaService.BACKEND_ID, "src"));
+        App app = build(open());
+        assertTrue(router.migrate(app.s.id(), "src", false).ok);
+        moved.set(true);
+        // Pre-copy: the source's scratch window for the unreleased chunk is unmapped before the swap.
+        MigrationRecord r = router.migrate(app.s.id(), "b", true);
+        assertTrue(r.toString(), r.ok);
+        String scratch = calls.remove(0);
+        assertTrue(scratch, scratch.startsWith("memUnmap "));
+        assertEquals(List.of("memUnmap " + Long.toHexString(app.vmm), "memUnmap " + Long.toHexString(app.vmm + 2 * MIB),
+                "memRelease", "memFree " + Long.toHexString(app.aligned), "memFree " + Long.toHexString(app.odd),
+                "moduleUnload", "ctxDestroy", "free 0, handles 0"), calls);
+        assertEmpty(c);
+        verify(app);
     }
 
     @Test(timeout = 60_000)
@@ -436,10 +470,68 @@ public class MigrationTest {
             return null;
         });
         router.addBackend(hooked, Map.of(CudaService.BACKEND_ID, "hooked"));
+        List<String> heard = guard(app.s, null);
         MigrationRecord r = router.migrate(app.s.id(), "hooked", true);
         assertTrue(r.toString(), r.ok);
         assertTrue(r.message, r.message.contains("stop-and-copy"));
+        // The stop-and-copy asks again, for what the session holds now.
+        assertEquals(List.of("admit a -> hooked", "abandoned", "admit a -> hooked", "moved"), heard);
         write(app, extra[0], random(12345, 4));
+        verify(app);
+    }
+
+    /** Sets a guard on {@code s} that refuses with {@code refusal} (null: admits) and records what it hears. */
+    private static List<String> guard(SessionImpl s, String refusal) {
+        List<String> heard = new java.util.concurrent.CopyOnWriteArrayList<>();
+        s.guardMigrations(new io.vgpu.api.session.MigrationGuard() {
+            @Override
+            public String admit(String from, String to, boolean evacuation) {
+                assertTrue(Thread.holdsLock(s));
+                heard.add("admit " + from + " -> " + to + (evacuation ? " (evacuation)" : ""));
+                return refusal;
+            }
+
+            @Override
+            public void moved(String from, String to) {
+                assertEquals(to, s.info().backend);
+                heard.add("moved");
+            }
+
+            @Override
+            public void abandoned(String from, String to) {
+                assertEquals(from, s.info().backend);
+                heard.add("abandoned");
+            }
+        });
+        return heard;
+    }
+
+    @Test(timeout = 60_000)
+    public void theGuardIsAskedBeforeAnythingMovesAndHearsHowTheMoveEnded() {
+        App app = build(open());
+        List<String> heard = guard(app.s, "quota q (1 MiB) is full");
+        for (boolean precopy : new boolean[] {true, false}) {
+            MigrationRecord r = router.migrate(app.s.id(), "b", precopy);
+            assertFalse(r.ok);
+            assertEquals("quota q (1 MiB) is full", r.message);
+            assertEquals(0, r.bytesMoved);
+        }
+        assertEquals(List.of("admit a -> b", "admit a -> b"), heard);
+        assertEmpty(b);
+        verify(app);
+        // Admitted, then the target fails halfway: the guard hears that it did not happen.
+        heard = guard(app.s, null);
+        AtomicInteger allocs = new AtomicInteger();
+        CudaService flaky = wrap(b, (name, args) -> name.equals("memAlloc") && allocs.incrementAndGet() == 2
+                ? (Object) CuResult.OUT_OF_MEMORY : null);
+        router.addBackend(flaky, Map.of(CudaService.BACKEND_ID, "flaky"));
+        assertFalse(router.migrate(app.s.id(), "flaky", false).ok);
+        assertEquals(List.of("admit a -> flaky", "abandoned"), heard);
+        // An evacuation says so.
+        router.configure(SessionTest.defaults(Router.Config.class, Map.of("backend", "a, b")));
+        router.removeBackend(a, Map.of(CudaService.BACKEND_ID, "a"));
+        assertEquals(List.of("admit a -> flaky", "abandoned", "admit a -> b (evacuation)", "moved"), heard);
+        assertEquals("b", app.s.info().backend);
         verify(app);
     }
 

@@ -377,7 +377,12 @@ final class Connection implements Runnable {
     private Session withQuotas(Session opened) {
         MemoryQuotas quotas = server.quotas();
         MemoryQuotas.Account account = quotas.isEmpty() ? null : quotas.open(opened.id(), peer, pid);
-        return account == null ? opened : new QuotaSession(opened, quotas, account, describeClient());
+        if (account == null) {
+            return opened;
+        }
+        // Migrations ask the quotas first and move the accounting with the session's memory.
+        opened.guardMigrations(quotas.guard(account));
+        return new QuotaSession(opened, quotas, account, describeClient());
     }
 
     private String describeClient() {

@@ -1,5 +1,6 @@
 package io.vgpu.shim.bridge.internal;
 
+import io.vgpu.api.session.MigrationGuard;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -93,6 +94,15 @@ final class MemoryQuotas {
         /** Tightest first. */
         final List<Quota> quotas;
         final Map<Device, Long> held = new HashMap<>();
+        /** The backend its holdings count on, as the core last said; null until it has one. */
+        private String backend;
+        /**
+         * While an admitted migration runs: the backend it goes to, where what the session holds
+         * counts as well, so that nobody else takes the room the move needs.
+         */
+        private String moving;
+        /** Completed moves: a read of the core's figures from before one is stale. */
+        private long moves;
         private final List<String> keys;
         /** Set by {@link MemoryQuotas#close}: a late charge or read-back of the session changes nothing. */
         private boolean closed;
@@ -314,6 +324,7 @@ final class MemoryQuotas {
         if (a.closed || accounts.remove(a.session) == null) {
             return;
         }
+        abandoned(a);
         a.closed = true;
         for (Map.Entry<Device, Long> e : a.held.entrySet()) {
             for (Quota q : a.quotas) {
@@ -357,25 +368,71 @@ final class MemoryQuotas {
 
     // ------------------------------------------------------------------ accounting
 
+    /** Returned by {@link #settle} and {@link #bind} for figures read before a move ended: read them again. */
+    static final Quota STALE = new Quota("stale", 0);
+
+    /** The backend {@code a}'s holdings count on; null until the core has said. */
+    synchronized String backend(Account a) {
+        return a.backend;
+    }
+
+    /** Completed moves of {@code a}'s session: read before the core's figures, handed back with them. */
+    synchronized long moves(Account a) {
+        return a.moves;
+    }
+
     /**
-     * Counts {@code bytes} more for {@code a} on {@code d} if every quota of the session has room
-     * for them; otherwise changes nothing and returns the quota that has not.
+     * The core says the session is bound to {@code backend} ({@code moves} as read before asking):
+     * an account that holds nothing follows it. Null, or {@link #STALE} when a move ended meanwhile.
      */
-    synchronized Quota charge(Account a, Device d, long bytes) {
-        if (a.closed) {
-            return null;
+    synchronized Quota bind(Account a, long moves, String backend) {
+        if (moves != a.moves) {
+            return STALE;
         }
-        for (Quota q : a.quotas) {
-            if (bytes > q.limit - q.used(d)) {
-                return q;
-            }
+        if (backend != null && a.moving == null && a.held.isEmpty()) {
+            a.backend = backend;
         }
-        add(a, d, bytes);
         return null;
     }
 
-    synchronized void uncharge(Account a, Device d, long bytes) {
-        add(a, d, -bytes);
+    /**
+     * Counts {@code bytes} more for {@code a} on its backend's device {@code ordinal} if every quota
+     * of the session has room for them (on the device a move in progress takes it to as well);
+     * otherwise changes nothing and returns the quota that has not.
+     */
+    synchronized Quota charge(Account a, int ordinal, long bytes) {
+        if (a.closed || a.backend == null) {
+            return null;
+        }
+        Device d = new Device(a.backend, ordinal);
+        Quota full = full(a, d, bytes);
+        if (full == null) {
+            add(a, d, bytes);
+        }
+        return full;
+    }
+
+    synchronized void uncharge(Account a, int ordinal, long bytes) {
+        if (a.backend != null) {
+            add(a, new Device(a.backend, ordinal), -bytes);
+        }
+    }
+
+    /** The device what {@code a} holds on {@code d} counts on too while a move is admitted, or null. */
+    private static Device shadow(Account a, Device d) {
+        return a.moving != null && !a.moving.equals(a.backend) && d.backend().equals(a.backend)
+                ? new Device(a.moving, d.ordinal()) : null;
+    }
+
+    /** The first quota of {@code a} without room for {@code bytes} more on {@code d} (or its shadow), or null. */
+    private static Quota full(Account a, Device d, long bytes) {
+        Device t = shadow(a, d);
+        for (Quota q : a.quotas) {
+            if (bytes > q.limit - q.used(d) || t != null && bytes > q.limit - q.used(t)) {
+                return q;
+            }
+        }
+        return null;
     }
 
     private void add(Account a, Device d, long delta) {
@@ -388,19 +445,149 @@ final class MemoryQuotas {
         } else {
             a.held.put(d, v);
         }
+        Device t = shadow(a, d);
         for (Quota q : a.quotas) {
             q.add(d, delta);
+            if (t != null) {
+                q.add(t, delta);
+            }
         }
+    }
+
+    // ------------------------------------------------------------------ migrations
+
+    /** The core's questions about {@code a}'s session's migrations, answered here. */
+    MigrationGuard guard(Account a) {
+        return new MigrationGuard() {
+            @Override
+            public String admit(String from, String to, boolean evacuation) {
+                return MemoryQuotas.this.admit(a, from, to, evacuation);
+            }
+
+            @Override
+            public void moved(String from, String to) {
+                MemoryQuotas.this.moved(a, to);
+            }
+
+            @Override
+            public void abandoned(String from, String to) {
+                synchronized (MemoryQuotas.this) {
+                    MemoryQuotas.this.abandoned(a);
+                }
+            }
+        };
+    }
+
+    /**
+     * The session is to move from {@code from} to {@code to}: refused, with the quota in words, if
+     * what it holds on a device does not fit what a quota leaves on the target's device of the same
+     * ordinal; else what it holds counts there too until {@link #moved} or {@link #abandoned}, so the
+     * room cannot be taken meanwhile. An evacuation is let through past a quota, with a log line:
+     * refusing it would cost the session its device and its memory, a worse outcome than an overage
+     * that the quota then corrects by refusing the session's allocations until it is back within it.
+     */
+    synchronized String admit(Account a, String from, String to, boolean evacuation) {
+        if (a.closed) {
+            return null;
+        }
+        abandoned(a);
+        if (a.backend == null) {
+            a.backend = from;
+        }
+        List<String> over = new ArrayList<>();
+        List<Map.Entry<Device, Long>> held = new ArrayList<>(a.held.entrySet());
+        held.sort(Map.Entry.comparingByKey(DEVICE_ORDER));
+        for (Map.Entry<Device, Long> e : held) {
+            if (!e.getKey().backend().equals(a.backend)) {
+                continue;
+            }
+            Device t = new Device(to, e.getKey().ordinal());
+            for (Quota q : a.quotas) {
+                long room = Math.max(0, q.limit - q.used(t));
+                if (e.getValue() > room) {
+                    over.add(String.format(Locale.ROOT, "quota %s (%s) has %s free on %s, the session holds %s on %s", q.name,
+                            amount(q.limit), amount(room), t, amount(e.getValue()), e.getKey()));
+                    break;
+                }
+            }
+        }
+        if (!over.isEmpty()) {
+            if (!evacuation) {
+                return String.join("; ", over);
+            }
+            LOG.warn("session {} ({} {}): evacuated from {} to {} past its quota: {}; its allocations there are refused "
+                    + "until it is back within it", a.session, a.user, a.pid, from, to, String.join("; ", over));
+        }
+        a.moving = to;
+        for (Map.Entry<Device, Long> e : a.held.entrySet()) {
+            Device t = shadow(a, e.getKey());
+            if (t != null) {
+                for (Quota q : a.quotas) {
+                    q.add(t, e.getValue());
+                }
+            }
+        }
+        return null;
+    }
+
+    /** The session runs on {@code to}: what it holds counts there only, in one step. */
+    synchronized void moved(Account a, String to) {
+        if (a.closed || a.moving == null) {
+            return;
+        }
+        String from = a.backend;
+        a.moving = null;
+        if (!to.equals(from)) {
+            for (Map.Entry<Device, Long> e : new ArrayList<>(a.held.entrySet())) {
+                Device d = e.getKey();
+                if (d.backend().equals(from)) {
+                    // Its shadow on the target already counts it: only the source's count goes.
+                    for (Quota q : a.quotas) {
+                        q.add(d, -e.getValue());
+                    }
+                    a.held.remove(d);
+                    a.held.merge(new Device(to, d.ordinal()), e.getValue(), Long::sum);
+                }
+            }
+        }
+        a.backend = to;
+        a.moves++;
+    }
+
+    /** The admitted move did not happen (or the session ended): the target's room is given back. Holds the lock. */
+    private void abandoned(Account a) {
+        if (a.closed || a.moving == null) {
+            return;
+        }
+        for (Map.Entry<Device, Long> e : a.held.entrySet()) {
+            Device t = shadow(a, e.getKey());
+            if (t != null) {
+                for (Quota q : a.quotas) {
+                    q.add(t, -e.getValue());
+                }
+            }
+        }
+        a.moving = null;
+    }
+
+    /** Bytes in MiB, with a decimal where they are not whole. */
+    static String amount(long bytes) {
+        return bytes % MIB == 0 ? mibText(bytes) : String.format(Locale.ROOT, "%.1f MiB", bytes / (double) MIB);
     }
 
     /**
      * Sets what {@code a}'s session holds to the core's figures: {@code deviceMemory[i]} bytes on
      * device {@code i} of {@code backend}, nothing anywhere else. With {@code onlyIfFits}, a change
      * that would take any quota past its limit is not made, and that quota is returned.
+     * {@link #STALE} (and nothing changed) when a move ended since {@code moves} was read: the
+     * figures may be the source's.
      */
-    synchronized Quota settle(Account a, String backend, long[] deviceMemory, boolean onlyIfFits) {
+    synchronized Quota settle(Account a, long moves, String backend, long[] deviceMemory, boolean onlyIfFits) {
         if (a.closed) {
             return null;
+        }
+        if (moves != a.moves) {
+            return STALE;
         }
         Map<Device, Long> now = new HashMap<>();
         if (backend != null) {
@@ -419,15 +606,17 @@ final class MemoryQuotas {
         }
         if (onlyIfFits) {
             for (Map.Entry<Device, Long> e : delta.entrySet()) {
-                for (Quota q : a.quotas) {
-                    if (e.getValue() > 0 && e.getValue() > q.limit - q.used(e.getKey())) {
-                        return q;
-                    }
+                Quota q = e.getValue() > 0 ? full(a, e.getKey(), e.getValue()) : null;
+                if (q != null) {
+                    return q;
                 }
             }
         }
         for (Map.Entry<Device, Long> e : delta.entrySet()) {
             add(a, e.getKey(), e.getValue());
+        }
+        if (backend != null) {
+            a.backend = backend;
         }
         return null;
     }

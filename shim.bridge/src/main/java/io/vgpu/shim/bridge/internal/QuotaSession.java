@@ -38,27 +38,52 @@ final class QuotaSession implements Session {
     private final Map<Long, Integer> contextDevices = new HashMap<>();
     /** Linear allocations: address to {device, size, context}. */
     private final Map<Long, long[]> linear = new HashMap<>();
-    /** The backend the session's memory is on, as of the last read-back. */
-    private String backend;
     private boolean refusalLogged;
 
+    /**
+     * The backend the session's memory counts on is the account's ({@link MemoryQuotas#backend}):
+     * a migration moves it there, atomically with the holdings, through the guard the core asks.
+     */
     QuotaSession(Session core, MemoryQuotas quotas, MemoryQuotas.Account account, String who) {
         this.core = core;
         this.quotas = quotas;
         this.account = account;
         this.who = who;
-        this.backend = core.info().backend;
     }
 
     MemoryQuotas.Account account() {
         return account;
     }
 
-    /** Reads back what the core says the session holds; returns the quota it would exceed, if asked. */
+    /**
+     * Reads back what the core says the session holds; returns the quota it would exceed, if asked.
+     * Read again when a migration ended between the read and the settling: the figures may be the
+     * source's.
+     */
     private MemoryQuotas.Quota settle(boolean onlyIfFits) {
-        SessionInfo s = core.info();
-        backend = s.backend;
-        return quotas.settle(account, s.backend, s.deviceMemory, onlyIfFits);
+        while (true) {
+            long moves = quotas.moves(account);
+            SessionInfo s = core.info();
+            MemoryQuotas.Quota q = quotas.settle(account, moves, s.backend, s.deviceMemory, onlyIfFits);
+            if (q != MemoryQuotas.STALE) {
+                return q;
+            }
+        }
+    }
+
+    /** The core's backend for the session, which an account holding nothing follows. */
+    private String bind() {
+        while (true) {
+            long moves = quotas.moves(account);
+            String b = core.info().backend;
+            if (quotas.bind(account, moves, b) != MemoryQuotas.STALE) {
+                return b;
+            }
+        }
+    }
+
+    private MemoryQuotas.Device device(int ordinal) {
+        return new MemoryQuotas.Device(quotas.backend(account), ordinal);
     }
 
     private int refuse(String what, long bytes, MemoryQuotas.Quota q, MemoryQuotas.Device d) {
@@ -91,7 +116,7 @@ final class QuotaSession implements Session {
         if (rc == CuResult.SUCCESS) {
             // A session with a context stays on its backend; one without binds to the active
             // backend in the call just made, so ask the core which that is.
-            String b = contextDevices.isEmpty() ? core.info().backend : backend;
+            String b = contextDevices.isEmpty() ? core.info().backend : quotas.backend(account);
             quotas.view(account, new MemoryQuotas.Device(b, device), freeAndTotal);
         }
         return rc;
@@ -104,7 +129,7 @@ final class QuotaSession implements Session {
         int rc = core.ctxCreate(device, flags, ctx);
         if (rc == CuResult.SUCCESS) {
             contextDevices.put(ctx[0], device);
-            backend = core.info().backend;
+            settle(false);
         }
         return rc;
     }
@@ -123,7 +148,7 @@ final class QuotaSession implements Session {
     @Override
     public int memAlloc(long ctx, long size, long[] address) {
         Integer device = contextDevices.get(ctx);
-        if (device == null || size <= 0 || backend == null) {
+        if (device == null || size <= 0 || quotas.backend(account) == null) {
             // The core refuses it (unknown context, bad size); read back in case it did not.
             int rc = core.memAlloc(ctx, size, address);
             if (rc == CuResult.SUCCESS) {
@@ -131,16 +156,15 @@ final class QuotaSession implements Session {
             }
             return rc;
         }
-        MemoryQuotas.Device d = new MemoryQuotas.Device(backend, device);
-        MemoryQuotas.Quota full = quotas.charge(account, d, size);
+        MemoryQuotas.Quota full = quotas.charge(account, device, size);
         if (full != null) {
-            return refuse("cuMemAlloc", size, full, d);
+            return refuse("cuMemAlloc", size, full, device(device));
         }
         int rc = core.memAlloc(ctx, size, address);
         if (rc == CuResult.SUCCESS) {
             linear.put(address[0], new long[] {device, size, ctx});
         } else {
-            quotas.uncharge(account, d, size);
+            quotas.uncharge(account, device, size);
         }
         return rc;
     }
@@ -150,8 +174,8 @@ final class QuotaSession implements Session {
         int rc = core.memFree(ctx, address);
         if (rc == CuResult.SUCCESS) {
             long[] a = linear.remove(address);
-            if (a != null && backend != null) {
-                quotas.uncharge(account, new MemoryQuotas.Device(backend, (int) a[0]), a[1]);
+            if (a != null) {
+                quotas.uncharge(account, (int) a[0], a[1]);
             } else {
                 settle(false);
             }
@@ -161,22 +185,18 @@ final class QuotaSession implements Session {
 
     @Override
     public int memCreate(int device, long size, long[] handle) {
-        String b = core.info().backend;
-        if (b == null || size <= 0) {
+        if (bind() == null || size <= 0) {
             int rc = core.memCreate(device, size, handle);
             settle(false);
             return rc;
         }
-        MemoryQuotas.Device d = new MemoryQuotas.Device(b, device);
-        MemoryQuotas.Quota full = quotas.charge(account, d, size);
+        MemoryQuotas.Quota full = quotas.charge(account, device, size);
         if (full != null) {
-            return refuse("cuMemCreate", size, full, d);
+            return refuse("cuMemCreate", size, full, device(device));
         }
         int rc = core.memCreate(device, size, handle);
         if (rc != CuResult.SUCCESS) {
-            quotas.uncharge(account, d, size);
-        } else {
-            backend = b;
+            quotas.uncharge(account, device, size);
         }
         return rc;
     }

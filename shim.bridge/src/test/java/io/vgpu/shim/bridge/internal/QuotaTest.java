@@ -69,6 +69,18 @@ public class QuotaTest extends BridgeTestBase {
         return c.call(Wire.MEM_CREATE, p);
     }
 
+    /** QUOTA_LIST's quota records as "name limit-MiB used-MiB backend:device sessions". */
+    static List<String> quotaRows(Reply r) {
+        List<String> rows = new ArrayList<>();
+        int at = Wire.QuotaList.REP_RECORDS;
+        for (int i = 0; i < r.i32(Wire.QuotaList.REP_QUOTA_COUNT); i++, at += Wire.Quota.FIXED) {
+            rows.add(Frame.string(r.payload(), at + Wire.Quota.NAME, 64) + " " + r.u64(at + Wire.Quota.LIMIT) / MIB + " "
+                    + r.u64(at + Wire.Quota.USED) / MIB + " " + Frame.string(r.payload(), at + Wire.Quota.BACKEND, 32) + ":"
+                    + r.i32(at + Wire.Quota.DEVICE) + " " + r.i32(at + Wire.Quota.SESSIONS));
+        }
+        return rows;
+    }
+
     @Test
     public void withoutQuotasTheDeviceIsReportedAsItIs() throws Exception {
         try (TestClient c = connect()) {
@@ -162,14 +174,8 @@ public class QuotaTest extends BridgeTestBase {
             assertEquals(2, r.i32(Wire.QuotaList.REP_QUOTA_COUNT));
             assertEquals(1, r.i32(Wire.QuotaList.REP_SESSION_COUNT));
             assertEquals(Wire.QuotaList.REP_FIXED + 2 * Wire.Quota.FIXED + Wire.SessionQuota.FIXED, r.payload().limit());
-            List<String> rows = new ArrayList<>();
-            int at = Wire.QuotaList.REP_RECORDS;
-            for (int i = 0; i < 2; i++, at += Wire.Quota.FIXED) {
-                rows.add(Frame.string(r.payload(), at + Wire.Quota.NAME, 64) + " " + r.u64(at + Wire.Quota.LIMIT) / MIB + " "
-                        + r.u64(at + Wire.Quota.USED) / MIB + " " + Frame.string(r.payload(), at + Wire.Quota.BACKEND, 32) + ":"
-                        + r.i32(at + Wire.Quota.DEVICE) + " " + r.i32(at + Wire.Quota.SESSIONS));
-            }
-            assertEquals(List.of("user nobody-here 10 0 :-1 0", "process 4100 60 5 mock:0 1"), rows);
+            assertEquals(List.of("user nobody-here 10 0 :-1 0", "process 4100 60 5 mock:0 1"), quotaRows(r));
+            int at = Wire.QuotaList.REP_RECORDS + 2 * Wire.Quota.FIXED;
             assertEquals(h.session(), r.u64(at + Wire.SessionQuota.SESSION));
             assertEquals(60 * MIB, r.u64(at + Wire.SessionQuota.LIMIT));
             assertEquals("process 4100", Frame.string(r.payload(), at + Wire.SessionQuota.QUOTA, 64));
