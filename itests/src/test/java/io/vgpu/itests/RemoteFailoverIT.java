@@ -32,8 +32,7 @@ public class RemoteFailoverIT {
     static ServiceFixture guest;
 
     static ServiceFixture startHost() throws Throwable {
-        ServiceFixture h = new ServiceFixture().withConf("io.vgpu.remote.listener.cfg", keys.listenerCfg())
-                .withConf("io.vgpu.backend.mock.cfg", "name = " + HOST_GPU + "\n");
+        ServiceFixture h = keys.host(HOST_GPU, "");
         h.before();
         return h;
     }
@@ -42,9 +41,7 @@ public class RemoteFailoverIT {
     public static void start() throws Throwable {
         keys = new RemoteHosts("guest");
         host = startHost();
-        guest = new ServiceFixture().withConf("io.vgpu.backend.remote.host-gpu1.cfg", keys.remoteCfg("gpu1", "guest"))
-                .withConf("io.vgpu.router.cfg", "# prefer the GPU host, else this machine's mock\nbackend = gpu1, mock\n")
-                .readyWhenStatusContains("backend: gpu1 (available)");
+        guest = keys.guestPreferringHost("guest");
         guest.before();
     }
 

@@ -132,6 +132,15 @@ public class ServiceFixture extends ExternalResource {
         });
     }
 
+    /**
+     * SIGTERMs the service (the orderly path, as systemd stops it) without waiting: the future
+     * completes when the process has ended. after() then only checks that it cleaned up.
+     */
+    CompletableFuture<Process> terminate() {
+        service.destroy();
+        return service.onExit();
+    }
+
     /** SIGKILLs the service, as a crashed host would end; after() then only cleans up. */
     void kill() throws InterruptedException {
         service.destroyForcibly();
@@ -285,6 +294,26 @@ public class ServiceFixture extends ExternalResource {
         cmd.add(DIST.resolve("lib/vgpu-ctl").toString());
         cmd.addAll(List.of(args));
         return exec(cmd, Map.of(), 30);
+    }
+
+    /**
+     * The columns of process {@code pid}'s line of `vgpu sessions` (session id, pid, uid, name,
+     * backend, ...); null when it has none.
+     */
+    String[] sessionOf(String pid) {
+        for (String line : ctl("sessions").out.split("\n")) {
+            String[] f = line.trim().split("\\s+");
+            if (f.length > 4 && f[1].equals(pid)) {
+                return f;
+            }
+        }
+        return null;
+    }
+
+    /** The backend process {@code pid}'s session is on, from `vgpu sessions`; null when it has none. */
+    String backendOf(String pid) {
+        String[] f = sessionOf(pid);
+        return f == null ? null : f[4];
     }
 
     /**
