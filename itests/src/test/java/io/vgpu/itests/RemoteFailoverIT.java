@@ -41,7 +41,7 @@ public class RemoteFailoverIT {
     public static void start() throws Throwable {
         keys = new RemoteHosts("guest");
         host = startHost();
-        guest = keys.guestPreferringHost("guest");
+        guest = keys.guestPreferring("guest", "gpu1, mock");
         guest.before();
     }
 
@@ -107,12 +107,7 @@ public class RemoteFailoverIT {
         assertTrue(backends.out, !backends.out.contains("skipped"));
         computesOn(HOST_GPU, true);
 
-        ProcessBuilder pb = new ProcessBuilder(ServiceFixture.NATIVE.resolve("test/test_hold").toString(), "1");
-        pb.environment().put("VGPU_SOCKET", guest.socket().toString());
-        pb.environment().put("LD_LIBRARY_PATH", ServiceFixture.NATIVE.resolve("lib").toString());
-        pb.environment().remove("CUDA_VISIBLE_DEVICES");
-        pb.redirectErrorStream(true);
-        Process p = pb.start();
+        Process p = guest.spawn(List.of(ServiceFixture.NATIVE.resolve("test/test_hold").toString(), "1"));
         try {
             String first = new BufferedReader(new InputStreamReader(p.getInputStream())).readLine();
             assertTrue("test_hold: " + first + "\n" + guest.log(), first != null && first.startsWith("holding"));

@@ -46,12 +46,12 @@ final class RemoteHosts {
     }
 
     /**
-     * A guest distribution (not started yet) whose router prefers this host as gpu1 and falls back
-     * to its own mock; it counts as started once gpu1 is available.
+     * A guest distribution (not started yet) whose router uses the first available of
+     * {@code preference}, this host being gpu1 there; it counts as started once gpu1 is available.
      */
-    ServiceFixture guestPreferringHost(String guest) {
+    ServiceFixture guestPreferring(String guest, String preference) {
         return new ServiceFixture().withConf("io.vgpu.backend.remote.host-gpu1.cfg", remoteCfg("gpu1", guest))
-                .withConf("io.vgpu.router.cfg", "# prefer the GPU host, else this machine's mock\nbackend = gpu1, mock\n")
+                .withConf("io.vgpu.router.cfg", "# gpu1 is the GPU host\nbackend = " + preference + "\n")
                 .readyWhenStatusContains("backend: gpu1 (available)");
     }
 

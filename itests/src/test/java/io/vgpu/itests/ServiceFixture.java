@@ -219,6 +219,18 @@ public class ServiceFixture extends ExternalResource {
     }
 
     /**
+     * Starts a program against this service as {@link #exec} does, stderr into stdout, and returns
+     * at once; the caller reads it and ends it.
+     */
+    Process spawn(List<String> command) throws IOException {
+        ProcessBuilder pb = new ProcessBuilder(command);
+        pb.environment().put("VGPU_SOCKET", socket.toString());
+        pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
+        pb.environment().remove("CUDA_VISIBLE_DEVICES");
+        return pb.redirectErrorStream(true).start();
+    }
+
+    /**
      * Like {@link #exec}, for a program that stops at each "step NAME" line it prints until it
      * reads a line on stdin: {@code onStep} gets NAME while the program waits, then it goes on.
      */
