@@ -196,11 +196,7 @@ public class ServiceFixture extends ExternalResource {
      */
     Result exec(List<String> command, Map<String, String> env, long timeoutSeconds) {
         try {
-            ProcessBuilder pb = new ProcessBuilder(command);
-            pb.environment().put("VGPU_SOCKET", socket.toString());
-            pb.environment().remove("CUDA_VISIBLE_DEVICES");
-            pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
-            pb.environment().putAll(env);
+            ProcessBuilder pb = client(command, env);
             Path out = Files.createTempFile(work, "out", ".txt");
             Path err = Files.createTempFile(work, "err", ".txt");
             pb.redirectOutput(out.toFile()).redirectError(err.toFile());
@@ -223,11 +219,17 @@ public class ServiceFixture extends ExternalResource {
      * at once; the caller reads it and ends it.
      */
     Process spawn(List<String> command) throws IOException {
+        return client(command, Map.of()).redirectErrorStream(true).start();
+    }
+
+    /** A client of this service: its socket, no CUDA_VISIBLE_DEVICES, the shim's lib/; then {@code env}. */
+    private ProcessBuilder client(List<String> command, Map<String, String> env) {
         ProcessBuilder pb = new ProcessBuilder(command);
         pb.environment().put("VGPU_SOCKET", socket.toString());
-        pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
         pb.environment().remove("CUDA_VISIBLE_DEVICES");
-        return pb.redirectErrorStream(true).start();
+        pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
+        pb.environment().putAll(env);
+        return pb;
     }
 
     /**
@@ -237,11 +239,7 @@ public class ServiceFixture extends ExternalResource {
     Result execSteps(List<String> command, Map<String, String> env, long timeoutSeconds, Consumer<String> onStep) {
         Process p = null;
         try {
-            ProcessBuilder pb = new ProcessBuilder(command);
-            pb.environment().put("VGPU_SOCKET", socket.toString());
-            pb.environment().remove("CUDA_VISIBLE_DEVICES");
-            pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
-            pb.environment().putAll(env);
+            ProcessBuilder pb = client(command, env);
             Path err = Files.createTempFile(work, "err", ".txt");
             pb.redirectError(err.toFile());
             Process started = pb.start();
