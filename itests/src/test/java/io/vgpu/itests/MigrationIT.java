@@ -24,8 +24,8 @@ import org.junit.Test;
  * evacuation: deleting a mock's configuration moves its running program to the configured backend.
  */
 public class MigrationIT {
-    private static final Path PROGRAM = PtxProgramsIT.PROGRAMS.resolve("rt_migrate_shared");
-    private static final Map<String, String> ENV = Map.of("LD_LIBRARY_PATH",
+    static final Path PROGRAM = PtxProgramsIT.PROGRAMS.resolve("rt_migrate_shared");
+    static final Map<String, String> ENV = Map.of("LD_LIBRARY_PATH",
             ServiceFixture.NATIVE.resolve("lib") + ":" + PtxProgramsIT.CUDART13);
     private static final Pattern MOVED = Pattern.compile(
             "(?m)^session (\\d+) (\\S+) -> (\\S+) \\((command), [0-9:]+\\): ([0-9.]+) MiB moved, pause ([0-9.]+) ms");
@@ -36,31 +36,18 @@ public class MigrationIT {
             .withConf("io.vgpu.backend.mock.gpu-c.cfg", "backend.id = mockc\nptx.workers = 1\n")
             .readyWhenStatusContains("backend: mock (available)");
 
-    private static void assumeBuilt() {
+    static void assumeBuilt() {
         assumeTrue("SKIP: nvcc was not found when the shim was built, so rt_migrate was not built",
                 Files.isExecutable(PROGRAM));
     }
 
     /** The session of process {@code pid}, from `vgpu sessions`. */
     private static String session(String pid) {
-        Result r = service.ctl("sessions");
-        for (String line : r.out.split("\n")) {
-            String[] f = line.trim().split("\\s+");
-            if (f.length > 4 && f[1].equals(pid)) {
-                return f[0];
-            }
+        String[] f = service.sessionOf(pid);
+        if (f == null) {
+            throw new AssertionError("no session of pid " + pid + " in\n" + service.ctl("sessions").out);
         }
-        throw new AssertionError("no session of pid " + pid + " in\n" + r.out);
-    }
-
-    private static String backendOf(String pid) {
-        for (String line : service.ctl("sessions").out.split("\n")) {
-            String[] f = line.trim().split("\\s+");
-            if (f.length > 4 && f[1].equals(pid)) {
-                return f[4];
-            }
-        }
-        return null;
+        return f[0];
     }
 
     /** `vgpu migrate`, which must succeed and say so. */
@@ -77,7 +64,8 @@ public class MigrationIT {
         return m;
     }
 
-    private static void assertClean(Result r) {
+    /** rt_migrate ended with exit 0, every check right and no warning from the shim. */
+    static void assertClean(Result r) {
         assertEquals(r.toString(), 0, r.exit);
         assertTrue(r.toString(), r.out.contains("rt_migrate: ") && Pattern.compile("(?m)^rt_migrate: [1-9][0-9]* checks, 0 failed$")
                 .matcher(r.out).find());
@@ -99,7 +87,7 @@ public class MigrationIT {
                     pauses.add(Double.parseDouble(m.group(6)));
                 }
                 pid[0] = step.substring(5);
-                assertEquals("mock", backendOf(pid[0]));
+                assertEquals("mock", service.backendOf(pid[0]));
                 return;
             }
             // At each step, one move: mockb, mock, mockb, mock.
@@ -128,13 +116,13 @@ public class MigrationIT {
                 migrate("all", "mockc", false);
             } else if (step.startsWith("loop ")) {
                 String pid = step.substring(5);
-                assertEquals("mockc", backendOf(pid));
+                assertEquals("mockc", service.backendOf(pid));
                 try {
                     Files.delete(cfg);
                 } catch (java.io.IOException e) {
                     throw new AssertionError(e);
                 }
-                Await.until(20_000, () -> assertEquals("mock", backendOf(pid)));
+                Await.until(20_000, () -> assertEquals("mock", service.backendOf(pid)));
                 Await.until(10_000, () -> assertTrue(service.ctl("backends").out, !service.ctl("backends").out.contains("mockc")));
                 String sessions = service.ctl("sessions").out;
                 assertTrue(sessions, Pattern.compile("(?m)^  session \\d+ mockc -> mock \\(evacuation, [0-9:]+\\): [0-9.]+ MiB moved")

@@ -68,12 +68,7 @@ public class RemoteE2EIT {
 
     @Test
     public void a2_theHostKilledMidRunFailsTheProgramWithinFiveSecondsAndTheBackendShowsWhy() throws Exception {
-        ProcessBuilder pb = new ProcessBuilder(ServiceFixture.NATIVE.resolve("test/test_hold").toString(), "64");
-        pb.environment().put("VGPU_SOCKET", guest.socket().toString());
-        pb.environment().put("LD_LIBRARY_PATH", ServiceFixture.NATIVE.resolve("lib").toString());
-        pb.environment().remove("CUDA_VISIBLE_DEVICES");
-        pb.redirectErrorStream(true);
-        Process p = pb.start();
+        Process p = guest.spawn(List.of(ServiceFixture.NATIVE.resolve("test/test_hold").toString(), "64"));
         BufferedReader out = new BufferedReader(new InputStreamReader(p.getInputStream()));
         String first = out.readLine();
         assertTrue("test_hold: " + first + "\n" + guest.log(), first != null && first.startsWith("holding"));

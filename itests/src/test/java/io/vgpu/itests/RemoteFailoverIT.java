@@ -32,8 +32,7 @@ public class RemoteFailoverIT {
     static ServiceFixture guest;
 
     static ServiceFixture startHost() throws Throwable {
-        ServiceFixture h = new ServiceFixture().withConf("io.vgpu.remote.listener.cfg", keys.listenerCfg())
-                .withConf("io.vgpu.backend.mock.cfg", "name = " + HOST_GPU + "\n");
+        ServiceFixture h = keys.host(HOST_GPU, "");
         h.before();
         return h;
     }
@@ -42,9 +41,7 @@ public class RemoteFailoverIT {
     public static void start() throws Throwable {
         keys = new RemoteHosts("guest");
         host = startHost();
-        guest = new ServiceFixture().withConf("io.vgpu.backend.remote.host-gpu1.cfg", keys.remoteCfg("gpu1", "guest"))
-                .withConf("io.vgpu.router.cfg", "# prefer the GPU host, else this machine's mock\nbackend = gpu1, mock\n")
-                .readyWhenStatusContains("backend: gpu1 (available)");
+        guest = keys.guestPreferring("guest", "gpu1, mock");
         guest.before();
     }
 
@@ -110,12 +107,7 @@ public class RemoteFailoverIT {
         assertTrue(backends.out, !backends.out.contains("skipped"));
         computesOn(HOST_GPU, true);
 
-        ProcessBuilder pb = new ProcessBuilder(ServiceFixture.NATIVE.resolve("test/test_hold").toString(), "1");
-        pb.environment().put("VGPU_SOCKET", guest.socket().toString());
-        pb.environment().put("LD_LIBRARY_PATH", ServiceFixture.NATIVE.resolve("lib").toString());
-        pb.environment().remove("CUDA_VISIBLE_DEVICES");
-        pb.redirectErrorStream(true);
-        Process p = pb.start();
+        Process p = guest.spawn(List.of(ServiceFixture.NATIVE.resolve("test/test_hold").toString(), "1"));
         try {
             String first = new BufferedReader(new InputStreamReader(p.getInputStream())).readLine();
             assertTrue("test_hold: " + first + "\n" + guest.log(), first != null && first.startsWith("holding"));

@@ -36,6 +36,25 @@ final class RemoteHosts {
                 + "\nconnect.wait.ms = 8000\n";
     }
 
+    /**
+     * A host distribution (not started yet) whose listener serves its mock, named {@code gpuName} so
+     * that a guest can tell it from its own, plus {@code listenerExtra} lines of listener configuration.
+     */
+    ServiceFixture host(String gpuName, String listenerExtra) {
+        return new ServiceFixture().withConf("io.vgpu.remote.listener.cfg", listenerCfg() + listenerExtra)
+                .withConf("io.vgpu.backend.mock.cfg", "name = " + gpuName + "\n");
+    }
+
+    /**
+     * A guest distribution (not started yet) whose router uses the first available of
+     * {@code preference}, this host being gpu1 there; it counts as started once gpu1 is available.
+     */
+    ServiceFixture guestPreferring(String guest, String preference) {
+        return new ServiceFixture().withConf("io.vgpu.backend.remote.host-gpu1.cfg", remoteCfg("gpu1", guest))
+                .withConf("io.vgpu.router.cfg", "# gpu1 is the GPU host\nbackend = " + preference + "\n")
+                .readyWhenStatusContains("backend: gpu1 (available)");
+    }
+
     void delete() throws IOException {
         try (var s = Files.walk(dir)) {
             s.sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());

@@ -132,6 +132,15 @@ public class ServiceFixture extends ExternalResource {
         });
     }
 
+    /**
+     * SIGTERMs the service (the orderly path, as systemd stops it) without waiting: the future
+     * completes when the process has ended. after() then only checks that it cleaned up.
+     */
+    CompletableFuture<Process> terminate() {
+        service.destroy();
+        return service.onExit();
+    }
+
     /** SIGKILLs the service, as a crashed host would end; after() then only cleans up. */
     void kill() throws InterruptedException {
         service.destroyForcibly();
@@ -187,11 +196,7 @@ public class ServiceFixture extends ExternalResource {
      */
     Result exec(List<String> command, Map<String, String> env, long timeoutSeconds) {
         try {
-            ProcessBuilder pb = new ProcessBuilder(command);
-            pb.environment().put("VGPU_SOCKET", socket.toString());
-            pb.environment().remove("CUDA_VISIBLE_DEVICES");
-            pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
-            pb.environment().putAll(env);
+            ProcessBuilder pb = client(command, env);
             Path out = Files.createTempFile(work, "out", ".txt");
             Path err = Files.createTempFile(work, "err", ".txt");
             pb.redirectOutput(out.toFile()).redirectError(err.toFile());
@@ -210,17 +215,31 @@ public class ServiceFixture extends ExternalResource {
     }
 
     /**
+     * Starts a program against this service as {@link #exec} does, stderr into stdout, and returns
+     * at once; the caller reads it and ends it.
+     */
+    Process spawn(List<String> command) throws IOException {
+        return client(command, Map.of()).redirectErrorStream(true).start();
+    }
+
+    /** A client of this service: its socket, no CUDA_VISIBLE_DEVICES, the shim's lib/; then {@code env}. */
+    private ProcessBuilder client(List<String> command, Map<String, String> env) {
+        ProcessBuilder pb = new ProcessBuilder(command);
+        pb.environment().put("VGPU_SOCKET", socket.toString());
+        pb.environment().remove("CUDA_VISIBLE_DEVICES");
+        pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
+        pb.environment().putAll(env);
+        return pb;
+    }
+
+    /**
      * Like {@link #exec}, for a program that stops at each "step NAME" line it prints until it
      * reads a line on stdin: {@code onStep} gets NAME while the program waits, then it goes on.
      */
     Result execSteps(List<String> command, Map<String, String> env, long timeoutSeconds, Consumer<String> onStep) {
         Process p = null;
         try {
-            ProcessBuilder pb = new ProcessBuilder(command);
-            pb.environment().put("VGPU_SOCKET", socket.toString());
-            pb.environment().remove("CUDA_VISIBLE_DEVICES");
-            pb.environment().put("LD_LIBRARY_PATH", NATIVE.resolve("lib").toString());
-            pb.environment().putAll(env);
+            ProcessBuilder pb = client(command, env);
             Path err = Files.createTempFile(work, "err", ".txt");
             pb.redirectError(err.toFile());
             Process started = pb.start();
@@ -285,6 +304,26 @@ public class ServiceFixture extends ExternalResource {
         cmd.add(DIST.resolve("lib/vgpu-ctl").toString());
         cmd.addAll(List.of(args));
         return exec(cmd, Map.of(), 30);
+    }
+
+    /**
+     * The columns of process {@code pid}'s line of `vgpu sessions` (session id, pid, uid, name,
+     * backend, ...); null when it has none.
+     */
+    String[] sessionOf(String pid) {
+        for (String line : ctl("sessions").out.split("\n")) {
+            String[] f = line.trim().split("\\s+");
+            if (f.length > 4 && f[1].equals(pid)) {
+                return f;
+            }
+        }
+        return null;
+    }
+
+    /** The backend process {@code pid}'s session is on, from `vgpu sessions`; null when it has none. */
+    String backendOf(String pid) {
+        String[] f = sessionOf(pid);
+        return f == null ? null : f[4];
     }
 
     /**

@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import javax.net.ssl.SSLContext;
@@ -96,6 +97,9 @@ public class RemoteListener {
     private volatile Map<String, String> pinnedNames = Map.of();
     private volatile boolean draining;
     private volatile String lastDrain;
+    /** Counted down when deactivate has drained and closed; what {@link #awaitStopped} waits for. */
+    private final CountDownLatch stopped = new CountDownLatch(1);
+    private volatile Thread shutdownWait;
 
     public RemoteListener() {}
 
@@ -132,7 +136,37 @@ public class RemoteListener {
         return confDir().resolve(p);
     }
 
+    /**
+     * As a DS component: {@link #activate}, plus a JVM shutdown hook that waits until this listener
+     * has stopped (at most drain.seconds and 10 s more). The JVM ends as soon as its shutdown hooks
+     * return, and the core's, which stops the framework and so this listener, gives up after 10 s:
+     * without this one a SIGTERM would cut a longer drain short, and the guests' moves with it.
+     */
     @Activate
+    void start(Config config) throws IOException {
+        activate(config);
+        if (server != null && config.drain_seconds() > 0) {
+            Thread t = new Thread(() -> awaitStopped(config.drain_seconds() + 10L), "vgpu-remote-drain-wait");
+            Runtime.getRuntime().addShutdownHook(t);
+            shutdownWait = t;
+        }
+    }
+
+    /** Returns once {@link #deactivate} has finished, or after {@code seconds}; false then. */
+    boolean awaitStopped(long seconds) {
+        try {
+            return stopped.await(seconds, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return false;
+        }
+    }
+
+    /** The shutdown hook {@link #start} registered; null without one. */
+    Thread shutdownWait() {
+        return shutdownWait;
+    }
+
     void activate(Config config) throws IOException {
         this.config = config;
         InetAddress bind = InetAddress.getByName(config.address());
@@ -199,6 +233,15 @@ public class RemoteListener {
             p.close("the listener stops");
         }
         LOG.info("remote listener stopped");
+        stopped.countDown();
+        Thread t = shutdownWait;
+        if (t != null) {
+            try {
+                Runtime.getRuntime().removeShutdownHook(t);
+            } catch (IllegalStateException shuttingDown) {
+                // The JVM is ending: the hook has just seen the latch and returns.
+            }
+        }
     }
 
     /**

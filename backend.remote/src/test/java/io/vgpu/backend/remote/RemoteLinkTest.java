@@ -37,6 +37,9 @@ import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import java.util.function.BooleanSupplier;
 import javax.net.ssl.SSLContext;
 import javax.net.ssl.SSLSocket;
@@ -522,6 +525,63 @@ public class RemoteLinkTest {
             } finally {
                 g.deactivate();
             }
+        }
+    }
+
+    /**
+     * Copies to the host are fire-and-forget, so a guest streaming them holds the link's writer
+     * nearly all the time; its heartbeats must still go out, or it never hears that the host
+     * drains and loses its work when the host closes.
+     */
+    @Test(timeout = 60_000)
+    public void aGuestStreamingCopiesStillHearsThatTheHostDrains() throws Exception {
+        Map<String, Object> c = Pki.listenerConfig(dir, "host", "127.0.0.1", dir.resolve("peers"));
+        c.put("drain.seconds", "20");
+        RemoteListener host = new RemoteListener(Configs.of(RemoteListener.Config.class, c), Map.of("mock", mock));
+        RemoteBackend g = guest("guest", host.port(), false);
+        AtomicBoolean stop = new AtomicBoolean();
+        AtomicInteger rc = new AtomicInteger(CuResult.SUCCESS);
+        AtomicLong copies = new AtomicLong();
+        Thread copier = null;
+        Thread drain = new Thread(host::deactivate, "drain");
+        try {
+            long[] ctx = new long[1];
+            assertEquals(CuResult.SUCCESS, g.ctxCreate(0, 0, 79, ctx));
+            long base = 0x2400_0000_0000L;
+            int size = 1 << 20; // as test_hold copies
+            assertEquals(CuResult.SUCCESS, g.memAlloc(ctx[0], base, size));
+            ByteBuffer data = ByteBuffer.wrap(new byte[size]);
+            copier = new Thread(() -> {
+                while (!stop.get() && rc.get() == CuResult.SUCCESS) {
+                    rc.set(g.memcpyHtoD(ctx[0], base, data.duplicate(), 0));
+                    copies.incrementAndGet();
+                }
+            }, "copier");
+            copier.start();
+            assertTrue("the copies flow", within(10_000, () -> copies.get() > 2));
+            long t0 = System.nanoTime();
+            drain.start();
+            // Heartbeats every second: the next one's reply says so (one more period of slack).
+            assertTrue(g.info().toString(), within(2_500, () -> g.info().draining));
+            long heard = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - t0);
+            assertEquals("host draining", g.info().reason);
+            stop.set(true);
+            copier.join(10_000);
+            assertEquals("the copies worked while the host drained", CuResult.SUCCESS, rc.get());
+            assertEquals(CuResult.SUCCESS, g.ctxDestroy(ctx[0]));
+            drain.join(10_000);
+            assertTrue(host.lastDrain(), host.lastDrain().matches("drained 1 guest\\(s\\) in \\d+ ms"));
+            System.out.println("a guest streaming " + copies.get() + " copies of 1 MiB heard the drain after " + heard + " ms; " + host.lastDrain());
+        } finally {
+            stop.set(true);
+            if (copier != null) {
+                copier.join(10_000);
+            }
+            g.deactivate();
+            if (!drain.isAlive()) {
+                host.deactivate();
+            }
+            drain.join(30_000);
         }
     }
 

@@ -87,6 +87,8 @@ public final class Link {
     /** Called once, on the reading thread (so it must not block), when the host says it drains. */
     public volatile Runnable onDraining;
     private volatile long lastRoundTripNanos;
+    /** Set by {@link #tick} when a writer held the lock: that writer sends the heartbeat. */
+    private volatile boolean heartbeatDue;
 
     /** Takes over a connected, handshaken socket ({@code raw} is the TCP socket beneath it). */
     public Link(Socket raw, Socket socket, long timeoutMs, Consumer<String> onDeath) throws IOException {
@@ -263,21 +265,31 @@ public final class Link {
         }
         if (writeLock.tryLock()) {
             try {
-                ByteBuffer hb = Frames.request(Wire.REMOTE_HEARTBEAT, Wire.RemoteHeartbeat.REQ_FIXED, false);
-                hb.putLong(Wire.HEADER + Wire.RemoteHeartbeat.REQ_NANOS, System.nanoTime());
-                int s = seq.incrementAndGet();
-                Frames.setSeq(hb, s);
-                waiting.put(s, new CompletableFuture<>());
-                out.write(hb.array(), 0, hb.capacity());
-                out.flush();
-                wantReader();
+                heartbeat();
             } catch (IOException e) {
                 kill("connection lost: " + Tls.rootMessage(e));
             } finally {
                 writeLock.unlock();
             }
+        } else {
+            // A writer holding the lock is making progress or will be killed by the timeout above.
+            // Copies are fire-and-forget, so one streaming them may hold it nearly all the time:
+            // it sends the heartbeat after its frame, else the host's replies (a drain) go unheard.
+            heartbeatDue = true;
         }
-        // A writer holding the lock is making progress or will be killed by the timeout above.
+    }
+
+    /** Under writeLock: one heartbeat, flushed; its reply is read by whoever reads. */
+    private void heartbeat() throws IOException {
+        heartbeatDue = false;
+        ByteBuffer hb = Frames.request(Wire.REMOTE_HEARTBEAT, Wire.RemoteHeartbeat.REQ_FIXED, false);
+        hb.putLong(Wire.HEADER + Wire.RemoteHeartbeat.REQ_NANOS, System.nanoTime());
+        int s = seq.incrementAndGet();
+        Frames.setSeq(hb, s);
+        waiting.put(s, new CompletableFuture<>());
+        out.write(hb.array(), 0, hb.capacity());
+        out.flush();
+        wantReader();
     }
 
     private void write(ByteBuffer frame, ByteBuffer tail, boolean flush) throws IOException {
@@ -337,6 +349,9 @@ public final class Link {
             }
             waiting.put(s, w);
             write(frame, tail, flush);
+            if (heartbeatDue) {
+                heartbeat();
+            }
         } catch (IOException e) {
             kill("connection lost: " + Tls.rootMessage(e));
         } finally {
@@ -389,6 +404,9 @@ public final class Link {
         try {
             Frames.setSeq(frame, seq.incrementAndGet());
             write(frame, tail, flush);
+            if (heartbeatDue) {
+                heartbeat();
+            }
         } catch (IOException e) {
             kill("connection lost: " + Tls.rootMessage(e));
         } finally {
