@@ -266,6 +266,25 @@ final class MockMemory {
         void apply(Physical p, long physOffset, long bufOffset, long length);
     }
 
+    /** A piece of a range inside one page: the page's index, the offset in it, where the piece is in the caller's buffer. */
+    @FunctionalInterface
+    private interface PagePiece {
+        void apply(Physical p, long page, int inPage, long bufOffset, int length);
+    }
+
+    /** {@link #walk} in pieces that never cross a page. */
+    private boolean walkPages(long address, long length, long owner, PagePiece piece) {
+        return walk(address, length, owner, (p, off, bufOff, n) -> {
+            for (long done = 0; done < n;) {
+                long o = off + done;
+                int inPage = (int) (o % PAGE);
+                int k = (int) Math.min(n - done, PAGE - inPage);
+                piece.apply(p, o / PAGE, inPage, bufOff + done, k);
+                done += k;
+            }
+        });
+    }
+
     int write(long address, ByteBuffer src, long owner) {
         int length = src.remaining();
         if (!covered(address, length, owner)) {
@@ -273,21 +292,14 @@ final class MockMemory {
         }
         int base = src.position();
         try {
-            walk(address, length, owner, (p, off, bufOff, n) -> {
-                long done = 0;
-                while (done < n) {
-                    long o = off + done;
-                    int inPage = (int) (o % PAGE);
-                    int k = (int) Math.min(n - done, PAGE - inPage);
-                    int from = base + (int) (bufOff + done);
-                    if (k == PAGE) {
-                        writeWhole(p, o / PAGE, src, from);
-                    } else {
-                        materialise(p, o / PAGE).bytes.put(inPage, src, from, k);
-                    }
-                    p.mark(o / PAGE);
-                    done += k;
+            walkPages(address, length, owner, (p, page, inPage, bufOff, k) -> {
+                int from = base + (int) bufOff;
+                if (k == PAGE) {
+                    writeWhole(p, page, src, from);
+                } else {
+                    materialise(p, page).bytes.put(inPage, src, from, k);
                 }
+                p.mark(page);
             });
         } catch (PagePool.Exhausted e) {
             // the bytes written so far stay; the caller learns the copy did not complete
@@ -303,20 +315,12 @@ final class MockMemory {
             return CuResult.INVALID_VALUE;
         }
         int base = dst.position();
-        walk(address, length, owner, (p, off, bufOff, n) -> {
-            long done = 0;
-            while (done < n) {
-                long o = off + done;
-                int inPage = (int) (o % PAGE);
-                int k = (int) Math.min(n - done, PAGE - inPage);
-                PagePool.Page page = p.page(o / PAGE);
-                int at = base + (int) (bufOff + done);
-                if (page == null) {
-                    dst.put(at, PagePool.ZERO, 0, k);
-                } else {
-                    dst.put(at, page.bytes, inPage, k);
-                }
-                done += k;
+        walkPages(address, length, owner, (p, index, inPage, bufOff, k) -> {
+            PagePool.Page page = p.page(index);
+            if (page == null) {
+                dst.put(base + (int) bufOff, PagePool.ZERO, 0, k);
+            } else {
+                dst.put(base + (int) bufOff, page.bytes, inPage, k);
             }
         });
         dst.position(base + length);
@@ -452,18 +456,11 @@ final class MockMemory {
 
     /** Zeroes [address, address+length) in the pages that exist; absent pages read as zero already. */
     private boolean clear(long address, long length, long owner) {
-        return walk(address, length, owner, (p, off, bufOff, n) -> {
-            long done = 0;
-            while (done < n) {
-                long o = off + done;
-                int inPage = (int) (o % PAGE);
-                int k = (int) Math.min(n - done, PAGE - inPage);
-                PagePool.Page page = p.page(o / PAGE);
-                if (page != null) {
-                    page.bytes.put(inPage, PagePool.ZERO, 0, k);
-                    p.mark(o / PAGE);
-                }
-                done += k;
+        return walkPages(address, length, owner, (p, index, inPage, bufOff, k) -> {
+            PagePool.Page page = p.page(index);
+            if (page != null) {
+                page.bytes.put(inPage, PagePool.ZERO, 0, k);
+                p.mark(index);
             }
         });
     }
